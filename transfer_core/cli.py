@@ -1,0 +1,254 @@
+"""Command line: ``python -m transfer_core {backbones,train,evaluate,predict}``.
+
+Bad input ends with exit code 2 and one sentence on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
+from .errors import WarmstartError
+from .events import Event, RunEvent
+from .runs import RunDir
+
+EXIT_BAD_INPUT = 2
+
+
+def _choices(enum_type) -> list[str]:
+    return [member.value for member in enum_type]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transfer_core",
+        description="Warmstart: train an image classifier from a pretrained backbone on your own photos.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("backbones", help="list available backbones and whether their weights are on this machine")
+    p.add_argument("--timm", metavar="PATTERN", help="also list timm models matching PATTERN, e.g. '*convnext*'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    defaults = TrainConfig()
+    p = sub.add_parser("train", help="train a classifier on a folder, zip or CSV of labeled images")
+    p.add_argument("data", help="folder of class/image sub-folders, a .zip of one, or a CSV manifest (path,label)")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val", metavar="VAL_DATA", help="separate validation set (same forms as DATA)")
+    val.add_argument("--val-split", type=float, default=defaults.val_split, help="fraction held out for validation (default %(default)s)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for the run (config, metrics, checkpoint, report)")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run in RUN_DIR from its last complete epoch")
+    p.add_argument("--backbone", default=defaults.backbone, help="backbone name (see the 'backbones' command)")
+    p.add_argument("--strategy", choices=_choices(Strategy), default=defaults.strategy.value)
+    p.add_argument("--trainable-blocks", type=int, default=defaults.trainable_blocks, help="blocks that train with --strategy partial")
+    p.add_argument("--unfreeze-every", type=int, default=defaults.unfreeze_every, help="epochs between unfreezing steps with --strategy gradual")
+    p.add_argument("--head-warmup-epochs", type=int, default=defaults.head_warmup_epochs, help="epochs fitting the head alone before fine-tuning")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--image-size", type=int, default=None, help="input size in pixels (default: the backbone's)")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of the new head")
+    p.add_argument("--backbone-lr-factor", type=float, default=defaults.backbone_lr_factor, help="backbone LR = head LR x this")
+    p.add_argument("--optimizer", choices=_choices(OptimizerName), default=defaults.optimizer.value)
+    p.add_argument("--schedule", choices=_choices(Schedule), default=defaults.schedule.value)
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    p.add_argument("--dropout", type=float, default=defaults.dropout)
+    p.add_argument("--label-smoothing", type=float, default=defaults.label_smoothing)
+    p.add_argument("--l2sp", type=float, default=defaults.l2sp, help="strength of the pull toward the pretrained weights")
+    p.add_argument("--early-stopping", type=int, default=defaults.early_stopping_patience, metavar="PATIENCE", help="stop after this many epochs without a better val loss (0 = off)")
+    p.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="clip the gradient norm (0 = off)")
+    p.add_argument("--balance", choices=_choices(Balance), default=defaults.balance.value)
+    p.add_argument("--augment", choices=_choices(AugmentPreset), default=AugmentPreset.NONE.value, help="augmentation preset")
+    p.add_argument("--mixup", type=float, default=None, metavar="ALPHA", help="mixup alpha (overrides the preset)")
+    p.add_argument("--cutmix", type=float, default=None, metavar="ALPHA", help="cutmix alpha (overrides the preset)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run on its validation set or another labeled dataset")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("data", nargs="?", help="labeled dataset to evaluate on (default: the run's validation set)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+    p = sub.add_parser("predict", help="top-k classes for image files")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    augment = AugmentConfig.from_preset(args.augment)
+    if args.mixup is not None or args.cutmix is not None:
+        augment = AugmentConfig(
+            **{
+                **augment.__dict__,
+                "mixup_alpha": args.mixup if args.mixup is not None else augment.mixup_alpha,
+                "cutmix_alpha": args.cutmix if args.cutmix is not None else augment.cutmix_alpha,
+            }
+        )
+    return TrainConfig(
+        data=str(Path(args.data).resolve()),
+        val_data=str(Path(args.val).resolve()) if args.val else None,
+        val_split=args.val_split,
+        backbone=args.backbone,
+        strategy=args.strategy,
+        trainable_blocks=args.trainable_blocks,
+        unfreeze_every=args.unfreeze_every,
+        head_warmup_epochs=args.head_warmup_epochs,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        lr=args.lr,
+        backbone_lr_factor=args.backbone_lr_factor,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        label_smoothing=args.label_smoothing,
+        l2sp=args.l2sp,
+        early_stopping_patience=args.early_stopping,
+        grad_clip=args.grad_clip,
+        balance=args.balance,
+        augment=augment,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+class _Progress:
+    """CLI subscriber: a tqdm bar per epoch on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.bar = None
+
+    def __call__(self, event: RunEvent) -> None:
+        kind = event.kind
+        if kind is Event.CACHED:
+            self._print(event.message)
+        elif kind is Event.STARTED:
+            self._print(
+                f"Training on {event.train_size} images, validating on {event.val_size}, "
+                f"{len(event.classes)} classes, device {event.device}."
+            )
+        elif kind is Event.STEP and self.interactive:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=event.steps, desc=f"epoch {event.epoch}", file=self.stream, leave=False)
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{event.loss:.3f}")
+        elif kind is Event.EPOCH:
+            self._close_bar()
+            self._print(
+                f"epoch {event.epoch}/{event.epochs}  train loss {event.train_loss:.3f} acc {event.train_accuracy:.3f}  "
+                f"val loss {event.val_loss:.3f} acc {event.val_accuracy:.3f}  ({event.seconds:.1f} s)"
+            )
+        elif kind in (Event.STOPPED, Event.FAILED):
+            self._close_bar()
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def _cmd_backbones(args: argparse.Namespace) -> int:
+    from .backbones import list_backbones, list_timm_models
+
+    rows = [spec.to_dict() for spec in list_backbones()]
+    if args.timm:
+        rows += [{"name": f"timm/{n}", "source": "timm", "availability": None} for n in list_timm_models(args.timm)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<28} {'source':<12} {'params':>8} {'top-1':>6} {'size':>5}  availability")
+    for row in rows:
+        params = f"{row['params_millions']:.1f}M" if row.get("params_millions") else "-"
+        top1 = f"{row['imagenet_top1']:.1f}" if row.get("imagenet_top1") else "-"
+        size = str(row.get("input_size") or "-")
+        print(f"{row['name']:<28} {row['source']:<12} {params:>8} {top1:>6} {size:>5}  {row.get('availability') or 'see timm'}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import Trainer
+
+    run = RunDir(args.out)
+    if args.resume:
+        if not run.exists():
+            raise WarmstartError(f"'{args.out}' is not a run folder, so there is nothing to resume.")
+        config = run.read_config()
+    else:
+        if run.path.exists() and any(run.path.iterdir()):
+            raise WarmstartError(f"'{args.out}' already exists and is not empty; choose a new --out or add --resume.")
+        config = _config_from_args(args)
+    trainer = Trainer(config, run, [_Progress()])
+    try:
+        result = trainer.fit(resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"Interrupted; continue with: python -m transfer_core train {args.data} --out {args.out} --resume", file=sys.stderr)
+        return 130
+    report = result.report
+    if report is None:
+        print(f"Stopped before the first epoch finished; nothing saved in {run.path}.")
+        return 1
+    print(
+        f"{result.status}: val accuracy {report['val_accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}, "
+        f"best epoch {report['best_epoch']}, {report['train_seconds']:.1f} s; report in {run.report_file}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .predict import evaluate_run
+
+    report = evaluate_run(args.run, args.data)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    names = [row["class"] for row in report["per_class"]]
+    width = max(len(n) for n in names + ["class"])
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for row in report["per_class"]:
+        print(f"{row['class']:<{width}}  {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
+    wrong = sum(not p["correct"] for p in report["predictions"])
+    print(f"accuracy {report['val_accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}, {wrong} of {len(report['predictions'])} images wrong")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import Predictor
+
+    predictor = Predictor.from_run(args.run)
+    failures = 0
+    for prediction in predictor.predict_files(args.files, top_k=args.top_k):
+        if args.json:
+            print(json.dumps(prediction.to_dict()))
+        elif prediction.error:
+            print(f"{prediction.source}: skipped ({prediction.error})")
+        else:
+            ranked = ", ".join(f"{c} {p:.1%}" for c, p in prediction.top)
+            print(f"{prediction.source}: {ranked}")
+        failures += prediction.error is not None
+    return EXIT_BAD_INPUT if failures == len(args.files) else 0
+
+
+_COMMANDS = {"backbones": _cmd_backbones, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except WarmstartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT

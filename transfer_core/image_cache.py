@@ -1,0 +1,161 @@
+"""Decode each image once, keep it as a small uint8 tensor, and serve it to training.
+
+JPEG decoding dominates a small-model epoch on a CPU. Images are decoded, oriented and
+resized (short side a little above the training size, so random crops still have room) the
+first time they are read, and kept in memory up to a byte budget; past the budget the rest
+stream from disk on every read, which is slower but never runs out of memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as F
+
+from .data import ImageRecord
+from .images import ImageReadError, open_rgb
+
+__all__ = ["DecodedImageCache", "LabeledImages", "cache_side_for", "shared_image_cache", "shrink_to_tensor"]
+
+DEFAULT_CACHE_BYTES = 4 * 1024**3
+
+
+def cache_side_for(image_size: int, crop_pct: float = 0.875) -> int:
+    """Short side to keep in the cache so a centre crop of ``image_size`` has its usual margin."""
+    return int(round(image_size / crop_pct))
+
+
+def shrink_to_tensor(image: Image.Image, short_side: int) -> torch.Tensor:
+    """Downscale (never upscale) so the short side is ``short_side``; uint8 CHW tensor.
+
+    Training, validation and prediction all pass through here, so a model sees the same
+    pixels at prediction time as it did during validation.
+    """
+    image = image.convert("RGB")
+    width, height = image.size
+    scale = short_side / min(width, height)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return F.pil_to_tensor(image)
+
+
+class DecodedImageCache:
+    """Memory-bounded store of decoded, resized images as uint8 CHW tensors.
+
+    Thread-safe: the app's worker thread and a preview may read at once.
+    """
+
+    def __init__(self, short_side: int, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.short_side = short_side
+        self.max_bytes = max_bytes
+        self.bytes_used = 0
+        self.streamed = 0  # reads that could not be cached because the budget was full
+        self._items: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def decode(self, path: str) -> torch.Tensor:
+        """Decode and resize one file without caching it."""
+        return shrink_to_tensor(open_rgb(path), self.short_side)
+
+    @staticmethod
+    def _key(path: str) -> str:
+        """The path plus size and modification time, so a replaced file is decoded again."""
+        try:
+            stat = os.stat(path)
+        except OSError:
+            raise ImageReadError("file not found") from None
+        return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+    def get(self, path: str) -> torch.Tensor:
+        """The cached tensor for ``path``, decoding it on first use. Raises ImageReadError."""
+        key = self._key(path)
+        tensor = self._items.get(key)
+        if tensor is not None:
+            return tensor
+        tensor = self.decode(path)
+        with self._lock:
+            if key in self._items:
+                return self._items[key]
+            if self.bytes_used + tensor.numel() <= self.max_bytes:
+                self._items[key] = tensor
+                self.bytes_used += tensor.numel()
+            else:
+                self.streamed += 1
+        return tensor
+
+    @property
+    def fits_everything(self) -> bool:
+        return self.streamed == 0
+
+
+class LabeledImages(Dataset):
+    """(image tensor, class index) pairs read through a :class:`DecodedImageCache`."""
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        class_to_idx: dict[str, int],
+        cache: DecodedImageCache,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.targets = [class_to_idx[r.label] for r in self.records]
+        self.cache = cache
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = self.cache.get(self.records[i].path)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.targets[i]
+
+    def warm(self, on_error: Callable[[ImageRecord, ImageReadError], None] | None = None) -> list[int]:
+        """Decode every image once (filling the cache); returns the indices that failed."""
+        failed: list[int] = []
+        for i, record in enumerate(self.records):
+            try:
+                self.cache.get(record.path)
+            except ImageReadError as exc:
+                failed.append(i)
+                if on_error:
+                    on_error(record, exc)
+        return failed
+
+    def without(self, indices: Sequence[int]) -> LabeledImages:
+        """A copy without the given positions (e.g. files that failed to decode)."""
+        drop = set(indices)
+        out = copy.copy(self)
+        out.records = [r for i, r in enumerate(self.records) if i not in drop]
+        out.targets = [t for i, t in enumerate(self.targets) if i not in drop]
+        return out
+
+    def with_transform(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> LabeledImages:
+        out = copy.copy(self)
+        out.transform = transform
+        return out
+
+
+_SHARED: dict[int, DecodedImageCache] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_image_cache(short_side: int) -> DecodedImageCache:
+    """The process-wide cache for one resize target, so a second run on the same data decodes nothing."""
+    with _SHARED_LOCK:
+        if short_side not in _SHARED:
+            budget = int(os.environ.get("WARMSTART_IMAGE_CACHE_BYTES", DEFAULT_CACHE_BYTES))
+            _SHARED[short_side] = DecodedImageCache(short_side, budget)
+        return _SHARED[short_side]

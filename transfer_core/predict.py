@@ -1,0 +1,136 @@
+"""Load a trained run and predict classes for new image files."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .augment import eval_transform
+from .backbones import Preprocessing, get_backbone
+from .data import load_dataset, load_train_val
+from .errors import WarmstartError
+from .evaluate import classification_report, per_image_predictions
+from .image_cache import cache_side_for, shrink_to_tensor
+from .images import ImageReadError, open_rgb
+from .model import TransferModel
+from .runs import RunDir
+
+__all__ = ["Prediction", "Predictor", "evaluate_run", "load_trained_model"]
+
+
+def load_trained_model(run: RunDir | str | Path) -> tuple[TransferModel, dict]:
+    """Rebuild a run's model from ``model.json`` and its best checkpoint (no download, no pickle).
+
+    Raises:
+        WarmstartError: if the folder is not a run, has no checkpoint, or the weights do not fit.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    if not run.path.is_dir():
+        raise WarmstartError(f"Run folder '{run.path}' does not exist.")
+    info = run.read_model_info()
+    spec = get_backbone(info["backbone"])
+    model = TransferModel(spec.build(pretrained=False), len(info["classes"]), info.get("dropout", 0.0))
+    state = run.load_checkpoint()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise WarmstartError(
+            f"Checkpoint of run '{run.name}' does not match its backbone '{info['backbone']}' "
+            f"({len(missing)} missing, {len(unexpected)} unexpected weights)."
+        )
+    model.eval()
+    return model, info
+
+
+@dataclass
+class Prediction:
+    source: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "top": [{"class": c, "probability": p} for c, p in self.top], "error": self.error}
+
+
+class Predictor:
+    """A trained model ready for inference on image files or PIL images."""
+
+    def __init__(self, model: TransferModel, classes: Sequence[str], preprocessing: Preprocessing, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.classes = list(classes)
+        self.preprocessing = preprocessing
+        self.device = torch.device(device)
+        self._transform = eval_transform(preprocessing)
+        self._short_side = cache_side_for(preprocessing.input_size, preprocessing.crop_pct)
+
+    @classmethod
+    def from_run(cls, run: RunDir | str | Path, device: str = "cpu") -> Predictor:
+        model, info = load_trained_model(run)
+        return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device)
+
+    @torch.no_grad()
+    def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """``(n, n_classes)`` class probabilities for RGB PIL images."""
+        batch = torch.stack([self._transform(shrink_to_tensor(image, self._short_side)) for image in images])
+        return self.model(batch.to(self.device)).float().softmax(1).cpu().numpy()
+
+    def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
+        """Top-k classes per file; unreadable files get an ``error`` instead of failing the batch."""
+        results = [Prediction(str(p)) for p in paths]
+        readable: list[tuple[int, Image.Image]] = []
+        for i, path in enumerate(paths):
+            try:
+                readable.append((i, open_rgb(path)))
+            except ImageReadError as exc:
+                results[i].error = str(exc)
+        k = max(1, min(top_k, len(self.classes)))
+        for start in range(0, len(readable), batch_size):
+            chunk = readable[start : start + batch_size]
+            probs = self.probabilities([image for _, image in chunk])
+            for (i, _), row in zip(chunk, probs):
+                order = np.argsort(-row)[:k]
+                results[i].top = [(self.classes[j], float(row[j])) for j in order]
+        return results
+
+
+def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch_size: int = 32) -> dict:
+    """Metrics of a run's best model on ``data`` (any labeled dataset) or on its own validation set.
+
+    Returns:
+        The :func:`classification_report` dict plus ``predictions`` (one record per image)
+        and ``skipped`` files.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    predictor = Predictor.from_run(run)
+    if data is None:
+        config = run.read_config()
+        _, index = load_train_val(config.data, config.val_data, config.val_split, config.seed)
+    else:
+        index = load_dataset(data)
+    unknown = sorted(set(index.classes) - set(predictor.classes))
+    if unknown:
+        raise WarmstartError(f"The model was not trained on these classes: {', '.join(unknown)}.")
+    class_to_idx = {c: i for i, c in enumerate(predictor.classes)}
+    paths, targets, images, skipped = [], [], [], [dataclasses.asdict(s) for s in index.skipped]
+    for record in index.records:
+        try:
+            images.append(open_rgb(record.path))
+        except ImageReadError as exc:
+            skipped.append({"path": record.path, "reason": str(exc)})
+            continue
+        paths.append(record.path)
+        targets.append(class_to_idx[record.label])
+    if not images:
+        raise WarmstartError("No readable images to evaluate on.")
+    probs = np.concatenate(
+        [predictor.probabilities(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )
+    report = classification_report(targets, probs, predictor.classes)
+    report["predictions"] = per_image_predictions(paths, targets, probs, predictor.classes)
+    report["skipped"] = skipped
+    return report

@@ -1,0 +1,199 @@
+"""The run store: one folder per run, written so a crash never leaves a broken file behind.
+
+Layout of a run folder::
+
+    config.json        the TrainConfig
+    metrics.jsonl      one line per event (appended; a torn last line is ignored on reading)
+    model.json         classes, backbone, preprocessing: everything needed to rebuild the model
+    best.safetensors   weights of the best epoch so far
+    resume.pt          model/optimizer/scheduler state after the last complete epoch
+    report.json        final metrics (written when a run finishes or stops)
+    predictions.json   per-image validation predictions (for the mistakes gallery)
+
+Every whole-file write goes to a temporary file in the same folder and is renamed over
+the target, so readers see either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import TrainConfig
+from .errors import WarmstartError
+from .events import Event, RunEvent
+
+__all__ = ["RunDir", "RunStore", "atomic_write", "atomic_write_json", "safe_torch_load"]
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_path)`` then atomically rename the temporary file onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def safe_torch_load(path: Path) -> Any:
+    """Load a torch file without executing code; a pickle that tries to is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError and friends
+        raise WarmstartError(
+            f"Refusing to load '{path.name}': it is not a plain weights file ({type(exc).__name__})."
+        ) from None
+
+
+class RunDir:
+    """Reads and writes one run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    # -- files ---------------------------------------------------------------------------
+    config_file = property(lambda self: self.path / "config.json")
+    metrics_file = property(lambda self: self.path / "metrics.jsonl")
+    model_file = property(lambda self: self.path / "model.json")
+    checkpoint_file = property(lambda self: self.path / "best.safetensors")
+    resume_file = property(lambda self: self.path / "resume.pt")
+    report_file = property(lambda self: self.path / "report.json")
+    predictions_file = property(lambda self: self.path / "predictions.json")
+
+    def exists(self) -> bool:
+        return self.config_file.exists()
+
+    # -- writing -------------------------------------------------------------------------
+    def write_config(self, config: TrainConfig) -> None:
+        atomic_write_json(self.config_file, config.to_dict())
+
+    def append_event(self, event: RunEvent) -> None:
+        """Subscriber: one JSON line per event, flushed so live readers see it at once."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.metrics_file.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+            handle.flush()
+
+    __call__ = append_event
+
+    def save_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> None:
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+        atomic_write(self.checkpoint_file, lambda tmp: save_file(tensors, str(tmp)))
+
+    def save_resume_state(self, state: dict[str, Any]) -> None:
+        atomic_write(self.resume_file, lambda tmp: torch.save(state, tmp))
+
+    def write_json(self, name: str, value: Any) -> None:
+        atomic_write_json(self.path / name, value)
+
+    # -- reading -------------------------------------------------------------------------
+    def read_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self._read_json(self.config_file))
+
+    def read_model_info(self) -> dict[str, Any]:
+        return self._read_json(self.model_file)
+
+    def read_report(self) -> dict[str, Any] | None:
+        return self._read_json(self.report_file) if self.report_file.exists() else None
+
+    def read_predictions(self) -> list[dict[str, Any]]:
+        return self._read_json(self.predictions_file) if self.predictions_file.exists() else []
+
+    def load_checkpoint(self) -> dict[str, torch.Tensor]:
+        if not self.checkpoint_file.exists():
+            raise WarmstartError(f"Run '{self.name}' has no saved model yet (no completed epoch).")
+        try:
+            return load_file(str(self.checkpoint_file))
+        except Exception as exc:
+            raise WarmstartError(f"Checkpoint of run '{self.name}' is unreadable ({exc}).") from None
+
+    def load_resume_state(self) -> dict[str, Any] | None:
+        return safe_torch_load(self.resume_file) if self.resume_file.exists() else None
+
+    def read_events(self, kinds: set[Event] | None = None) -> list[dict[str, Any]]:
+        """Events as dicts, oldest first; a torn final line (crash mid-append) is skipped."""
+        if not self.metrics_file.exists():
+            return []
+        out = []
+        for line in self.metrics_file.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if kinds is None or record.get("event") in kinds:
+                out.append(record)
+        return out
+
+    def status(self) -> str:
+        """created / running / finished / stopped / failed, from the last lifecycle event."""
+        lifecycle = {Event.STARTED, Event.FINISHED, Event.STOPPED, Event.FAILED}
+        events = self.read_events(lifecycle)
+        if not events:
+            return "created"
+        last = events[-1]["event"]
+        return "running" if last == Event.STARTED else last
+
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WarmstartError(f"'{path}' does not exist; is '{self.path}' a Warmstart run folder?") from None
+        except json.JSONDecodeError as exc:
+            raise WarmstartError(f"'{path}' is not valid JSON ({exc}).") from None
+
+
+class RunStore:
+    """A folder of run folders, newest first."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def new_run(self, config: TrainConfig, label: str | None = None) -> RunDir:
+        """Create a uniquely named run folder and save its config."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label or f"{config.backbone}-{config.strategy}").strip("-")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1000):
+            name = f"{stamp}-{slug}" + (f"-{attempt}" if attempt else "")
+            try:
+                (self.root / name).mkdir()
+                break
+            except FileExistsError:
+                continue
+        run = RunDir(self.root / name)
+        run.write_config(config)
+        return run
+
+    def runs(self) -> list[RunDir]:
+        if not self.root.exists():
+            return []
+        found = [RunDir(p) for p in self.root.iterdir() if p.is_dir() and (p / "config.json").exists()]
+        return sorted(found, key=lambda r: r.name, reverse=True)
+
+    def get(self, name: str) -> RunDir:
+        run = RunDir(self.root / name)
+        if not run.exists():
+            raise WarmstartError(f"No run named '{name}' in '{self.root}'.")
+        return run

@@ -1,0 +1,589 @@
+"""The training loop: one config in, a run folder with a checkpoint and a report out.
+
+The loop emits typed events (see :mod:`transfer_core.events`) and never talks to a UI.
+Work that does not change between epochs is done once: images are decoded once into the
+image cache, and while the first backbone stages are frozen and the inputs are not augmented,
+their output is computed once and the epochs run only the trainable rest of the network.
+
+Stopping is a flag checked before every batch; the run then ends as "stopped" with the best
+checkpoint and a report of it. Epochs are seeded individually, so a stopped run resumed from
+its last complete epoch ends exactly where an uninterrupted run would (on a CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedRandomSampler
+
+from .augment import batch_mixer, eval_transform, train_transform
+from .backbones import get_backbone
+from .config import Balance, OptimizerName, Schedule, Strategy, TrainConfig
+from .data import DatasetIndex, SkippedFile, load_train_val
+from .errors import WarmstartError
+from .evaluate import classification_report, per_image_predictions
+from .events import (
+    CacheBuilt,
+    CheckpointSaved,
+    EpochEnded,
+    RunEvent,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    StepEnded,
+    Subscriber,
+)
+from .image_cache import LabeledImages, cache_side_for, shared_image_cache
+from .model import (
+    TransferModel,
+    first_trainable_stage,
+    freeze_bn_of_frozen_layers,
+    optimizer_param_groups,
+    set_trainable_groups,
+    trainable_groups_at,
+)
+from .runs import RunDir
+
+__all__ = ["TrainResult", "Trainer", "resolve_device", "train"]
+
+# Cached activations of a frozen prefix are kept only while they fit in this many bytes.
+PREFIX_CACHE_BYTES = 3 * 1024**3
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise WarmstartError("--device cuda was requested but no CUDA GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainResult:
+    run: RunDir
+    status: str  # finished / stopped
+    report: dict[str, Any] | None
+
+
+@dataclass
+class _Inputs:
+    """What the epochs iterate over (images or cached activations) and how to run each through the model."""
+
+    train: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset
+    train_forward: Callable[[torch.Tensor], torch.Tensor]
+    val_forward: Callable[[torch.Tensor], torch.Tensor]
+    augment_on_the_fly: bool
+
+
+def _forward_from(model: TransferModel, start: int, features_only: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's forward for inputs that already went through the first ``start`` stages."""
+    if features_only:
+        return model.head
+    return lambda x: model(x, start_stage=start)
+
+
+class Trainer:
+    """Train one :class:`TrainConfig` into one run folder.
+
+    Args:
+        config: the recipe.
+        run: the run folder (its ``append_event`` is always the first subscriber).
+        subscribers: callables receiving every :class:`RunEvent`.
+        data: optional (train, val) indexes; by default they are loaded from ``config.data``.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run: RunDir | str | Path,
+        subscribers: Iterable[Subscriber] = (),
+        data: tuple[DatasetIndex, DatasetIndex] | None = None,
+    ) -> None:
+        self.config = config
+        self.run = run if isinstance(run, RunDir) else RunDir(run)
+        self._subscribers: list[Subscriber] = [self.run.append_event, *subscribers]
+        self._data = data
+        self._stop = threading.Event()
+        self.skipped: list[SkippedFile] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop before its next batch (safe from any thread)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def emit(self, event: RunEvent) -> None:
+        self.run.append_event(event)
+        for subscriber in self._subscribers[1:]:
+            try:
+                subscriber(event)
+            except Exception as exc:  # a broken display must not kill a run
+                warnings.warn(f"Event subscriber {subscriber!r} failed: {exc}", stacklevel=2)
+
+    # ---------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train to completion (or until stopped); raises WarmstartError on bad input."""
+        try:
+            return self._fit(resume)
+        except WarmstartError as exc:
+            self.emit(RunFailed(message=str(exc)))
+            raise
+        except Exception as exc:
+            self.emit(RunFailed(message=f"{type(exc).__name__}: {exc}"))
+            raise
+
+    def _fit(self, resume: bool) -> TrainResult:
+        cfg = self.config
+        started = time.perf_counter()
+        device = resolve_device(cfg.device)
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        if not self.run.config_file.exists():
+            self.run.write_config(cfg)
+        state = self.run.load_resume_state() if resume else None
+        if resume and state is None:
+            raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
+
+        train_index, val_index = self._data or load_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed)
+        self.skipped = list(train_index.skipped)
+        classes = train_index.classes
+        if len(classes) < 2:
+            raise WarmstartError(
+                f"Training needs at least two classes, but only '{classes[0]}' has images; add a folder for another class."
+            )
+        class_to_idx = {name: i for i, name in enumerate(classes)}
+
+        spec = get_backbone(cfg.backbone)
+        size = cfg.image_size or spec.preprocessing.input_size
+        pre = dataclasses.replace(spec.preprocessing, input_size=size)
+        _seed_everything(cfg.seed)
+        model = TransferModel(spec.build(pretrained=cfg.pretrained), len(classes), cfg.dropout)
+        use_amp = device.type == "cuda"
+        model.to(device)
+        if use_amp:
+            model.to(memory_format=torch.channels_last)
+        self.run.write_json(
+            "model.json",
+            {
+                "backbone": cfg.backbone,
+                "classes": classes,
+                "preprocessing": pre.to_dict(),
+                "num_features": model.backbone.num_features,
+                "dropout": cfg.dropout,
+            },
+        )
+
+        train_set, val_set = self._image_sets(train_index, val_index, class_to_idx, pre, size)
+        n_groups = len(model.backbone.groups)
+        inputs = self._prepare_inputs(model, train_set, val_set, n_groups, device)
+
+        generator = torch.Generator()
+        sampler = self._sampler(train_set.targets, len(classes), generator)
+        loader = DataLoader(
+            inputs.train, batch_size=cfg.batch_size, sampler=sampler, pin_memory=device.type == "cuda", drop_last=False
+        )
+        steps_per_epoch = len(loader)
+        optimizer = self._optimizer(model)
+        scheduler = self._scheduler(optimizer, steps_per_epoch)
+        criterion = nn.CrossEntropyLoss(
+            weight=self._class_weights(train_set.targets, len(classes), device), label_smoothing=cfg.label_smoothing
+        )
+        mixer = batch_mixer(cfg.augment, len(classes)) if inputs.augment_on_the_fly else None
+        reference = (
+            {n: p.detach().clone() for n, p in model.backbone.named_parameters()} if cfg.l2sp > 0 else None
+        )
+
+        start_epoch, best, bad_epochs, history = 0, None, 0, []
+        best_loss_seen = math.inf
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch = state["epoch"] + 1
+            best, bad_epochs, history = state["best"], state["bad_epochs"], state["history"]
+            best_loss_seen = state["best_loss_seen"]
+        if start_epoch >= cfg.epochs:
+            raise WarmstartError(f"Run '{self.run.name}' already completed all {cfg.epochs} epochs.")
+
+        if state is None and cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
+            self._warm_up_head(model, train_set.with_transform(val_set.transform), val_set, criterion, device)
+
+        self.emit(
+            RunStarted(
+                epochs=cfg.epochs,
+                steps_per_epoch=steps_per_epoch,
+                train_size=len(train_set),
+                val_size=len(val_set),
+                classes=classes,
+                device=str(device),
+                start_epoch=start_epoch,
+            )
+        )
+        early_stopped = False
+        stopped_in_epoch: int | None = None
+        for epoch in range(start_epoch, cfg.epochs):
+            epoch_started = time.perf_counter()
+            n_trainable = trainable_groups_at(cfg, epoch, n_groups)
+            set_trainable_groups(model, n_trainable)
+            model.train()
+            freeze_bn_of_frozen_layers(model)
+            epoch_seed = cfg.seed * 100_003 + epoch
+            generator.manual_seed(epoch_seed)
+            torch.manual_seed(epoch_seed)
+            loss_sum, correct, seen = 0.0, 0, 0
+            for step, (xb, yb) in enumerate(loader):
+                if self._stop.is_set():
+                    stopped_in_epoch = epoch
+                    break
+                xb = xb.to(device, non_blocking=True)
+                yb = yb.to(device, non_blocking=True)
+                if use_amp and xb.ndim == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                target = yb
+                if mixer is not None:
+                    xb, target = mixer(xb, yb)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = inputs.train_forward(xb)
+                loss = criterion(logits.float(), target)
+                total = loss + self._l2sp_penalty(model, reference) if reference is not None else loss
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                batch = yb.shape[0]
+                loss_sum += float(loss) * batch
+                correct += int((logits.argmax(1) == yb).sum())
+                seen += batch
+                self.emit(
+                    StepEnded(
+                        epoch=epoch + 1,
+                        step=step + 1,
+                        steps=steps_per_epoch,
+                        global_step=epoch * steps_per_epoch + step + 1,
+                        loss=float(loss),
+                        lr=self._head_lr(optimizer),
+                    )
+                )
+            if stopped_in_epoch is not None:
+                break
+
+            probabilities, val_targets = self._predict(model, inputs.val_forward, inputs.val, device, use_amp)
+            val_loss, val_accuracy = _loss_and_accuracy(probabilities, val_targets)
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                "train_accuracy": correct / max(seen, 1),
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+                "lr": self._head_lr(optimizer),
+            }
+            history.append(record)
+            self.emit(
+                EpochEnded(
+                    epochs=cfg.epochs,
+                    seconds=time.perf_counter() - epoch_started,
+                    trainable_groups=n_trainable,
+                    **record,
+                )
+            )
+            if best is None or val_accuracy > best["val_accuracy"] or (
+                val_accuracy == best["val_accuracy"] and val_loss < best["val_loss"]
+            ):
+                best = {"epoch": epoch + 1, "val_accuracy": val_accuracy, "val_loss": val_loss}
+                self.run.save_checkpoint(model.state_dict())
+                self.emit(CheckpointSaved(path=str(self.run.checkpoint_file), **best))
+            if val_loss < best_loss_seen - 1e-6:
+                best_loss_seen, bad_epochs = val_loss, 0
+            else:
+                bad_epochs += 1
+            self.run.save_resume_state(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "best": best,
+                    "bad_epochs": bad_epochs,
+                    "best_loss_seen": best_loss_seen,
+                    "history": history,
+                }
+            )
+            if cfg.early_stopping_patience and bad_epochs >= cfg.early_stopping_patience and epoch + 1 < cfg.epochs:
+                early_stopped = True
+                break
+
+        seconds = time.perf_counter() - started
+        if best is None:
+            self.emit(RunStopped(epoch=(stopped_in_epoch or 0) + 1, best_epoch=None, message="Stopped before the first epoch finished; nothing was saved."))
+            return TrainResult(self.run, "stopped", None)
+        model.load_state_dict(self.run.load_checkpoint())
+        report = self._write_report(model, inputs, val_set, classes, device, use_amp, best, history, seconds)
+        if stopped_in_epoch is not None:
+            self.emit(
+                RunStopped(
+                    epoch=stopped_in_epoch + 1,
+                    best_epoch=best["epoch"],
+                    message=f"Stopped during epoch {stopped_in_epoch + 1}; kept the best model (epoch {best['epoch']}).",
+                )
+            )
+            return TrainResult(self.run, "stopped", report)
+        self.emit(
+            RunFinished(
+                best_epoch=best["epoch"],
+                val_accuracy=report["val_accuracy"],
+                macro_f1=report["macro_f1"],
+                seconds=seconds,
+                early_stopped=early_stopped,
+            )
+        )
+        return TrainResult(self.run, "finished", report)
+
+    # ---------------------------------------------------------------------------------------
+    def _image_sets(self, train_index, val_index, class_to_idx, pre, size) -> tuple[LabeledImages, LabeledImages]:
+        """Datasets over the decoded-image cache; images that fail to decode are skipped and reported."""
+        cache = shared_image_cache(cache_side_for(size, pre.crop_pct))
+        train_set = LabeledImages(train_index.records, class_to_idx, cache, train_transform(pre, self.config.augment, size))
+        val_set = LabeledImages(val_index.records, class_to_idx, cache, eval_transform(pre, size))
+        started = time.perf_counter()
+        cached_before = len(cache)
+
+        def report(record, exc) -> None:
+            self.skipped.append(SkippedFile(record.path, str(exc)))
+
+        train_set = train_set.without(train_set.warm(report))
+        val_set = val_set.without(val_set.warm(report))
+        if len(train_set) == 0 or len(val_set) == 0:
+            raise WarmstartError("No readable images are left for training or validation; see the skipped files.")
+        decoded = len(cache) - cached_before
+        seconds = time.perf_counter() - started
+        where = "kept in memory" if cache.fits_everything else "partly streamed from disk (cache full)"
+        self.emit(
+            CacheBuilt(
+                what="images",
+                items=len(train_set) + len(val_set),
+                seconds=seconds,
+                message=(
+                    f"Decoded {decoded:,} images in {seconds:.1f} s ({where}); "
+                    f"{len(train_set) + len(val_set) - decoded:,} were already cached."
+                ),
+            )
+        )
+        return train_set, val_set
+
+    def _prepare_inputs(self, model, train_set, val_set, n_groups, device) -> _Inputs:
+        """Precompute what stays fixed for the whole run: pooled features or the frozen prefix."""
+        cfg = self.config
+        n_trainable = trainable_groups_at(cfg, 0, n_groups)
+        fixed = cfg.strategy in (Strategy.FROZEN, Strategy.PARTIAL)
+        start = first_trainable_stage(model, n_trainable) if fixed else 0
+        on_images = _forward_from(model, 0, False)
+        if start == 0:
+            return _Inputs(train_set, val_set, on_images, on_images, True)
+        features_only = n_trainable == 0
+        set_trainable_groups(model, n_trainable)
+        cache_train = cfg.augment.is_none
+        started = time.perf_counter()
+        encoded = []
+        for dataset in (val_set, train_set) if cache_train else (val_set,):
+            activations = self._encode(model, dataset, start, features_only, device)
+            if activations is None:  # too large to keep: run the whole network every epoch
+                return _Inputs(train_set, val_set, on_images, on_images, True)
+            encoded.append(TensorDataset(activations, torch.tensor(dataset.targets)))
+        seconds = time.perf_counter() - started
+        items = sum(len(e) for e in encoded)
+        what = "features" if features_only else f"the output of {start} frozen stages"
+        self.emit(
+            CacheBuilt(
+                what="features" if features_only else "prefix",
+                items=items,
+                seconds=seconds,
+                message=f"Cached {what} for {items:,} images in {seconds:.1f} s; epochs now run only the trainable part.",
+            )
+        )
+        on_cache = _forward_from(model, start, features_only)
+        if cache_train:
+            return _Inputs(encoded[1], encoded[0], on_cache, on_cache, False)
+        return _Inputs(train_set, encoded[0], on_images, on_cache, True)
+
+    def _warm_up_head(self, model, train_images, val_images, criterion, device) -> None:
+        """Linear probe before fine-tuning: fit the head alone on features computed once."""
+        started = time.perf_counter()
+        n_stages = len(model.backbone.stages)
+        features = self._encode(model, train_images, n_stages, True, device)
+        if features is None:
+            return
+        self.emit(
+            CacheBuilt(
+                what="features",
+                items=len(features),
+                seconds=time.perf_counter() - started,
+                message=(
+                    f"Warmed up the new head on features of {len(features):,} images "
+                    f"for {self.config.head_warmup_epochs} epochs before fine-tuning."
+                ),
+            )
+        )
+        generator = torch.Generator().manual_seed(self.config.seed)
+        loader = DataLoader(
+            TensorDataset(features, torch.tensor(train_images.targets)),
+            batch_size=self.config.batch_size,
+            shuffle=True,
+            generator=generator,
+        )
+        optimizer = torch.optim.AdamW(model.head.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        model.head.train()
+        for _ in range(self.config.head_warmup_epochs):
+            for xb, yb in loader:
+                loss = criterion(model.head(xb.to(device)), yb.to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    @torch.no_grad()
+    def _encode(self, model, dataset, start, features_only, device) -> torch.Tensor | None:
+        """Run the frozen part once over ``dataset`` (eval transform); None if it would not fit."""
+        model.eval()
+        loader = DataLoader(dataset, batch_size=max(self.config.batch_size, 64))
+        chunks: list[torch.Tensor] = []
+        used = 0
+        for xb, _ in loader:
+            xb = xb.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                out = model.backbone(xb) if features_only else model.backbone.forward_prefix(xb, start)
+            out = out.float().cpu()
+            used += out.numel() * 4
+            if used > PREFIX_CACHE_BYTES:
+                return None
+            chunks.append(out)
+        return torch.cat(chunks)
+
+    @torch.no_grad()
+    def _predict(self, model, forward, dataset, device, use_amp) -> tuple[np.ndarray, list[int]]:
+        """Softmax probabilities over ``dataset`` in its order, with the model in eval mode."""
+        was_training = model.training
+        model.eval()
+        probs, targets = [], []
+        for xb, yb in DataLoader(dataset, batch_size=max(self.config.batch_size, 64)):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = forward(xb.to(device))
+            probs.append(logits.float().softmax(1).cpu())
+            targets.extend(int(y) for y in yb)
+        model.train(was_training)
+        if was_training:
+            freeze_bn_of_frozen_layers(model)
+        return torch.cat(probs).numpy(), targets
+
+    def _write_report(self, model, inputs, val_set, classes, device, use_amp, best, history, seconds) -> dict:
+        probabilities, targets = self._predict(model, inputs.val_forward, inputs.val, device, use_amp)
+        paths = [r.path for r in val_set.records]
+        report = {
+            "classes": classes,
+            **classification_report(targets, probabilities, classes),
+            "best_epoch": best["epoch"],
+            "epochs_run": len(history),
+            "history": history,
+            "train_seconds": round(seconds, 3),
+            "train_size": len(inputs.train),
+            "val_size": len(targets),
+            "skipped": [dataclasses.asdict(s) for s in self.skipped],
+            "config": self.config.to_dict(),
+        }
+        self.run.write_json("report.json", report)
+        self.run.write_json("predictions.json", per_image_predictions(paths, targets, probabilities, classes))
+        return report
+
+    # ---------------------------------------------------------------------------------------
+    def _sampler(self, targets: list[int], n_classes: int, generator: torch.Generator):
+        if self.config.balance is Balance.SAMPLER:
+            counts = np.bincount(targets, minlength=n_classes).astype(np.float64)
+            weights = torch.tensor([1.0 / counts[t] for t in targets], dtype=torch.double)
+            return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True, generator=generator)
+        return RandomSampler(range(len(targets)), generator=generator)
+
+    def _class_weights(self, targets: list[int], n_classes: int, device) -> torch.Tensor | None:
+        if self.config.balance is not Balance.CLASS_WEIGHTS:
+            return None
+        counts = np.bincount(targets, minlength=n_classes).astype(np.float32)
+        weights = counts.sum() / (n_classes * np.maximum(counts, 1))
+        return torch.tensor(weights, device=device)
+
+    def _optimizer(self, model: TransferModel) -> torch.optim.Optimizer:
+        cfg = self.config
+        groups = optimizer_param_groups(model, cfg.lr, cfg.backbone_lr_factor, cfg.weight_decay)
+        if cfg.l2sp > 0:  # L2-SP replaces decay toward zero for the pretrained weights
+            for group in groups:
+                if group["name"].startswith("backbone"):
+                    group["weight_decay"] = 0.0
+        if cfg.optimizer is OptimizerName.SGD:
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+        if cfg.optimizer is OptimizerName.ADAM:
+            return torch.optim.Adam(groups, lr=cfg.lr)
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+
+    def _scheduler(self, optimizer, steps_per_epoch: int):
+        cfg = self.config
+        total = cfg.epochs * steps_per_epoch
+        if cfg.schedule is Schedule.ONE_CYCLE:
+            return torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total, pct_start=0.25
+            )
+        if cfg.schedule is Schedule.COSINE:
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+        if cfg.schedule is Schedule.STEP:
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_epochs * steps_per_epoch, gamma=cfg.step_gamma)
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+    def _l2sp_penalty(self, model: TransferModel, reference: dict[str, torch.Tensor]) -> torch.Tensor:
+        """λ/2 · ‖w − w_pretrained‖² over the backbone weights that train now."""
+        terms = [
+            (param - reference[name]).pow(2).sum()
+            for name, param in model.backbone.named_parameters()
+            if param.requires_grad
+        ]
+        if not terms:
+            return torch.zeros((), device=next(model.parameters()).device)
+        return 0.5 * self.config.l2sp * torch.stack(terms).sum()
+
+    @staticmethod
+    def _head_lr(optimizer) -> float:
+        return float(next(g["lr"] for g in optimizer.param_groups if g["name"].startswith("head")))
+
+
+def _loss_and_accuracy(probabilities: np.ndarray, targets: list[int]) -> tuple[float, float]:
+    probs = torch.as_tensor(probabilities, dtype=torch.float64)
+    y = torch.as_tensor(targets)
+    loss = torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), y).item()
+    accuracy = (probs.argmax(1) == y).double().mean().item()
+    return float(loss), float(accuracy)
+
+
+def train(config: TrainConfig, run: RunDir | str | Path, subscribers: Iterable[Subscriber] = ()) -> TrainResult:
+    """Convenience: build a :class:`Trainer` and run it to the end."""
+    return Trainer(config, run, subscribers).fit()
