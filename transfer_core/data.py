@@ -226,10 +226,10 @@ def extract_zip(
         for info in entries:
             name = info.filename.replace("\\", "/")
             parts = PurePosixPath(name).parts
-            if any(_is_ignored(part) for part in parts):
-                continue
             if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
                 skipped.append(SkippedFile(name, "unsafe path in archive (absolute or '..')"))
+                continue
+            if any(_is_ignored(part) for part in parts):
                 continue
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 skipped.append(SkippedFile(name, "symbolic links inside archives are not followed"))

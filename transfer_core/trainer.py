@@ -278,7 +278,7 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 batch = yb.shape[0]
-                loss_sum += float(loss) * batch
+                loss_sum += loss.item() * batch
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += batch
                 self.emit(
@@ -287,7 +287,7 @@ class Trainer:
                         step=step + 1,
                         steps=steps_per_epoch,
                         global_step=epoch * steps_per_epoch + step + 1,
-                        loss=float(loss),
+                        loss=loss.item(),
                         lr=self._head_lr(optimizer),
                     )
                 )

@@ -1,0 +1,96 @@
+"""Shared test fixtures: no network, a tiny registered backbone, synthetic image folders."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from torch import nn  # noqa: E402
+
+from transfer_core.backbones import Backbone, BackboneSpec, Preprocessing, WeightsSource, register_backbone  # noqa: E402
+
+TINY = "tiny_cnn"
+COLORS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def _is_loopback(address) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost" or isinstance(address, (str, bytes))  # unix sockets
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never touch the net: any non-loopback connection fails at once."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        if not _is_loopback(address):
+            raise OSError(f"network access is disabled in tests ({address})")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket.socket, "connect_ex", lambda self, address: guarded(self, address) or 0)
+
+
+def _tiny_backbone(pretrained: bool) -> Backbone:
+    def block(c_in, c_out):
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+    stages = [block(3, 8), block(8, 16), block(16, 32)]
+    return Backbone(stages, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), 32)
+
+
+register_backbone(
+    BackboneSpec(
+        name=TINY,
+        source=WeightsSource.LOCAL,
+        description="Three-conv test network.",
+        preprocessing=Preprocessing(input_size=32),
+        builder=_tiny_backbone,
+        params=7_000,
+        licence="test",
+    ),
+    replace=True,
+)
+
+
+def make_image(color, size=(40, 40), seed=0, noise=25) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = np.zeros((size[1], size[0], 3), dtype=np.int16) + np.array(color, dtype=np.int16)
+    pixels = base + rng.integers(-noise, noise + 1, size=base.shape)
+    return Image.fromarray(pixels.clip(0, 255).astype(np.uint8), "RGB")
+
+
+def write_dataset(root: Path, per_class: int = 10, colors=COLORS, ext: str = ".png") -> Path:
+    for c_index, (label, color) in enumerate(colors.items()):
+        folder = root / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            make_image(color, seed=c_index * 1000 + i).save(folder / f"{label}_{i}{ext}")
+    return root
+
+
+@pytest.fixture
+def color_dataset(tmp_path) -> Path:
+    """Three easily separable colour classes, ten 40x40 PNGs each."""
+    return write_dataset(tmp_path / "colors")
+
+
+@pytest.fixture
+def tiny_config(color_dataset):
+    from transfer_core import TrainConfig
+
+    return TrainConfig(
+        data=str(color_dataset), backbone=TINY, epochs=3, batch_size=8, lr=0.3, val_split=0.3, head_warmup_epochs=0
+    )

@@ -1,0 +1,48 @@
+import torch
+from torch import nn
+
+from transfer_core import TrainConfig, TransferModel, count_parameters, get_backbone, set_trainable_groups, trainable_groups_at
+from transfer_core.model import freeze_bn_of_frozen_layers, optimizer_param_groups
+
+from ..conftest import TINY
+
+
+def _model():
+    return TransferModel(get_backbone(TINY).build(pretrained=False), num_classes=3, dropout=0.1)
+
+
+def test_strategies_choose_how_many_groups_train():
+    assert [trainable_groups_at(TrainConfig(strategy="frozen"), e, 9) for e in range(3)] == [0, 0, 0]
+    assert trainable_groups_at(TrainConfig(strategy="partial", trainable_blocks=2), 0, 9) == 2
+    assert trainable_groups_at(TrainConfig(strategy="partial", trainable_blocks=20), 0, 9) == 9
+    assert trainable_groups_at(TrainConfig(strategy="full"), 0, 9) == 9
+    gradual = TrainConfig(strategy="gradual", unfreeze_every=2)
+    assert [trainable_groups_at(gradual, e, 3) for e in range(8)] == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_frozen_groups_have_no_grad_and_their_batchnorm_stays_in_eval():
+    model = _model()
+    set_trainable_groups(model, 1)
+    stages = model.backbone.stages
+    assert not any(p.requires_grad for p in stages[0].parameters())
+    assert all(p.requires_grad for p in stages[2].parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+    model.train()
+    freeze_bn_of_frozen_layers(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert [bn.training for bn in bns] == [False, False, True]
+    before = bns[0].running_mean.clone()
+    model(torch.randn(4, 3, 32, 32))
+    assert torch.equal(bns[0].running_mean, before)
+    counts = count_parameters(model)
+    expected = sum(p.numel() for p in stages[2].parameters()) + sum(p.numel() for p in model.head.parameters())
+    assert counts.trainable == expected and counts.total == sum(p.numel() for p in model.parameters())
+
+
+def test_discriminative_learning_rates_and_no_decay_on_norms():
+    groups = {g["name"]: g for g in optimizer_param_groups(_model(), lr=1e-2, backbone_lr_factor=0.1, weight_decay=0.05)}
+    assert groups["head"]["lr"] == 1e-2
+    assert abs(groups["backbone"]["lr"] - 1e-3) < 1e-12
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0
+    assert all(p.ndim <= 1 for p in groups["backbone_no_decay"]["params"])
+    assert groups["head"]["weight_decay"] == 0.05
