@@ -50,7 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--image-size", type=int, default=None, help="input size in pixels (default: the backbone's)")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr, help="learning rate of the new head")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of the new head (default: 1e-2 frozen, 3e-3 when fine-tuning)")
     p.add_argument("--backbone-lr-factor", type=float, default=defaults.backbone_lr_factor, help="backbone LR = head LR x this")
     p.add_argument("--optimizer", choices=_choices(OptimizerName), default=defaults.optimizer.value)
     p.add_argument("--schedule", choices=_choices(Schedule), default=defaults.schedule.value)
@@ -122,9 +122,9 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 class _Progress:
     """CLI subscriber: a tqdm bar per epoch on a terminal, one line per epoch otherwise."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
-        self.interactive = stream.isatty()
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
         self.bar = None
 
     def __call__(self, event: RunEvent) -> None:

@@ -140,7 +140,7 @@ _AUGMENT_PRESETS: dict[AugmentPreset, AugmentConfig] = {
 class TrainConfig:
     """Everything that decides a training run's result.
 
-    ``lr`` is the learning rate of the new head; the backbone trains at
+    ``lr`` is the learning rate of the new head (None: :attr:`head_lr` picks one); the backbone trains at
     ``lr * backbone_lr_factor`` (discriminative learning rates). ``image_size`` of None uses
     the backbone's own input size. Before any backbone layer trains, the new head is first
     fitted alone for ``head_warmup_epochs`` on cached features (linear probing, then fine-tuning),
@@ -158,7 +158,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     image_size: int | None = None
-    lr: float = 1e-2
+    lr: float | None = None
     backbone_lr_factor: float = 0.1
     optimizer: OptimizerName = OptimizerName.ADAMW
     momentum: float = 0.9
@@ -197,7 +197,9 @@ class TrainConfig:
             self.image_size is None or 32 <= self.image_size <= 1024,
             f"image_size must be between 32 and 1024 pixels, got {self.image_size}.",
         )
-        _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}.")
+        _check(
+            self.lr is None or (self.lr > 0 and math.isfinite(self.lr)), f"lr must be a positive number, got {self.lr}."
+        )
         _check(
             0.0 <= self.backbone_lr_factor <= 10.0,
             f"backbone_lr_factor must be between 0 and 10, got {self.backbone_lr_factor}.",
@@ -218,6 +220,13 @@ class TrainConfig:
             self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
             f"Unknown device '{self.device}'; choose auto, cpu or cuda.",
         )
+
+    @property
+    def head_lr(self) -> float:
+        """``lr``, or the recommended one: a head on frozen features takes a larger step than fine-tuning."""
+        if self.lr is not None:
+            return self.lr
+        return 1e-2 if self.strategy is Strategy.FROZEN else 3e-3
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (enums as their string values)."""

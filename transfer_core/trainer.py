@@ -457,7 +457,7 @@ class Trainer:
             shuffle=True,
             generator=generator,
         )
-        optimizer = torch.optim.AdamW(model.head.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
+        optimizer = torch.optim.AdamW(model.head.parameters(), lr=self.config.head_lr, weight_decay=self.config.weight_decay)
         model.head.train()
         for _ in range(self.config.head_warmup_epochs):
             for xb, yb in loader:
@@ -536,16 +536,16 @@ class Trainer:
 
     def _optimizer(self, model: TransferModel) -> torch.optim.Optimizer:
         cfg = self.config
-        groups = optimizer_param_groups(model, cfg.lr, cfg.backbone_lr_factor, cfg.weight_decay)
+        groups = optimizer_param_groups(model, cfg.head_lr, cfg.backbone_lr_factor, cfg.weight_decay)
         if cfg.l2sp > 0:  # L2-SP replaces decay toward zero for the pretrained weights
             for group in groups:
                 if group["name"].startswith("backbone"):
                     group["weight_decay"] = 0.0
         if cfg.optimizer is OptimizerName.SGD:
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+            return torch.optim.SGD(groups, lr=cfg.head_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
         if cfg.optimizer is OptimizerName.ADAM:
-            return torch.optim.Adam(groups, lr=cfg.lr)
-        return torch.optim.AdamW(groups, lr=cfg.lr)
+            return torch.optim.Adam(groups, lr=cfg.head_lr)
+        return torch.optim.AdamW(groups, lr=cfg.head_lr)
 
     def _scheduler(self, optimizer, steps_per_epoch: int):
         cfg = self.config
