@@ -27,6 +27,7 @@ __all__ = [
     "ImageRecord",
     "SkippedFile",
     "ZipLimits",
+    "dataset_root",
     "extract_zip",
     "load_dataset",
     "load_train_val",
@@ -265,7 +266,7 @@ def _read_skipped(folder: Path) -> list[SkippedFile]:
     return [SkippedFile(*line.split("\t", 1)) for line in lines if "\t" in line]
 
 
-def _dataset_root(folder: Path) -> Path:
+def dataset_root(folder: Path) -> Path:
     """Descend through single wrapper folders (``flowers.zip`` → ``flowers/daisy/...``)."""
     while True:
         children = [c for c in folder.iterdir() if not _is_ignored(c.name)]
@@ -306,7 +307,7 @@ def _load(source: str | Path, extract_dir: str | Path | None) -> tuple[DatasetIn
             index = scan_csv(csvs[0])
             index.skipped[:0] = skipped
             return index, None
-        path = _dataset_root(path)
+        path = dataset_root(path)
     elif path.is_file() and path.suffix.lower() == ".csv":
         return scan_csv(path), None
     elif path.is_file():

@@ -1,0 +1,60 @@
+"""Named recipes (Quick / Balanced / Best accuracy) that set every training choice at once."""
+
+from __future__ import annotations
+
+from .config import AugmentConfig, TrainConfig
+from .errors import WarmstartError
+
+__all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "apply_preset"]
+
+_BASE = dict(
+    optimizer="adamw",
+    schedule="onecycle",
+    weight_decay=1e-2,
+    label_smoothing=0.1,
+    l2sp=0.0,
+    grad_clip=0.0,
+    early_stopping_patience=0,
+    balance="none",
+    batch_size=32,
+    image_size=None,
+    lr=None,
+    backbone_lr_factor=0.1,
+    head_warmup_epochs=5,
+    unfreeze_every=1,
+)
+
+PRESETS: dict[str, dict] = {
+    "Quick": {**_BASE, "strategy": "frozen", "epochs": 8, "dropout": 0.2, "augment": AugmentConfig.from_preset("none")},
+    "Balanced": {
+        **_BASE,
+        "strategy": "partial",
+        "trainable_blocks": 2,
+        "epochs": 10,
+        "dropout": 0.2,
+        "augment": AugmentConfig.from_preset("light"),
+    },
+    "Best accuracy": {
+        **_BASE,
+        "strategy": "full",
+        "epochs": 15,
+        "dropout": 0.3,
+        "l2sp": 1e-3,
+        "grad_clip": 1.0,
+        "early_stopping_patience": 4,
+        "augment": AugmentConfig.from_preset("standard"),
+    },
+}
+
+PRESET_DESCRIPTIONS = {
+    "Quick": "Frozen backbone, cached features: seconds on a laptop CPU; a strong baseline.",
+    "Balanced": "Fine-tunes the last two blocks with light augmentation: usually a little better, minutes on a CPU.",
+    "Best accuracy": "Fine-tunes everything with standard augmentation, L2-SP and early stopping: slow on a CPU, best on a GPU.",
+}
+
+
+def apply_preset(config: TrainConfig, name: str) -> TrainConfig:
+    """``config`` with every setting of preset ``name`` (data, backbone and seed are kept)."""
+    if name not in PRESETS:
+        raise WarmstartError(f"Unknown preset '{name}'; choose one of: {', '.join(PRESETS)}.")
+    return config.replace(**PRESETS[name])
