@@ -1,25 +1,20 @@
-"""Warmstart web app entry point: page config and navigation."""
+"""Warmstart web app: page config, sidebar and navigation (each step is a thin page in pages/)."""
 
 import streamlit as st
 
-from transfer_core import list_backbones
+from ui import sidebar
 
-st.set_page_config(page_title="Warmstart", page_icon="🔥", layout="wide")
+st.set_page_config(page_title="Warmstart", page_icon=":material/local_fire_department:", layout="wide")
 
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
+    st.Page("pages/backbone.py", title="Backbone", icon=":material/hub:"),
+    st.Page("pages/settings.py", title="Settings", icon=":material/tune:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+]
 
-def home() -> None:
-    st.title("Warmstart")
-    st.write(
-        "Guided transfer learning for images: bring a folder of labeled photos, start from a network "
-        "pretrained on ImageNet, and get a good classifier in minutes on a laptop."
-    )
-    st.info(
-        "The guided pages (Data, Backbone, Settings, Train, Evaluate) are being built. Until then, the "
-        "same engine is available from the command line: `python -m transfer_core train DATA --out RUN_DIR`."
-    )
-    rows = [spec.to_dict() for spec in list_backbones()]
-    st.subheader("Backbones on this machine")
-    st.dataframe(rows, hide_index=True, use_container_width=True)
-
-
-st.navigation([st.Page(home, title="Home", icon="🏠", default=True)]).run()
+page = st.navigation(PAGES)
+sidebar.render()
+page.run()

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-__all__ = ["classification_report", "per_image_predictions"]
+__all__ = ["bootstrap_intervals", "classification_report", "per_image_predictions"]
 
 
 def classification_report(targets: Sequence[int], probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
@@ -69,3 +69,31 @@ def per_image_predictions(
             }
         )
     return out
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over the classes present in either array (as scikit-learn's default), vectorised."""
+    cm = np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    tp = np.diag(cm).astype(float)
+    denominator = cm.sum(0) + cm.sum(1)  # predicted + actual = 2TP + FP + FN
+    present = denominator > 0
+    return float((2 * tp[present] / denominator[present]).mean())
+
+
+def bootstrap_intervals(
+    targets: Sequence[int], predictions: Sequence[int], n_classes: int, n_resamples: int = 2000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """95 % bootstrap confidence intervals of accuracy and macro-F1.
+
+    Small validation sets swing: with 50 images one mistake moves accuracy by 2 points, and
+    the interval makes that visible.
+    """
+    y_true, y_pred = np.asarray(targets, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(y_true), size=(n_resamples, len(y_true)))
+    accuracies = (y_true[picks] == y_pred[picks]).mean(axis=1)
+    f1s = [_macro_f1(y_true[pick], y_pred[pick], n_classes) for pick in picks]
+    return {
+        "val_accuracy": (float(np.percentile(accuracies, 2.5)), float(np.percentile(accuracies, 97.5))),
+        "macro_f1": (float(np.percentile(f1s, 2.5)), float(np.percentile(f1s, 97.5))),
+    }

@@ -200,39 +200,10 @@ class Trainer:
 
         train_set, val_set = self._image_sets(train_index, val_index, class_to_idx, pre, size)
         n_groups = len(model.backbone.groups)
-        inputs = self._prepare_inputs(model, train_set, val_set, n_groups, device)
-
-        generator = torch.Generator()
-        sampler = self._sampler(train_set.targets, len(classes), generator)
-        loader = DataLoader(
-            inputs.train, batch_size=cfg.batch_size, sampler=sampler, pin_memory=device.type == "cuda", drop_last=False
-        )
-        steps_per_epoch = len(loader)
-        optimizer = self._optimizer(model)
-        scheduler = self._scheduler(optimizer, steps_per_epoch)
-        criterion = nn.CrossEntropyLoss(
-            weight=self._class_weights(train_set.targets, len(classes), device), label_smoothing=cfg.label_smoothing
-        )
-        mixer = batch_mixer(cfg.augment, len(classes)) if inputs.augment_on_the_fly else None
-        reference = (
-            {n: p.detach().clone() for n, p in model.backbone.named_parameters()} if cfg.l2sp > 0 else None
-        )
-
-        start_epoch, best, bad_epochs, history = 0, None, 0, []
-        best_loss_seen = math.inf
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            start_epoch = state["epoch"] + 1
-            best, bad_epochs, history = state["best"], state["bad_epochs"], state["history"]
-            best_loss_seen = state["best_loss_seen"]
+        steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+        start_epoch = state["epoch"] + 1 if state is not None else 0
         if start_epoch >= cfg.epochs:
             raise WarmstartError(f"Run '{self.run.name}' already completed all {cfg.epochs} epochs.")
-
-        if state is None and cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
-            self._warm_up_head(model, train_set.with_transform(val_set.transform), val_set, criterion, device)
-
         self.emit(
             RunStarted(
                 epochs=cfg.epochs,
@@ -244,6 +215,34 @@ class Trainer:
                 start_epoch=start_epoch,
             )
         )
+        inputs = self._prepare_inputs(model, train_set, val_set, n_groups, device)
+        generator = torch.Generator()
+        sampler = self._sampler(train_set.targets, len(classes), generator)
+        loader = DataLoader(
+            inputs.train, batch_size=cfg.batch_size, sampler=sampler, pin_memory=device.type == "cuda", drop_last=False
+        )
+        optimizer = self._optimizer(model)
+        scheduler = self._scheduler(optimizer, steps_per_epoch)
+        criterion = nn.CrossEntropyLoss(
+            weight=self._class_weights(train_set.targets, len(classes), device), label_smoothing=cfg.label_smoothing
+        )
+        mixer = batch_mixer(cfg.augment, len(classes)) if inputs.augment_on_the_fly else None
+        reference = (
+            {n: p.detach().clone() for n, p in model.backbone.named_parameters()} if cfg.l2sp > 0 else None
+        )
+
+        best, bad_epochs, history = None, 0, []
+        best_loss_seen = math.inf
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            best, bad_epochs, history = state["best"], state["bad_epochs"], state["history"]
+            best_loss_seen = state["best_loss_seen"]
+
+        if state is None and cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
+            self._warm_up_head(model, train_set.with_transform(val_set.transform), val_set, criterion, device)
+
         early_stopped = False
         stopped_in_epoch: int | None = None
         for epoch in range(start_epoch, cfg.epochs):

@@ -1,0 +1,93 @@
+"""Backbone: pick the pretrained network and how much of it to fine-tune."""
+
+import pandas as pd
+import streamlit as st
+
+from transfer_core import TrainConfig, TransferModel, count_parameters, get_backbone, list_backbones, set_trainable_groups, trainable_groups_at
+from transfer_core.backbones import WeightsSource
+from ui import state
+
+STRATEGY_HELP = {
+    "frozen": "Feature extraction: the backbone stays as ImageNet trained it and only a new final layer learns. Fastest; best with few images.",
+    "partial": "Fine-tune the last blocks: the most task-specific layers adapt to your images, the generic early layers stay fixed.",
+    "full": "Fine-tune everything at a lower learning rate: most flexible, slowest, and needs the most images to avoid overfitting.",
+    "gradual": "Start with the new layer alone, then unfreeze one more block every few epochs, from the top down.",
+}
+
+st.title("2 · Backbone")
+st.caption("A backbone is a network pretrained on ImageNet's 1.3 million photos; its features are the starting point.")
+
+rows = []
+for spec in list_backbones():
+    if spec.source is WeightsSource.LOCAL:
+        continue
+    row = spec.to_dict()
+    rows.append(
+        {
+            "backbone": row["name"],
+            "parameters (M)": row["params_millions"],
+            "ImageNet top-1 %": row["imagenet_top1"],
+            "input size": row["input_size"],
+            "availability": row["availability"],
+            "source": row["source"],
+            "about": row["description"],
+        }
+    )
+table = pd.DataFrame(rows)
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption("'bundled' weights ship with Warmstart and work offline; 'cached' were downloaded before; 'needs download' requires an internet connection on first use.")
+
+values = state.settings()
+names = list(table["backbone"])
+left, right = st.columns(2)
+with left:
+    st.selectbox(
+        "Backbone", names, key=state.widget_key("backbone"), on_change=state.sync_widget, args=("backbone",),
+        help="Bigger backbones are usually more accurate and always slower.",
+    )
+    st.radio(
+        "Strategy", list(STRATEGY_HELP), key=state.widget_key("strategy"), on_change=state.sync_widget, args=("strategy",),
+        horizontal=True, help="How much of the pretrained network is allowed to change.",
+    )
+    strategy = state.settings()["strategy"]
+    st.info(STRATEGY_HELP[strategy])
+    if strategy == "partial":
+        st.number_input("Blocks to fine-tune", 1, 20, key=state.widget_key("trainable_blocks"),
+                        on_change=state.sync_widget, args=("trainable_blocks",),
+                        help="More blocks adapt more of the network to your data, at the cost of speed and overfitting risk.")
+    if strategy == "gradual":
+        st.number_input("Epochs between unfreezing steps", 1, 10, key=state.widget_key("unfreeze_every"),
+                        on_change=state.sync_widget, args=("unfreeze_every",),
+                        help="Fewer epochs unfreeze the network sooner.")
+
+
+@st.cache_data(show_spinner="Counting parameters…")
+def _parameter_counts(backbone: str, strategy: str, trainable_blocks: int, unfreeze_every: int, epochs: int) -> dict:
+    config = TrainConfig(backbone=backbone, strategy=strategy, trainable_blocks=trainable_blocks,
+                               unfreeze_every=unfreeze_every, epochs=epochs)
+    model = TransferModel(get_backbone(backbone).build(pretrained=False), num_classes=2)
+    groups = len(model.backbone.groups)
+    out = {"groups": groups}
+    for when, epoch in (("start", 0), ("end", epochs - 1)):
+        set_trainable_groups(model, trainable_groups_at(config, epoch, groups))
+        counts = count_parameters(model)
+        out[when] = (counts.trainable, counts.frozen)
+    return out
+
+
+with right:
+    values = state.settings()
+    counts = _parameter_counts(values["backbone"], values["strategy"], values["trainable_blocks"],
+                               values["unfreeze_every"], values["epochs"])
+    trainable, frozen = counts["end"]
+    st.metric("Trainable parameters", f"{trainable:,}")
+    st.metric("Frozen parameters", f"{frozen:,}")
+    st.caption(f"The backbone has {counts['groups']} blocks; the new classification layer is always trainable"
+               " (counted here for two classes).")
+    if values["strategy"] == "gradual":
+        st.caption(f"At the first epoch only {counts['start'][0]:,} parameters train; by the last epoch {trainable:,}.")
+    availability = get_backbone(values["backbone"]).availability().value
+    if availability == "needs download":
+        st.warning("This backbone's weights are not on this machine; training will try to download them.")
+
+state.mark_done("Backbone")

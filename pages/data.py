@@ -1,0 +1,145 @@
+"""Data: choose or upload labeled images, see what was found, set the validation split."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from transfer_core import WarmstartError, summarize
+from transfer_core.samples import SAMPLES, prepare_sample
+from ui import state
+from ui.charts import class_counts_figure
+from ui.uploads import new_upload_folder, safe_name, save_files, save_zip
+
+THUMBS_PER_PAGE = 24
+
+st.title("1 · Data")
+st.caption("A dataset is a set of classes, each with example images. Start from a sample or upload your own.")
+
+
+def _use(name: str, source: str, val_source: str | None = None) -> None:
+    state.set_dataset(state.DatasetChoice(name, source, val_source))
+    st.rerun()
+
+
+sample_tab, zip_tab, class_tab, csv_tab = st.tabs(["Built-in samples", "Upload a zip", "Images per class", "CSV + images"])
+
+with sample_tab:
+    key = st.radio("Sample", list(SAMPLES), format_func=lambda k: SAMPLES[k].title, key="sample_choice")
+    st.caption(SAMPLES[key].description)
+    if st.button("Load sample", key="load_sample"):
+        with st.spinner("Preparing the sample…"):
+            try:
+                folder = prepare_sample(key, state.workspace() / "samples")
+            except WarmstartError as exc:
+                st.error(str(exc))
+            else:
+                _use(SAMPLES[key].title, str(folder))
+
+with zip_tab:
+    st.caption("One folder per class inside the zip, e.g. `cats/1.jpg`, `dogs/7.png`. `train/` and `val/` folders are used as the split.")
+    upload = st.file_uploader("Zip of class folders", type=["zip"], key="zip_upload")
+    if upload is not None and st.button("Use this zip", key="use_zip"):
+        path = save_zip(state.workspace(), upload.name, upload.getvalue())
+        _use(upload.name, str(path))
+
+with class_tab:
+    st.caption("Name a class, drop its images, add it; repeat for every class.")
+    folder = st.session_state.get("manual_folder")
+    name = st.text_input("Class name", key="manual_class", placeholder="e.g. healthy leaf")
+    files = st.file_uploader(
+        "Images of this class", accept_multiple_files=True, key=f"manual_files_{st.session_state.get('manual_round', 0)}",
+        type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
+    )
+    if st.button("Add class", key="add_class", disabled=not (name and files)):
+        if folder is None:
+            folder = str(new_upload_folder(state.workspace(), "classes"))
+            st.session_state["manual_folder"] = folder
+        saved, refused = save_files(Path(folder) / safe_name(name), [(f.name, f.getvalue()) for f in files])
+        st.session_state["manual_round"] = st.session_state.get("manual_round", 0) + 1
+        st.session_state["manual_note"] = f"Added {saved} images to '{name}'." + (f" Not images: {', '.join(refused)}." if refused else "")
+        st.rerun()
+    if note := st.session_state.pop("manual_note", None):
+        st.success(note)
+    if folder:
+        classes = {p.name: len(list(p.iterdir())) for p in sorted(Path(folder).iterdir()) if p.is_dir()}
+        st.write(", ".join(f"**{c}** ({n})" for c, n in classes.items()) or "No classes yet.")
+        if st.button("Use these classes", key="use_manual", disabled=len(classes) < 2, help="Needs at least two classes."):
+            _use("My classes", folder)
+
+with csv_tab:
+    st.caption("A CSV with columns `path,label`; `path` is the image's file name as uploaded below.")
+    manifest = st.file_uploader("CSV manifest", type=["csv"], key="csv_upload")
+    images = st.file_uploader("Images listed in it", accept_multiple_files=True, key="csv_images")
+    if manifest is not None and images and st.button("Use this CSV", key="use_csv"):
+        target = new_upload_folder(state.workspace(), "csv")
+        save_files(target, [(f.name, f.getvalue()) for f in images])
+        csv_path = target / safe_name(manifest.name)
+        csv_path.write_bytes(manifest.getvalue())
+        _use(manifest.name, str(csv_path))
+
+choice = state.dataset()
+if choice is None:
+    st.info("No dataset yet: load a sample or upload images above.")
+    st.stop()
+
+st.divider()
+st.subheader(f"Dataset: {choice.name}")
+indexes = state.dataset_indexes()
+if indexes is None:
+    st.stop()
+train, val = indexes
+summary = summarize(train)
+for warning in summary.warnings:
+    st.warning(warning)
+
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(class_counts_figure(train.counts(), val.counts()), width="stretch")
+with right:
+    st.markdown("**Validation split**")
+    if choice.val_source or (train.source != val.source):
+        st.caption("Validation images come from a separate folder (`val/`), so the split below does not apply.")
+    st.slider(
+        "Share held out for validation", 0.05, 0.5, step=0.05, key=state.widget_key("val_split"),
+        on_change=state.sync_widget, args=("val_split",),
+        help="More validation images give a more trustworthy score but leave fewer to learn from.",
+    )
+    st.number_input(
+        "Split seed", min_value=0, step=1, key=state.widget_key("seed"), on_change=state.sync_widget, args=("seed",),
+        help="The same seed always gives the same split and the same training run.",
+    )
+    st.metric("Training images", f"{len(train):,}")
+    st.metric("Validation images", f"{len(val):,}")
+
+if train.skipped:
+    with st.expander(f"{len(train.skipped)} files skipped", expanded=len(train.skipped) <= 10):
+        st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in train.skipped]), hide_index=True, width="stretch")
+
+
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _thumbnail(path: str) -> Image.Image | None:
+    from transfer_core import open_rgb
+
+    try:
+        image = open_rgb(path)
+    except WarmstartError:
+        return None
+    image.thumbnail((160, 160))
+    return image
+
+
+st.subheader("Images")
+label = st.selectbox("Class", train.classes, key="thumb_class")
+members = [r.path for r in train.records + val.records if r.label == label]
+pages = max(1, -(-len(members) // THUMBS_PER_PAGE))
+page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="thumb_page") if pages > 1 else 1
+shown = members[(page - 1) * THUMBS_PER_PAGE : page * THUMBS_PER_PAGE]
+columns = st.columns(8)
+for i, path in enumerate(shown):
+    thumb = _thumbnail(path)
+    if thumb is not None:
+        columns[i % 8].image(thumb, caption=Path(path).name[:18], width="stretch")
+st.caption(f"{len(members)} images of '{label}'; showing {len(shown)}.")
+state.mark_done("Data")

@@ -1,0 +1,126 @@
+"""Evaluate: metrics with confidence intervals, per-class table, confusion matrix and mistakes gallery."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from transfer_core import RunDir, WarmstartError, open_rgb
+from transfer_core.evaluate import bootstrap_intervals
+from ui import state
+from ui.charts import confusion_matrix_figure
+
+GALLERY_SIZE = 24
+
+st.title("5 · Evaluate")
+
+runs = [r for r in state.run_store().runs() if r.read_report() is not None] if state.run_store().root.exists() else []
+if not runs:
+    st.info("No finished run yet: train one on the Train page.")
+    st.stop()
+
+names = [r.name for r in runs]
+preferred = state.selected_run()
+run_name = st.selectbox("Run", names, index=names.index(preferred) if preferred in names else 0, key="eval_run")
+state.select_run(run_name)
+run = state.run_store().get(run_name)
+try:
+    report = run.read_report()
+    predictions = run.read_predictions()
+except WarmstartError as exc:
+    st.error(str(exc))
+    st.stop()
+classes = report["classes"]
+index = {c: i for i, c in enumerate(classes)}
+
+
+@st.cache_data(show_spinner=False)
+def _intervals(run_path: str, report_mtime: float) -> dict:
+    rows = RunDir(run_path).read_predictions()
+    return bootstrap_intervals([index[r["true"]] for r in rows], [index[r["predicted"]] for r in rows], len(classes))
+
+
+intervals = _intervals(str(run.path), run.report_file.stat().st_mtime)
+a, b, c = st.columns(3)
+acc_low, acc_high = intervals["val_accuracy"]
+f1_low, f1_high = intervals["macro_f1"]
+a.metric("Validation accuracy", f"{report['val_accuracy']:.1%}", help="Share of validation images classified correctly.")
+a.caption(f"95 % interval: {acc_low:.1%} – {acc_high:.1%}")
+b.metric("Macro-F1", f"{report['macro_f1']:.3f}", help="F1 averaged over classes, so small classes count as much as large ones.")
+b.caption(f"95 % interval: {f1_low:.3f} – {f1_high:.3f}")
+c.metric("Validation images", f"{report['val_size']:,}")
+c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {report['train_seconds']:.0f} s")
+if acc_high - acc_low > 0.10:
+    st.warning(
+        f"The validation set is small ({report['val_size']} images), so this accuracy could plausibly be anywhere from "
+        f"{acc_low:.0%} to {acc_high:.0%}. Differences between runs smaller than that may be luck."
+    )
+
+st.subheader("Per class")
+per_class = pd.DataFrame(report["per_class"])
+bar = lambda label: st.column_config.ProgressColumn(label, min_value=0.0, max_value=1.0, format="%.2f")
+st.dataframe(
+    per_class,
+    hide_index=True,
+    width="stretch",
+    column_config={"precision": bar("precision"), "recall": bar("recall"), "f1": bar("F1"), "support": st.column_config.NumberColumn("images")},
+)
+st.caption("Precision: of the images predicted as this class, the share that truly are. Recall: of the images of this class, the share found.")
+
+st.subheader("Confusion matrix")
+normalize = st.toggle("Show shares of each true class", key="cm_normalize", help="Row-normalized: each row sums to 100 %.")
+figure = confusion_matrix_figure(report["confusion_matrix"], classes, normalize=normalize)
+event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key="cm_chart", width="stretch")
+st.caption("Click a cell to see those images below.")
+
+selected = None
+points = (event.selection.get("points") if event and hasattr(event, "selection") else None) or []
+if points:
+    point = points[0]
+    selected = (point["y"], point["x"])
+
+st.subheader("Mistakes")
+pairs = sorted({(p["true"], p["predicted"]) for p in predictions if not p["correct"]})
+options = ["All mistakes"] + [f"{t} → {p}" for t, p in pairs]
+if selected is not None:
+    label = f"{selected[0]} → {selected[1]}" if selected[0] != selected[1] else None
+    if label and label in options:
+        st.session_state["gallery_filter"] = label
+    elif selected[0] == selected[1]:
+        st.session_state["gallery_filter"] = f"Correct: {selected[0]}"
+options += [f"Correct: {c}" for c in classes]
+choice = st.selectbox("Show", options, key="gallery_filter")
+if choice == "All mistakes":
+    shown = [p for p in predictions if not p["correct"]]
+elif choice.startswith("Correct: "):
+    shown = [p for p in predictions if p["correct"] and p["true"] == choice[len("Correct: "):]]
+else:
+    true, predicted = choice.split(" → ")
+    shown = [p for p in predictions if p["true"] == true and p["predicted"] == predicted]
+shown.sort(key=lambda p: p["loss"], reverse=True)
+st.caption(f"{len(shown)} images, highest loss (most confidently wrong) first.")
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def _thumbnail(path: str) -> Image.Image | None:
+    try:
+        image = open_rgb(path)
+    except WarmstartError:
+        return None
+    image.thumbnail((200, 200))
+    return image
+
+
+grid = st.columns(6)
+for i, p in enumerate(shown[:GALLERY_SIZE]):
+    with grid[i % 6]:
+        thumb = _thumbnail(p["path"])
+        if thumb is None:
+            st.caption(f"{Path(p['path']).name} is no longer readable")
+            continue
+        st.image(thumb, width="stretch")
+        st.caption(f"true **{p['true']}** · predicted **{p['predicted']}** ({p['confidence']:.0%}); p(true) {p['true_probability']:.0%}")
+if len(shown) > GALLERY_SIZE:
+    st.caption(f"Showing the first {GALLERY_SIZE}.")
+state.mark_done("Evaluate")

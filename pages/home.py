@@ -1,0 +1,42 @@
+"""Home: what Warmstart does, the journey as a checklist, and the two ways to begin."""
+
+import streamlit as st
+
+from transfer_core import WarmstartError
+from transfer_core.samples import prepare_sample
+from ui import state
+
+st.title("Warmstart")
+st.markdown(
+    "Warmstart turns a folder of labeled photos into an image classifier by starting from a network "
+    "that has already learned to see on ImageNet. "
+    "It walks you through each choice (what to freeze, how to augment, how to regularize) and explains what each one does. "
+    "You watch it train live, inspect its mistakes, and take the trained model away."
+)
+
+st.subheader("Your progress")
+for step in state.STEPS:
+    st.checkbox(step, value=state.is_done(step), disabled=True, key=f"check_{step}")
+
+
+def _start_with_sample() -> None:
+    try:
+        folder = prepare_sample("digits", state.workspace() / "samples")
+    except WarmstartError as exc:
+        st.session_state["home_error"] = str(exc)
+        return
+    state.set_dataset(state.DatasetChoice("Handwritten digits (sample)", str(folder)))
+    state.apply_preset("Quick")
+    state.mark_done("Backbone")
+    st.session_state["go_to"] = "pages/train.py"
+
+
+left, right = st.columns(2)
+left.button("Try a sample dataset", type="primary", on_click=_start_with_sample, width="stretch",
+            help="Loads 300 handwritten digits and the Quick recipe; training takes well under a minute.")
+if right.button("Upload my images", width="stretch"):
+    st.switch_page("pages/data.py")
+if "home_error" in st.session_state:
+    st.error(st.session_state.pop("home_error"))
+if target := st.session_state.pop("go_to", None):
+    st.switch_page(target)

@@ -1,0 +1,32 @@
+import numpy as np
+from sklearn.metrics import f1_score
+
+from transfer_core.evaluate import _macro_f1, bootstrap_intervals, classification_report, per_image_predictions
+
+
+def test_report_matches_hand_counts():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    report = classification_report([0, 1, 1, 1], probs, ["cat", "dog"])
+    assert report["val_accuracy"] == 0.75
+    assert report["confusion_matrix"] == [[1, 0], [1, 2]]
+    dog = report["per_class"][1]
+    assert dog["precision"] == 1.0 and dog["recall"] == 2 / 3 and dog["support"] == 3
+    rows = per_image_predictions(["a", "b", "c", "d"], [0, 1, 1, 1], probs, ["cat", "dog"])
+    wrong = [r for r in rows if not r["correct"]]
+    assert [r["path"] for r in wrong] == ["c"] and wrong[0]["predicted"] == "cat"
+    assert abs(wrong[0]["loss"] + np.log(0.4)) < 1e-9
+
+
+def test_fast_macro_f1_agrees_with_scikit_learn():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        t, p = rng.integers(0, 4, 30), rng.integers(0, 4, 30)
+        assert abs(_macro_f1(t, p, 5) - f1_score(t, p, average="macro")) < 1e-12
+
+
+def test_bootstrap_interval_is_wide_for_small_sets_and_narrow_for_large():
+    small = bootstrap_intervals([0, 1] * 10, [0, 1] * 8 + [1, 0] * 2, 2)
+    large = bootstrap_intervals([0, 1] * 1000, [0, 1] * 800 + [1, 0] * 200, 2)
+    low, high = small["val_accuracy"]
+    assert low < 0.8 < high and high - low > 0.2
+    assert large["val_accuracy"][1] - large["val_accuracy"][0] < 0.05

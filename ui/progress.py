@@ -1,0 +1,94 @@
+"""Turn a run's event records (live or from metrics.jsonl) into tables and a progress line."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["RunProgress", "summarize_events"]
+
+
+@dataclass
+class RunProgress:
+    status: str
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    fraction: float
+    eta_seconds: float | None
+    epochs_table: pd.DataFrame
+    steps_table: pd.DataFrame
+    log: list[str]
+
+    @property
+    def text(self) -> str:
+        eta = f", about {self.eta_seconds:.0f} s left" if self.eta_seconds is not None else ""
+        if self.status == "preparing":
+            return "Preparing: reading images and computing what can be cached…"
+        if self.status == "running":
+            if not self.step:
+                return f"Preparing epoch {self.epoch} of {self.epochs}: computing cached features…"
+            return f"Epoch {self.epoch}/{self.epochs}, step {self.step}/{self.steps}{eta}"
+        return f"{self.status.capitalize()} after {len(self.epochs_table)} of {self.epochs} epochs"
+
+
+def _log_line(record: dict[str, Any]) -> str | None:
+    kind = record["event"]
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.get("time", 0)))
+    if kind == "started":
+        resumed = f", resuming at epoch {record['start_epoch'] + 1}" if record.get("start_epoch") else ""
+        text = f"Started: {record['train_size']} training and {record['val_size']} validation images on {record['device']}{resumed}."
+    elif kind == "cached":
+        text = record["message"]
+    elif kind == "epoch":
+        text = (
+            f"Epoch {record['epoch']}: train loss {record['train_loss']:.3f}, val loss {record['val_loss']:.3f}, "
+            f"val accuracy {record['val_accuracy']:.1%} ({record['seconds']:.1f} s)."
+        )
+    elif kind == "checkpoint":
+        text = f"Saved best model so far (epoch {record['epoch']}, val accuracy {record['val_accuracy']:.1%})."
+    elif kind == "finished":
+        text = f"Finished in {record['seconds']:.1f} s: val accuracy {record['val_accuracy']:.1%}, macro-F1 {record['macro_f1']:.3f}."
+        if record.get("early_stopped"):
+            text += " Stopped early: validation loss stopped improving."
+    elif kind == "stopped":
+        text = record["message"]
+    elif kind == "failed":
+        text = f"Failed: {record['message']}"
+    else:
+        return None
+    return f"{stamp}  {text}"
+
+
+def summarize_events(records: list[dict[str, Any]], now: float | None = None) -> RunProgress:
+    """Progress, per-epoch and per-step tables, and a readable log from event records."""
+    now = now or time.time()
+    started = next((r for r in reversed(records) if r["event"] == "started"), None)
+    epochs = started["epochs"] if started else 0
+    steps_per_epoch = started["steps_per_epoch"] if started else 0
+    step_records = [r for r in records if r["event"] == "step"]
+    epoch_records = [r for r in records if r["event"] == "epoch"]
+    terminal = next((r["event"] for r in reversed(records) if r["event"] in ("finished", "stopped", "failed")), None)
+    status = terminal or ("running" if started else "preparing")
+    last = step_records[-1] if step_records else None
+    epoch, step = (last["epoch"], last["step"]) if last else ((started or {}).get("start_epoch", 0) + 1 if started else 0, 0)
+    total = epochs * steps_per_epoch
+    done = last["global_step"] if last else 0
+    fraction = 1.0 if status == "finished" else (done / total if total else 0.0)
+    eta = None
+    if status == "running" and last and started:
+        first_step = next(r for r in step_records if r["time"] >= started["time"])
+        run_steps = done - first_step["global_step"] + 1
+        elapsed = now - started["time"]
+        if run_steps > 0 and elapsed > 0:
+            eta = max(0.0, (total - done) * elapsed / run_steps)
+    epochs_table = pd.DataFrame(epoch_records, columns=["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
+    epochs_table = epochs_table.drop_duplicates("epoch", keep="last").reset_index(drop=True)
+    steps_table = pd.DataFrame(step_records, columns=["global_step", "epoch", "loss", "lr"])
+    steps_table = steps_table.drop_duplicates("global_step", keep="last").reset_index(drop=True)
+    log = [line for line in map(_log_line, records) if line]
+    return RunProgress(status, epoch, epochs, step, steps_per_epoch, min(fraction, 1.0), eta, epochs_table, steps_table, log)

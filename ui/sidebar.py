@@ -1,0 +1,33 @@
+"""The sidebar shown on every page: dataset, backbone, run status."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from . import state
+from .progress import summarize_events
+
+
+def render() -> None:
+    with st.sidebar:
+        st.markdown("### Where you are")
+        choice = state.dataset()
+        values = state.settings()
+        if choice is None:
+            st.markdown("**Dataset:** none yet")
+        else:
+            indexes = state.dataset_indexes()
+            size = f" · {len(indexes[0]) + len(indexes[1]):,} images, {len(indexes[0].classes)} classes" if indexes else ""
+            st.markdown(f"**Dataset:** {choice.name}{size}")
+        st.markdown(f"**Backbone:** {values['backbone']} · {values['strategy']}")
+        preset = st.session_state.get("preset")
+        st.markdown(f"**Recipe:** {preset or 'custom'} · {values['epochs']} epochs")
+        job = state.job_manager().latest()
+        if job is None:
+            st.markdown("**Run:** not started")
+        else:
+            progress = summarize_events(job.events())
+            st.markdown(f"**Run:** {job.run.name}")
+            st.caption(progress.text if job.status == "running" else f"Status: {job.status}")
+            if job.status == "running":
+                st.progress(progress.fraction)

@@ -1,0 +1,164 @@
+"""The one place that owns session state: typed accessors instead of string keys on pages.
+
+Settings live in a plain dict (``settings``) that survives page switches; widgets use keys
+``w_<setting>`` that are seeded from it before they render and copied back on change, so a
+preset button can fill every control at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from transfer_core import AugmentConfig, DatasetIndex, RunStore, TrainConfig, WarmstartError, load_train_val
+from transfer_core.presets import PRESETS
+
+from .jobs import JobManager
+
+_AUGMENT_FIELDS = [f.name for f in dataclasses.fields(AugmentConfig)]
+_CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment")]
+STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
+
+
+def workspace() -> Path:
+    """Where runs, uploads and samples live (outside git): $WARMSTART_HOME or ./.warmstart."""
+    root = Path(os.environ.get("WARMSTART_HOME", Path(__file__).resolve().parents[1] / ".warmstart"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@st.cache_resource
+def job_manager() -> JobManager:
+    """The process-wide job manager shared by every session and tab."""
+    return JobManager(RunStore(workspace() / "runs"), max_concurrent=int(os.environ.get("WARMSTART_MAX_RUNS", "1")))
+
+
+def run_store() -> RunStore:
+    return job_manager().store
+
+
+# -- dataset -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetChoice:
+    name: str
+    source: str
+    val_source: str | None = None
+
+
+def dataset() -> DatasetChoice | None:
+    return st.session_state.get("dataset")
+
+
+def set_dataset(choice: DatasetChoice | None) -> None:
+    st.session_state["dataset"] = choice
+    st.session_state.pop("thumb_page", None)
+
+
+@st.cache_data(show_spinner="Reading images…", max_entries=8)
+def _load_indexes(source: str, val_source: str | None, val_split: float, seed: int) -> tuple[DatasetIndex, DatasetIndex]:
+    return load_train_val(source, val_source, val_split, seed, extract_dir=workspace() / "extracted")
+
+
+def dataset_indexes() -> tuple[DatasetIndex, DatasetIndex] | None:
+    """Training and validation indexes of the chosen dataset; errors are shown, not raised."""
+    choice = dataset()
+    if choice is None:
+        return None
+    values = settings()
+    try:
+        return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"])
+    except WarmstartError as exc:
+        st.error(str(exc))
+        return None
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def _flatten(config: TrainConfig) -> dict[str, Any]:
+    values = {name: getattr(config, name) for name in _CONFIG_FIELDS}
+    values.update({f"aug_{name}": getattr(config.augment, name) for name in _AUGMENT_FIELDS})
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items()}
+
+
+def settings() -> dict[str, Any]:
+    """Current settings; the first visit starts from the Quick preset."""
+    if "settings" not in st.session_state:
+        st.session_state["settings"] = _flatten(TrainConfig().replace(**PRESETS["Quick"]))
+        st.session_state["preset"] = "Quick"
+    return st.session_state["settings"]
+
+
+_NOT_RECIPE = {"val_split", "seed", "device", "backbone"}
+
+
+def update_setting(name: str, value: Any) -> None:
+    settings()[name] = value
+    if name not in _NOT_RECIPE:
+        st.session_state["preset"] = None  # a hand-changed control means a custom recipe
+
+
+def apply_preset(name: str) -> None:
+    """Fill every control from preset ``name`` (keeps backbone, seed and validation split)."""
+    current = settings()
+    preset = _flatten(TrainConfig().replace(**PRESETS[name]))
+    keep = {"backbone", "seed", "val_split", "device"}
+    current.update({k: v for k, v in preset.items() if k not in keep})
+    for key in current:
+        st.session_state.pop(f"w_{key}", None)  # widgets re-seed from the new values
+    st.session_state["preset"] = name
+    mark_done("Settings")
+
+
+def widget_key(name: str) -> str:
+    """Key for the widget of setting ``name``, seeded from the current value."""
+    key = f"w_{name}"
+    if key not in st.session_state:
+        st.session_state[key] = settings()[name]
+    return key
+
+
+def sync_widget(name: str) -> None:
+    """on_change callback: copy widget ``name``'s value into the settings."""
+    update_setting(name, st.session_state[f"w_{name}"])
+
+
+def config() -> TrainConfig:
+    """The TrainConfig for the current dataset and settings (raises WarmstartError if invalid)."""
+    values = dict(settings())
+    augment = AugmentConfig(**{name: values.pop(f"aug_{name}") for name in _AUGMENT_FIELDS})
+    choice = dataset()
+    return TrainConfig(
+        data=choice.source if choice else "",
+        val_data=choice.val_source if choice else None,
+        augment=augment,
+        **values,
+    )
+
+
+# -- journey -------------------------------------------------------------------------------
+
+
+def mark_done(step: str) -> None:
+    st.session_state.setdefault("done", set()).add(step)
+
+
+def is_done(step: str) -> bool:
+    if step == "Data":
+        return dataset() is not None
+    return step in st.session_state.get("done", set())
+
+
+def selected_run() -> str | None:
+    return st.session_state.get("selected_run")
+
+
+def select_run(name: str | None) -> None:
+    st.session_state["selected_run"] = name

@@ -1,0 +1,57 @@
+"""Save browser uploads into the workspace (never modifying what the user sent)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+from transfer_core.images import IMAGE_EXTENSIONS
+
+__all__ = ["new_upload_folder", "safe_name", "save_files", "save_zip"]
+
+
+def safe_name(name: str) -> str:
+    """A file or folder name without path separators or leading dots (unicode is kept)."""
+    name = Path(name.replace("\\", "/")).name
+    name = re.sub(r"[\x00-\x1f/]", "_", name).strip().lstrip(".")
+    return name or "unnamed"
+
+
+def new_upload_folder(root: Path, kind: str) -> Path:
+    folder = root / "uploads" / f"{kind}-{uuid.uuid4().hex[:10]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def save_zip(root: Path, name: str, data: bytes) -> Path:
+    """Store an uploaded zip under a name derived from its content (re-uploads reuse it)."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    target = root / "uploads" / f"{digest}-{safe_name(name)}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.rename(target)
+    return target
+
+
+def save_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:
+    """Write uploaded image files into ``folder``; returns (saved, names refused as not images)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    saved, refused = 0, []
+    for name, data in files:
+        clean = safe_name(name)
+        if Path(clean).suffix.lower() not in IMAGE_EXTENSIONS:
+            refused.append(name)
+            continue
+        target = folder / clean
+        stem, suffix, n = target.stem, target.suffix, 1
+        while target.exists():
+            target = folder / f"{stem}-{n}{suffix}"
+            n += 1
+        target.write_bytes(data)
+        saved += 1
+    return saved, refused
