@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from transfer_core import AugmentConfig, WarmstartError, augment_previews, get_backbone, open_rgb
+from transfer_core import AugmentConfig, TrainConfig, WarmstartError, augment_previews, get_backbone, open_rgb
 from transfer_core.presets import PRESET_DESCRIPTIONS, PRESETS
 from ui import state
 
@@ -81,19 +81,22 @@ with reg[2]:
     control(st.number_input, "Early stopping patience (epochs)", "early_stopping_patience", "Stops when validation loss has not improved for this many epochs; 0 never stops early.", min_value=0, max_value=50, step=1)
     control(st.selectbox, "Class imbalance", "balance", "Class weights or a balanced sampler give rare classes as much say as common ones.", options=["none", "class_weights", "sampler"])
 
+def _toggle_automatic_lr() -> None:
+    state.update_setting("lr", None if st.session_state["w_lr_auto"] else 3e-3)
+    st.session_state.pop("w_lr", None)
+
+
 st.subheader("Optimization")
 opt = st.columns(3)
 with opt[0]:
     control(st.selectbox, "Optimizer", "optimizer", "AdamW is a robust default; SGD with momentum can generalize slightly better with tuning.", options=["adamw", "adam", "sgd"])
     control(st.selectbox, "Learning-rate schedule", "schedule", "One-cycle warms up then anneals; cosine anneals smoothly; step drops it every few epochs.", options=["onecycle", "cosine", "step", "constant"])
-    lr_auto = values["lr"] is None
-    if st.checkbox("Automatic learning rate", value=lr_auto, key="lr_auto", help="1e-2 for a frozen backbone, 3e-3 when fine-tuning."):
-        if not lr_auto:
-            state.update_setting("lr", None)
-            st.session_state.pop("w_lr", None)
+    if "w_lr_auto" not in st.session_state:
+        st.session_state["w_lr_auto"] = values["lr"] is None
+    if st.checkbox("Automatic learning rate", key="w_lr_auto", on_change=_toggle_automatic_lr,
+                   help="1e-2 for a frozen backbone, 3e-3 when fine-tuning."):
+        st.caption(f"Using {TrainConfig(strategy=values['strategy']).head_lr:g} for the head.")
     else:
-        if lr_auto:
-            state.update_setting("lr", 3e-3)
         control(st.number_input, "Learning rate (head)", "lr", "Step size of the new layer; too high diverges, too low learns slowly.", min_value=1e-6, max_value=1.0, step=1e-4, format="%.5f")
 with opt[1]:
     control(st.number_input, "Backbone LR factor", "backbone_lr_factor", "Backbone learning rate = head rate × this; small values keep pretrained features intact.", min_value=0.0, max_value=1.0, step=0.01, format="%.3f")

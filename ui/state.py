@@ -111,7 +111,7 @@ def apply_preset(name: str) -> None:
     preset = _flatten(TrainConfig().replace(**PRESETS[name]))
     keep = {"backbone", "seed", "val_split", "device"}
     current.update({k: v for k, v in preset.items() if k not in keep})
-    for key in current:
+    for key in [*current, "lr_auto"]:
         st.session_state.pop(f"w_{key}", None)  # widgets re-seed from the new values
     st.session_state["preset"] = name
     mark_done("Settings")

@@ -1,0 +1,127 @@
+"""Every page renders empty and with data; its key controls exist and do what they say."""
+
+import time
+
+import pytest
+
+from ui import state
+
+from .conftest import new_app
+
+
+def _no_exception(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _goto(at, page):
+    at.switch_page(f"pages/{page}.py").run()
+    _no_exception(at)
+    return at
+
+
+@pytest.mark.parametrize("page", ["home", "data", "backbone", "settings", "train", "evaluate"])
+def test_every_page_renders_empty(app, page):
+    app.run()
+    _no_exception(app)
+    _goto(app, page)
+    assert app.title[0].value
+
+
+def test_home_checklist_and_sample_button(app):
+    app.run()
+    assert [c.label for c in app.checkbox] == state.STEPS
+    assert not any(c.value for c in app.checkbox)
+    app.button[0].click().run()  # Try a sample dataset
+    _no_exception(app)
+    choice = app.session_state["dataset"]
+    assert choice.name.startswith("Handwritten digits")
+    assert app.session_state["preset"] == "Quick"
+    assert app.title[0].value == "4 · Train"  # switched to the Train page
+
+
+def test_data_page_shows_counts_split_and_skipped(app_with_data, color_dataset):
+    (color_dataset / "red" / "notes.txt").write_text("not an image")
+    at = _goto(app_with_data, "data")
+    assert at.subheader[0].value == "Dataset: colours"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Training images": "21", "Validation images": "9"}
+    assert len(at.get("plotly_chart")) == 1
+    assert any("1 files skipped" in e.label for e in at.expander)
+    at.slider(key="w_val_split").set_value(0.5).run()
+    _no_exception(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Training images": "15", "Validation images": "15"}
+    assert len(at.get("image")) == 10  # thumbnails of the first class
+
+
+def test_data_page_shows_a_clear_error_for_a_broken_dataset(app_with_data, tmp_path):
+    app_with_data.session_state["dataset"] = state.DatasetChoice("gone", str(tmp_path / "missing"))
+    at = _goto(app_with_data, "data")
+    assert "does not exist" in at.error[0].value
+
+
+def test_backbone_page_table_strategy_and_parameter_counts(app):
+    app.run()
+    at = _goto(app, "backbone")
+    table = at.dataframe[0].value
+    assert {"efficientnet_lite0", "resnet18", "vit_b_16"} <= set(table["backbone"])
+    frozen_trainable = int(at.metric[0].value.replace(",", ""))
+    at.radio(key="w_strategy").set_value("full").run()
+    _no_exception(at)
+    full_trainable = int(at.metric[0].value.replace(",", ""))
+    assert full_trainable > frozen_trainable * 100
+    assert at.session_state["settings"]["strategy"] == "full"
+    at.radio(key="w_strategy").set_value("partial").run()
+    assert at.number_input(key="w_trainable_blocks").value == 2
+
+
+def test_settings_presets_fill_every_control_and_preview_updates(app_with_data):
+    at = _goto(app_with_data, "settings")
+    assert len(at.get("image")) == 8  # augmentation previews
+    at.button(key="preset_Balanced").click().run()
+    _no_exception(at)
+    assert at.session_state["settings"]["strategy"] == "partial"
+    assert at.slider(key="w_aug_hflip").value == 0.5
+    assert at.session_state["preset"] == "Balanced"
+    at.slider(key="w_aug_rotation").set_value(20.0).run()
+    assert at.session_state["settings"]["aug_rotation"] == 20.0
+    assert at.session_state["preset"] is None  # now a custom recipe
+    at.button(key="preset_Quick").click().run()
+    assert at.slider(key="w_aug_rotation").value == 0.0
+
+
+def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data):
+    at = _goto(app_with_data, "train")
+    start = next(b for b in at.button if b.label == "Start training")
+    start.click().run()
+    _no_exception(at)
+    job = state.job_manager().latest()
+    assert job is not None
+    job.wait(120)
+    assert job.status == "finished", job.error
+    # A second session (another tab) sees the same run and cannot start a duplicate meanwhile.
+    other = new_app()
+    other.run()
+    other.switch_page("pages/train.py").run()
+    _no_exception(other)
+    assert any(f"Run {job.run.name}" == s.value for s in other.subheader)
+    assert any("Training finished" in s.value for s in other.success)
+    assert len(state.run_store().runs()) == 1
+    assert any(b.label == "Evaluate this run" for b in other.button)
+
+
+def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
+    app.run()
+    at = _goto(app, "evaluate")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Validation images"] == "9"
+    assert "%" in metrics["Validation accuracy"]
+    assert any("95 % interval" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1
+    show = at.selectbox(key="gallery_filter")
+    assert show.options[0] == "All mistakes"
+    show.set_value("Correct: red").run()
+    _no_exception(at)
+    assert any("images, highest loss" in c.value for c in at.caption)
+    at.toggle(key="cm_normalize").set_value(True).run()
+    _no_exception(at)

@@ -1,0 +1,65 @@
+"""The Streamlit-free parts of the UI: job manager, progress summaries, figures."""
+
+import time
+
+import pytest
+
+from transfer_core import RunStore, WarmstartError
+from ui.charts import class_counts_figure, confusion_matrix_figure, epoch_curves_figure, lr_figure, step_loss_figure
+from ui.jobs import JobManager
+from ui.progress import summarize_events
+
+
+def test_job_manager_never_duplicates_and_limits_concurrency(tmp_path, tiny_config):
+    manager = JobManager(RunStore(tmp_path / "runs"), max_concurrent=1)
+    slow = tiny_config.replace(epochs=200, strategy="full")
+    first = manager.start(slow)
+    assert manager.start(slow) is first  # a refresh or second tab asking again gets the same job
+    with pytest.raises(WarmstartError, match="already training"):
+        manager.start(slow.replace(seed=5))
+    first.stop()
+    first.wait(60)
+    assert first.status == "stopped"
+    assert first.run.status() == "stopped"
+    second = manager.start(tiny_config)
+    second.wait(60)
+    assert second.status == "finished" and manager.latest() is second
+    assert len(RunStore(tmp_path / "runs").runs()) == 2
+
+
+def test_failed_job_keeps_the_message_and_the_server_alive(tmp_path, tiny_config):
+    manager = JobManager(RunStore(tmp_path / "runs"))
+    job = manager.start(tiny_config.replace(data=str(tmp_path / "nothing-here")))
+    job.wait(30)
+    assert job.status == "failed" and "does not exist" in job.error
+
+
+def test_progress_from_events(tmp_path, tiny_config):
+    from transfer_core import Trainer
+
+    records = []
+    Trainer(tiny_config.replace(epochs=3), tmp_path / "run", [lambda e: records.append(e.to_dict())]).fit()
+    done = summarize_events(records)
+    assert done.status == "finished" and done.fraction == 1.0
+    assert list(done.epochs_table["epoch"]) == [1, 2, 3]
+    assert len(done.steps_table) == 9
+    assert any("Finished in" in line for line in done.log)
+    middle = summarize_events(records[: next(i for i, r in enumerate(records) if r["event"] == "epoch") + 1], now=records[-1]["time"])
+    assert middle.status == "running" and 0 < middle.fraction < 1 and middle.eta_seconds is not None
+    assert "Epoch 1/3" in middle.text
+
+
+def test_figures_are_built_from_tables():
+    import pandas as pd
+
+    epochs = pd.DataFrame({"epoch": [1, 2], "train_loss": [1, 0.5], "val_loss": [1.1, 0.7], "train_accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]})
+    loss = epoch_curves_figure(epochs, "loss")
+    assert {trace.name for trace in loss.data} == {"training", "validation"}
+    steps = pd.DataFrame({"global_step": [1, 2, 3], "loss": [2, 1, 0.5], "lr": [0.1, 0.05, 0.01]})
+    assert len(step_loss_figure(steps).data) == 1 and len(lr_figure(steps).data) == 1
+    counts = class_counts_figure({"a": 3, "b": 5}, {"a": 1, "b": 2})
+    assert {trace.name for trace in counts.data} == {"training", "validation"}
+    matrix = confusion_matrix_figure([[3, 1], [0, 4]], ["cat", "dog"], normalize=True)
+    labels = list(matrix.data[0].text)
+    assert labels == ["75%", "25%", "0%", "100%"]
+    assert [list(c) for c in matrix.data[0].customdata][1] == ["cat", "dog", 1]
