@@ -34,7 +34,16 @@ for spec in list_backbones():
         }
     )
 table = pd.DataFrame(rows)
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "ImageNet top-1 %": st.column_config.NumberColumn(format="%.1f"),
+        "parameters (M)": st.column_config.NumberColumn(format="%.1f"),
+        "about": st.column_config.TextColumn(width="large"),
+    },
+)
 st.caption("'bundled' weights ship with Warmstart and work offline; 'cached' were downloaded before; 'needs download' requires an internet connection on first use.")
 
 values = state.settings()
@@ -62,10 +71,10 @@ with left:
 
 
 @st.cache_data(show_spinner="Counting parameters…")
-def _parameter_counts(backbone: str, strategy: str, trainable_blocks: int, unfreeze_every: int, epochs: int) -> dict:
+def _parameter_counts(backbone: str, strategy: str, trainable_blocks: int, unfreeze_every: int, epochs: int, classes: int) -> dict:
     config = TrainConfig(backbone=backbone, strategy=strategy, trainable_blocks=trainable_blocks,
                                unfreeze_every=unfreeze_every, epochs=epochs)
-    model = TransferModel(get_backbone(backbone).build(pretrained=False), num_classes=2)
+    model = TransferModel(get_backbone(backbone).build(pretrained=False), num_classes=classes)
     groups = len(model.backbone.groups)
     out = {"groups": groups}
     for when, epoch in (("start", 0), ("end", epochs - 1)):
@@ -77,13 +86,15 @@ def _parameter_counts(backbone: str, strategy: str, trainable_blocks: int, unfre
 
 with right:
     values = state.settings()
+    indexes = state.dataset_indexes()
+    n_classes = len(indexes[0].classes) if indexes else 2
     counts = _parameter_counts(values["backbone"], values["strategy"], values["trainable_blocks"],
-                               values["unfreeze_every"], values["epochs"])
+                               values["unfreeze_every"], values["epochs"], n_classes)
     trainable, frozen = counts["end"]
     st.metric("Trainable parameters", f"{trainable:,}")
     st.metric("Frozen parameters", f"{frozen:,}")
-    st.caption(f"The backbone has {counts['groups']} blocks; the new classification layer is always trainable"
-               " (counted here for two classes).")
+    st.caption(f"The backbone has {counts['groups']} blocks. Its ImageNet classifier is replaced by a new layer for "
+               f"your {n_classes} classes, which always trains.")
     if values["strategy"] == "gradual":
         st.caption(f"At the first epoch only {counts['start'][0]:,} parameters train; by the last epoch {trainable:,}.")
     availability = get_backbone(values["backbone"]).availability().value

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "CacheBuilt",
+    "CacheProgress",
     "CheckpointSaved",
     "EpochEnded",
     "Event",
@@ -32,6 +33,7 @@ __all__ = [
 
 class Event(StrEnum):
     STARTED = "started"
+    CACHING = "caching"
     CACHED = "cached"
     STEP = "step"
     EPOCH = "epoch"
@@ -60,6 +62,16 @@ class RunStarted(RunEvent):
     classes: list[str]
     device: str
     start_epoch: int = 0  # > 0 when resuming
+
+
+@dataclass(frozen=True)
+class CacheProgress(RunEvent):
+    """Progress of a one-off pass (computing features) before the epochs start."""
+
+    kind: ClassVar[Event] = Event.CACHING
+    what: str
+    done: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -133,7 +145,7 @@ class RunFailed(RunEvent):
 
 Subscriber = Callable[[RunEvent], None]
 
-_BY_KIND = {cls.kind: cls for cls in (RunStarted, CacheBuilt, StepEnded, EpochEnded, CheckpointSaved, RunFinished, RunStopped, RunFailed)}
+_BY_KIND = {cls.kind: cls for cls in (RunStarted, CacheProgress, CacheBuilt, StepEnded, EpochEnded, CheckpointSaved, RunFinished, RunStopped, RunFailed)}
 
 
 def event_from_dict(record: dict[str, Any]) -> RunEvent:

@@ -36,6 +36,7 @@ from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
 from .events import (
     CacheBuilt,
+    CacheProgress,
     CheckpointSaved,
     EpochEnded,
     RunEvent,
@@ -410,8 +411,11 @@ class Trainer:
         cache_train = cfg.augment.is_none
         started = time.perf_counter()
         encoded = []
-        for dataset in (val_set, train_set) if cache_train else (val_set,):
-            activations = self._encode(model, dataset, start, features_only, device)
+        datasets = (val_set, train_set) if cache_train else (val_set,)
+        total, offset = sum(len(d) for d in datasets), 0
+        for dataset in datasets:
+            activations = self._encode(model, dataset, start, features_only, device, (offset, total))
+            offset += len(dataset)
             if activations is None:  # too large to keep: run the whole network every epoch
                 return _Inputs(train_set, val_set, on_images, on_images, True)
             encoded.append(TensorDataset(activations, torch.tensor(dataset.targets)))
@@ -466,12 +470,17 @@ class Trainer:
                 optimizer.step()
 
     @torch.no_grad()
-    def _encode(self, model, dataset, start, features_only, device) -> torch.Tensor | None:
-        """Run the frozen part once over ``dataset`` (eval transform); None if it would not fit."""
+    def _encode(self, model, dataset, start, features_only, device, progress=None) -> torch.Tensor | None:
+        """Run the frozen part once over ``dataset`` (eval transform); None if it would not fit.
+
+        ``progress`` is (images already done before this set, total images) for progress events.
+        """
+        offset, total = progress or (0, len(dataset))
         model.eval()
         loader = DataLoader(dataset, batch_size=max(self.config.batch_size, 64))
         chunks: list[torch.Tensor] = []
-        used = 0
+        used = done = 0
+        what = "features" if features_only else "prefix"
         for xb, _ in loader:
             xb = xb.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -481,6 +490,8 @@ class Trainer:
             if used > PREFIX_CACHE_BYTES:
                 return None
             chunks.append(out)
+            done += len(out)
+            self.emit(CacheProgress(what=what, done=offset + done, total=total))
         return torch.cat(chunks)
 
     @torch.no_grad()

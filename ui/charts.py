@@ -79,6 +79,7 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
                 }
             )
     data = pd.DataFrame(rows)
+    data[["true", "predicted"]] = data[["true", "predicted"]].astype(str)
     n = len(classes)
     size = max(18, min(70, 520 // max(n, 1)))
     fig = go.Figure(
@@ -87,7 +88,10 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
             y=data["true"],
             mode="markers+text",
             text=data["label"],
-            textfont=dict(size=max(9, min(16, size // 4))),
+            textfont=dict(
+                size=max(9, min(16, size // 4)),
+                color=["white" if v > 0.55 * max(values.max(), 1e-9) else "#1f2937" for v in data["value"]],
+            ),
             marker=dict(
                 symbol="square",
                 size=size,
@@ -102,9 +106,10 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
             hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: %{customdata[2]} images<extra></extra>",
         )
     )
-    axis = dict(categoryorder="array", showgrid=False, zeroline=False)
-    fig.update_xaxes(title="predicted class", categoryarray=list(classes), side="bottom", **axis)
-    fig.update_yaxes(title="true class", categoryarray=list(reversed(classes)), **axis)
+    # type="category": class names such as "0".."9" must not become a numeric axis.
+    axis = dict(type="category", categoryorder="array", showgrid=False, zeroline=False)
+    fig.update_xaxes(title="predicted class", categoryarray=[str(c) for c in classes], side="bottom", **axis)
+    fig.update_yaxes(title="true class", categoryarray=[str(c) for c in reversed(classes)], **axis)
     fig.update_layout(
         title="Confusion matrix" + (" (share of each true class)" if normalize else " (image counts)"),
         height=max(360, size * n + 160),

@@ -14,6 +14,7 @@ __all__ = ["RunProgress", "summarize_events"]
 @dataclass
 class RunProgress:
     status: str
+    caching: tuple[int, int] | None
     epoch: int
     epochs: int
     step: int
@@ -31,7 +32,10 @@ class RunProgress:
             return "Preparing: reading images and computing what can be cached…"
         if self.status == "running":
             if not self.step:
-                return f"Preparing epoch {self.epoch} of {self.epochs}: computing cached features…"
+                if self.caching:
+                    done, total = self.caching
+                    return f"Computing features once ({done:,} of {total:,} images) so that epochs run fast…"
+                return f"Preparing epoch {self.epoch} of {self.epochs}…"
             return f"Epoch {self.epoch}/{self.epochs}, step {self.step}/{self.steps}{eta}"
         return f"{self.status.capitalize()} after {len(self.epochs_table)} of {self.epochs} epochs"
 
@@ -79,6 +83,10 @@ def summarize_events(records: list[dict[str, Any]], now: float | None = None) ->
     total = epochs * steps_per_epoch
     done = last["global_step"] if last else 0
     fraction = 1.0 if status == "finished" else (done / total if total else 0.0)
+    caching_record = records[-1] if records and records[-1]["event"] == "caching" else None
+    caching = (caching_record["done"], caching_record["total"]) if caching_record else None
+    if caching and not last:
+        fraction = caching[0] / max(caching[1], 1)
     eta = None
     if status == "running" and last and started:
         first_step = next(r for r in step_records if r["time"] >= started["time"])
@@ -91,4 +99,4 @@ def summarize_events(records: list[dict[str, Any]], now: float | None = None) ->
     steps_table = pd.DataFrame(step_records, columns=["global_step", "epoch", "loss", "lr"])
     steps_table = steps_table.drop_duplicates("global_step", keep="last").reset_index(drop=True)
     log = [line for line in map(_log_line, records) if line]
-    return RunProgress(status, epoch, epochs, step, steps_per_epoch, min(fraction, 1.0), eta, epochs_table, steps_table, log)
+    return RunProgress(status, caching, epoch, epochs, step, steps_per_epoch, min(fraction, 1.0), eta, epochs_table, steps_table, log)

@@ -26,8 +26,14 @@ def render() -> None:
         if job is None:
             st.markdown("**Run:** not started")
         else:
-            progress = summarize_events(job.events())
-            st.markdown(f"**Run:** {job.run.name}")
-            st.caption(progress.text if job.status == "running" else f"Status: {job.status}")
-            if job.status == "running":
-                st.progress(progress.fraction)
+            st.fragment(run_every=2.0 if job.active else None)(_run_status)()
+
+
+def _run_status() -> None:
+    """The latest run's status, refreshed every two seconds while it trains."""
+    job = state.job_manager().latest()
+    progress = summarize_events(job.events())
+    st.markdown(f"**Run:** {job.run.name}")
+    st.caption(progress.text if job.status == "running" else f"Status: {job.status}")
+    if job.status == "running":
+        st.progress(progress.fraction)

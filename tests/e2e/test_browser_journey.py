@@ -1,0 +1,157 @@
+"""The whole journey in a real browser: Debian's Chromium drives `streamlit run app.py`.
+
+Saves a screenshot of every page under ``test-artifacts/``. Outside CI the test is skipped
+when Chromium or Playwright is missing; in CI (CI=true) that is a failure, since `.ci/run`
+installs both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def _require_browser():
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("Debian's chromium")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package")
+    if missing and os.environ.get("CI") != "true":
+        pytest.skip(f"browser test needs {' and '.join(missing)}")
+    assert not missing, f"CI must install {' and '.join(missing)} (see .ci/run)"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    _require_browser()
+    port = _free_port()
+    env = {**os.environ, "WARMSTART_HOME": str(tmp_path / "home")}
+    log = (tmp_path / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+    yield url
+    process.terminate()
+    process.wait(20)
+    log.close()
+    assert "Traceback" not in (tmp_path / "streamlit.log").read_text()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished the current script run and images have loaded."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+        "!document.querySelector('[data-testid=\"stSkeleton\"]') && "
+        "Array.from(document.images).every(img => img.complete)",
+        timeout=60_000,
+    )
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    _settle(page)
+    time.sleep(1.5)  # let charts finish drawing
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def main(page):
+    """The main column (the sidebar repeats some of the same words)."""
+    return page.get_by_test_id("stMainBlockContainer")
+
+
+def _open(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+
+
+def test_sample_quick_train_evaluate(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(server)
+        page.get_by_role("button", name="Try a sample dataset").wait_for(timeout=60_000)
+        _shot(page, "1-home")
+        page.get_by_role("button", name="Try a sample dataset").click()
+        page.wait_for_selector("h1:has-text('Train')", timeout=60_000)
+
+        _open(page, "Data")
+        main(page).get_by_text("Dataset: Handwritten digits").wait_for(timeout=60_000)
+        main(page).locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        main(page).locator("[data-testid='stImage'] img").first.wait_for(timeout=60_000)
+        _shot(page, "2-data")
+        _open(page, "Backbone")
+        main(page).get_by_text("Trainable parameters").wait_for(timeout=60_000)
+        _shot(page, "3-backbone")
+        _open(page, "Settings")
+        main(page).get_by_text("Preview: what the model sees").wait_for(timeout=60_000)
+        main(page).locator("[data-testid='stImage'] img").first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Quick").click()
+        expect(main(page).get_by_text("Current recipe: Quick")).to_be_visible(timeout=30_000)
+        _shot(page, "4-settings")
+
+        _open(page, "Train")
+        page.get_by_role("button", name="Start training").click()
+        main(page).get_by_text("Event log").wait_for(timeout=60_000)
+        live = main(page).get_by_text("Computing features once")
+        live.wait_for(timeout=60_000)
+        first = live.inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "5-train-live.png"), full_page=True)
+        # The progress text moves while the worker runs (the page polls it every second).
+        page.wait_for_function(
+            "(first) => !document.body.innerText.includes(first)", arg=first, timeout=120_000
+        )
+        main(page).get_by_text("Training finished").wait_for(timeout=180_000)
+        _shot(page, "6-train-finished")
+        page.get_by_role("button", name="Evaluate this run").click()
+        page.wait_for_selector("h1:has-text('Evaluate')", timeout=60_000)
+        main(page).get_by_text("Confusion matrix (image counts)").wait_for(timeout=60_000)
+        expect(main(page).get_by_text("Validation accuracy")).to_be_visible()
+        _shot(page, "7-evaluate")
+        browser.close()
