@@ -78,16 +78,20 @@ selected = None
 points = (event.selection.get("points") if event and hasattr(event, "selection") else None) or []
 if points:
     point = points[0]
-    selected = (point["y"], point["x"])
+    selected = (str(point["y"]), str(point["x"]))
 
 st.subheader("Mistakes")
 pairs = sorted({(p["true"], p["predicted"]) for p in predictions if not p["correct"]})
 options = ["All mistakes"] + [f"{t} → {p}" for t, p in pairs]
-if selected is not None:
+# Apply a chart click once; afterwards the selectbox is the user's to change.
+if selected is not None and st.session_state.get("cm_applied") != selected:
+    st.session_state["cm_applied"] = selected
     label = f"{selected[0]} → {selected[1]}" if selected[0] != selected[1] else None
     if label and label in options:
         st.session_state["gallery_filter"] = label
-    elif selected[0] == selected[1]:
+    elif label:
+        st.info(f"No validation image of '{selected[0]}' was predicted as '{selected[1]}'.")
+    else:
         st.session_state["gallery_filter"] = f"Correct: {selected[0]}"
 options += [f"Correct: {c}" for c in classes]
 choice = st.selectbox("Show", options, key="gallery_filter")
