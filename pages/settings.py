@@ -105,9 +105,14 @@ with opt[1]:
 with opt[2]:
     control(st.number_input, "Epochs", "epochs", "Passes over the training images; more epochs learn more and risk overfitting.", min_value=1, max_value=200, step=1)
     control(st.number_input, "Batch size", "batch_size", "Images per update; larger is faster per image on a GPU and smoother, smaller uses less memory.", min_value=1, max_value=512, step=1)
-    sizes = [None, 128, 160, 192, 224, 240, 260, 288, 320, 384]
-    control(st.selectbox, "Image size", "image_size", "Larger inputs keep detail but cost time quadratically; 'backbone default' matches its pretraining.", options=sizes,
-            format_func=lambda s: "backbone default" if s is None else f"{s} px")
+    if "w_image_size" not in st.session_state:
+        st.session_state["w_image_size"] = values["image_size"] or 0
+    st.selectbox(
+        "Image size", [0, 128, 160, 192, 224, 240, 260, 288, 320, 384], key="w_image_size",
+        format_func=lambda s: "backbone default" if s == 0 else f"{s} px",
+        on_change=lambda: state.update_setting("image_size", st.session_state["w_image_size"] or None),
+        help="Larger inputs keep detail but cost time quadratically; 'backbone default' matches its pretraining.",
+    )
 
 try:
     state.config()

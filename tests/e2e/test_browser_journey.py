@@ -154,4 +154,9 @@ def test_sample_quick_train_evaluate(server):
         main(page).get_by_text("Confusion matrix (image counts)").wait_for(timeout=60_000)
         expect(main(page).get_by_text("Validation accuracy")).to_be_visible()
         _shot(page, "7-evaluate")
+        # Clicking a confusion-matrix cell filters the gallery: the first cell is true 0, predicted 0.
+        cell = main(page).locator(".js-plotly-plot .scatterlayer .point").first.bounding_box()
+        page.mouse.click(cell["x"] + cell["width"] / 2, cell["y"] + cell["height"] / 2)
+        expect(main(page).get_by_role("combobox", name="Show")).to_have_value("Correct: 0", timeout=30_000)
+        _shot(page, "8-evaluate-cell-selected")
         browser.close()
