@@ -28,6 +28,7 @@ def class_counts_figure(counts: dict[str, int], val_counts: dict[str, int] | Non
         rows += [{"class": c, "images": n, "set": "validation"} for c, n in val_counts.items()]
     fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="set", barmode="stack", title="Images per class")
     fig.update_layout(**_LAYOUT)
+    fig.update_xaxes(type="category")  # class names like "0".."9" are labels, not numbers
     return fig
 
 
@@ -123,4 +124,5 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
 def per_class_f1_figure(per_class: pd.DataFrame) -> go.Figure:
     fig = px.bar(per_class, x="class", y="f1", title="F1 per class", range_y=[0, 1])
     fig.update_layout(**_LAYOUT)
+    fig.update_xaxes(type="category")
     return fig
