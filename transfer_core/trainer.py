@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedRandomSampler
 
 from .augment import batch_mixer, eval_transform, train_transform
-from .backbones import get_backbone
+from .backbones import WeightsSource, get_backbone
 from .config import Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .data import DatasetIndex, SkippedFile, load_train_val
 from .errors import WarmstartError
@@ -47,6 +47,7 @@ from .events import (
     StepEnded,
     Subscriber,
 )
+from .feature_cache import feature_key, shared_feature_cache
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .model import (
     TransferModel,
@@ -127,6 +128,7 @@ class Trainer:
         self._data = data
         self._stop = threading.Event()
         self.skipped: list[SkippedFile] = []
+        self.reused_features = 0  # images whose frozen-part output came from the feature cache
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -182,6 +184,10 @@ class Trainer:
         spec = get_backbone(cfg.backbone)
         size = cfg.image_size or spec.preprocessing.input_size
         pre = dataclasses.replace(spec.preprocessing, input_size=size)
+        self._preprocessing = pre
+        # Test and from-scratch networks are random: their features depend on the seed.
+        real_weights = cfg.pretrained and spec.source is not WeightsSource.LOCAL
+        self._weights_id = "pretrained" if real_weights else f"random-seed-{cfg.seed}"
         _seed_everything(cfg.seed)
         model = TransferModel(spec.build(pretrained=cfg.pretrained), len(classes), cfg.dropout)
         use_amp = device.type == "cuda"
@@ -422,12 +428,13 @@ class Trainer:
         seconds = time.perf_counter() - started
         items = sum(len(e) for e in encoded)
         what = "features" if features_only else f"the output of {start} frozen stages"
+        reused = f" ({self.reused_features:,} reused from an earlier run)" if self.reused_features else ""
         self.emit(
             CacheBuilt(
                 what="features" if features_only else "prefix",
                 items=items,
                 seconds=seconds,
-                message=f"Cached {what} for {items:,} images in {seconds:.1f} s; epochs now run only the trainable part.",
+                message=f"Cached {what} for {items:,} images in {seconds:.1f} s{reused}; epochs now run only the trainable part.",
             )
         )
         on_cache = _forward_from(model, start, features_only)
@@ -473,14 +480,30 @@ class Trainer:
     def _encode(self, model, dataset, start, features_only, device, progress=None) -> torch.Tensor | None:
         """Run the frozen part once over ``dataset`` (eval transform); None if it would not fit.
 
-        ``progress`` is (images already done before this set, total images) for progress events.
+        Results are kept in the process-wide feature cache, so another run on the same images,
+        backbone and preprocessing reuses them. ``progress`` is (images done before this set,
+        total images) for progress events.
         """
         offset, total = progress or (0, len(dataset))
+        what = "features" if features_only else "prefix"
+        cfg = self.config
+        key = feature_key(
+            cfg.backbone,
+            self._weights_id,
+            self._preprocessing,
+            self._preprocessing.input_size,
+            "features" if features_only else f"stage-{start}",
+            [r.path for r in dataset.records],
+        )
+        cached = shared_feature_cache().get(key)
+        if cached is not None:
+            self.reused_features += len(cached)
+            self.emit(CacheProgress(what=what, done=offset + len(cached), total=total))
+            return cached
         model.eval()
         loader = DataLoader(dataset, batch_size=max(self.config.batch_size, 64))
         chunks: list[torch.Tensor] = []
         used = done = 0
-        what = "features" if features_only else "prefix"
         for xb, _ in loader:
             xb = xb.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -492,7 +515,9 @@ class Trainer:
             chunks.append(out)
             done += len(out)
             self.emit(CacheProgress(what=what, done=offset + done, total=total))
-        return torch.cat(chunks)
+        result = torch.cat(chunks)
+        shared_feature_cache().put(key, result)
+        return result
 
     @torch.no_grad()
     def _predict(self, model, forward, dataset, device, use_amp) -> tuple[np.ndarray, list[int]]:

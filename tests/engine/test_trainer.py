@@ -141,3 +141,18 @@ def test_unreadable_image_found_late_is_skipped_not_fatal(tiny_config, tmp_path,
     result = _fit(tiny_config, tmp_path / "run")
     assert result.status == "finished"
     assert any("red_cut.png" in s["path"] for s in result.report["skipped"])
+
+
+def test_second_run_reuses_cached_features_and_a_changed_setting_does_not(tiny_config, tmp_path):
+    from transfer_core.feature_cache import shared_feature_cache
+
+    shared_feature_cache().clear()
+    first, second, resized = [], [], []
+    a = _fit(tiny_config, tmp_path / "a", [first.append]).report
+    b = _fit(tiny_config.replace(lr=0.2), tmp_path / "b", [second.append]).report
+    _fit(tiny_config.replace(image_size=40), tmp_path / "c", [resized.append])
+    message = lambda events: next(e.message for e in events if e.kind is Event.CACHED and e.what == "features")
+    assert "reused" not in message(first)
+    assert "30 reused from an earlier run" in message(second)
+    assert "reused" not in message(resized)
+    assert a["classes"] == b["classes"]

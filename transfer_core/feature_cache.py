@@ -1,0 +1,101 @@
+"""Process-wide memory of activations computed by frozen backbone parts.
+
+Features of a frozen pretrained network depend only on the image files, the preprocessing,
+the backbone and its weights, and how deep into it they were taken. Keyed by exactly those,
+a second run on the same data (another head, more epochs, a shoot-out then a real run)
+skips the forward passes entirely, and a changed setting can never reuse a stale entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+
+from .backbones import Preprocessing
+
+__all__ = ["FeatureCache", "feature_key", "shared_feature_cache"]
+
+
+def _file_identity(path: str) -> tuple[str, int, int]:
+    stat = os.stat(path)
+    return path, stat.st_size, stat.st_mtime_ns
+
+
+def feature_key(
+    backbone: str,
+    weights: str,
+    preprocessing: Preprocessing,
+    image_size: int,
+    depth: str,
+    paths: Sequence[str],
+) -> str:
+    """A digest of everything that decides the cached tensor's content.
+
+    Args:
+        backbone: registry name.
+        weights: which weights ("pretrained", or "random-seed-N" for untrained baselines).
+        preprocessing: normalisation and resize policy.
+        image_size: input size actually used.
+        depth: "features" for pooled features, or "stage-N" for the input of stage N.
+        paths: the image files, in dataset order (their size and mtime are included).
+    """
+    description = {
+        "backbone": backbone,
+        "weights": weights,
+        "preprocessing": preprocessing.to_dict(),
+        "image_size": image_size,
+        "depth": depth,
+        "files": [_file_identity(p) for p in paths],
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+class FeatureCache:
+    """A byte-bounded LRU of tensors; thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes_used = 0
+        self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> torch.Tensor | None:
+        with self._lock:
+            tensor = self._items.get(key)
+            if tensor is not None:
+                self._items.move_to_end(key)
+            return tensor
+
+    def put(self, key: str, tensor: torch.Tensor) -> None:
+        size = tensor.numel() * tensor.element_size()
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            while self._items and self.bytes_used + size > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.bytes_used -= evicted.numel() * evicted.element_size()
+            self._items[key] = tensor
+            self.bytes_used += size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.bytes_used = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_SHARED = FeatureCache(int(os.environ.get("WARMSTART_FEATURE_CACHE_BYTES", 2 * 1024**3)))
+
+
+def shared_feature_cache() -> FeatureCache:
+    return _SHARED
