@@ -1,5 +1,7 @@
 """Backbone: pick the pretrained network and how much of it to fine-tune."""
 
+import time
+
 import pandas as pd
 import streamlit as st
 
@@ -100,5 +102,40 @@ with right:
     availability = get_backbone(values["backbone"]).availability().value
     if availability == "needs download":
         st.warning("This backbone's weights are not on this machine; training will try to download them.")
+
+st.subheader("Shoot-out on your data")
+st.caption(
+    "Fits a quick linear classifier on each bundled backbone's frozen features and measures it on your "
+    "validation images, so you choose with evidence. Features are cached: a frozen run afterwards starts at once."
+)
+candidates = [row["backbone"] for row in rows if row["availability"] != "needs download"]
+indexes = state.dataset_indexes()
+if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Needs a dataset (Data page)."):
+    from transfer_core.shootout import backbone_shootout
+
+    bar = st.progress(0.0, text="Computing features…")
+    started = time.perf_counter()
+    results = backbone_shootout(
+        indexes[0], indexes[1], candidates,
+        on_progress=lambda name, done, total: bar.progress(min(done / total, 1.0), text=f"{name}: {done:,} of {total:,} images"),
+    )
+    bar.empty()
+    st.session_state["shootout_result"] = {
+        "dataset": state.dataset(),
+        "seconds": time.perf_counter() - started,
+        "rows": [
+            {"backbone": r.backbone, "validation accuracy": r.val_accuracy, "seconds": round(r.seconds, 1), "note": r.error or ""}
+            for r in results
+        ],
+    }
+outcome = st.session_state.get("shootout_result")
+if outcome and outcome["dataset"] == state.dataset():
+    st.dataframe(
+        pd.DataFrame(outcome["rows"]).sort_values("validation accuracy", ascending=False, na_position="last"),
+        hide_index=True,
+        width="stretch",
+        column_config={"validation accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
+    )
+    st.caption(f"{len(outcome['rows'])} backbones compared in {outcome['seconds']:.0f} s on {len(indexes[1]) if indexes else 0} validation images.")
 
 state.mark_done("Backbone")

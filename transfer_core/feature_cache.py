@@ -13,13 +13,15 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from .backbones import Preprocessing
 
-__all__ = ["FeatureCache", "feature_key", "shared_feature_cache"]
+__all__ = ["FeatureCache", "encode_cached", "feature_key", "shared_feature_cache"]
 
 
 def _file_identity(path: str) -> tuple[str, int, int]:
@@ -99,3 +101,48 @@ _SHARED = FeatureCache(int(os.environ.get("WARMSTART_FEATURE_CACHE_BYTES", 2 * 1
 
 def shared_feature_cache() -> FeatureCache:
     return _SHARED
+
+
+@torch.no_grad()
+def encode_cached(
+    backbone: nn.Module,
+    dataset: Dataset,
+    key: str,
+    device: torch.device,
+    depth: int | None = None,
+    batch_size: int = 64,
+    max_bytes: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> torch.Tensor | None:
+    """Output of the frozen ``backbone`` over ``dataset`` (images, labels) once, through the shared cache.
+
+    Args:
+        depth: None for pooled features, N for the input of stage N (``forward_prefix``).
+        max_bytes: give up (return None) when the result would exceed this.
+        on_batch: called with the number of images done so far.
+    """
+    cached = _SHARED.get(key)
+    if cached is not None:
+        if on_batch:
+            on_batch(len(cached))
+        return cached
+    was_training = backbone.training
+    backbone.eval()
+    chunks, used, done = [], 0, 0
+    for images, _ in DataLoader(dataset, batch_size=batch_size):
+        images = images.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = backbone(images) if depth is None else backbone.forward_prefix(images, depth)
+        out = out.float().cpu()
+        used += out.numel() * 4
+        if max_bytes is not None and used > max_bytes:
+            backbone.train(was_training)
+            return None
+        chunks.append(out)
+        done += len(out)
+        if on_batch:
+            on_batch(done)
+    backbone.train(was_training)
+    result = torch.cat(chunks)
+    _SHARED.put(key, result)
+    return result

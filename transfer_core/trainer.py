@@ -47,7 +47,7 @@ from .events import (
     StepEnded,
     Subscriber,
 )
-from .feature_cache import feature_key, shared_feature_cache
+from .feature_cache import encode_cached, feature_key, shared_feature_cache
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .model import (
     TransferModel,
@@ -476,47 +476,35 @@ class Trainer:
                 loss.backward()
                 optimizer.step()
 
-    @torch.no_grad()
     def _encode(self, model, dataset, start, features_only, device, progress=None) -> torch.Tensor | None:
-        """Run the frozen part once over ``dataset`` (eval transform); None if it would not fit.
+        """Run the frozen part once over ``dataset`` through the shared feature cache.
 
-        Results are kept in the process-wide feature cache, so another run on the same images,
-        backbone and preprocessing reuses them. ``progress`` is (images done before this set,
-        total images) for progress events.
+        Returns None when the activations would not fit in memory. ``progress`` is (images
+        done before this set, total images) for progress events.
         """
         offset, total = progress or (0, len(dataset))
         what = "features" if features_only else "prefix"
-        cfg = self.config
         key = feature_key(
-            cfg.backbone,
+            self.config.backbone,
             self._weights_id,
             self._preprocessing,
             self._preprocessing.input_size,
             "features" if features_only else f"stage-{start}",
             [r.path for r in dataset.records],
         )
-        cached = shared_feature_cache().get(key)
-        if cached is not None:
-            self.reused_features += len(cached)
-            self.emit(CacheProgress(what=what, done=offset + len(cached), total=total))
-            return cached
-        model.eval()
-        loader = DataLoader(dataset, batch_size=max(self.config.batch_size, 64))
-        chunks: list[torch.Tensor] = []
-        used = done = 0
-        for xb, _ in loader:
-            xb = xb.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                out = model.backbone(xb) if features_only else model.backbone.forward_prefix(xb, start)
-            out = out.float().cpu()
-            used += out.numel() * 4
-            if used > PREFIX_CACHE_BYTES:
-                return None
-            chunks.append(out)
-            done += len(out)
-            self.emit(CacheProgress(what=what, done=offset + done, total=total))
-        result = torch.cat(chunks)
-        shared_feature_cache().put(key, result)
+        hit = shared_feature_cache().get(key) is not None
+        result = encode_cached(
+            model.backbone,
+            dataset,
+            key,
+            device,
+            depth=None if features_only else start,
+            batch_size=max(self.config.batch_size, 64),
+            max_bytes=PREFIX_CACHE_BYTES,
+            on_batch=lambda done: self.emit(CacheProgress(what=what, done=offset + done, total=total)),
+        )
+        if hit and result is not None:
+            self.reused_features += len(result)
         return result
 
     @torch.no_grad()

@@ -125,3 +125,14 @@ def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
     assert any("images, highest loss" in c.value for c in at.caption)
     at.toggle(key="cm_normalize").set_value(True).run()
     _no_exception(at)
+
+
+def test_backbone_shootout_compares_backbones_on_the_dataset(app_with_data):
+    at = _goto(app_with_data, "backbone")
+    at.button(key="shootout").click().run(timeout=300)
+    _no_exception(at)
+    table = at.dataframe[-1].value
+    assert list(table.columns) == ["backbone", "validation accuracy", "seconds", "note"]
+    bundled = table[table["backbone"].str.startswith("efficientnet_lite")]
+    assert len(bundled) == 3
+    assert (bundled["validation accuracy"] > 0.9).all()  # colours are easy for real ImageNet features

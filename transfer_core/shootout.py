@@ -1,0 +1,95 @@
+"""Backbone shoot-out: a linear probe on cached features for each backbone, on the user's own data.
+
+Which pretrained network suits a dataset is an empirical question; a logistic-regression
+probe on frozen features answers it in seconds per backbone, before any fine-tuning, and
+the features it computes are reused by a following frozen or warm-up run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .augment import eval_transform
+from .backbones import WeightsSource, get_backbone
+from .data import DatasetIndex
+from .errors import WarmstartError
+from .feature_cache import encode_cached, feature_key, shared_feature_cache
+from .image_cache import LabeledImages, cache_side_for, shared_image_cache
+from .images import ImageReadError
+
+__all__ = ["ProbeResult", "backbone_shootout"]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    backbone: str
+    val_accuracy: float | None
+    seconds: float
+    feature_dim: int | None = None
+    error: str | None = None
+
+
+def _features(name: str, index: DatasetIndex, classes: list[str], device: torch.device, on_batch) -> tuple[torch.Tensor, np.ndarray]:
+    spec = get_backbone(name)
+    pre = spec.preprocessing
+    cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
+    images = LabeledImages(index.records, {c: i for i, c in enumerate(classes)}, cache, eval_transform(pre))
+    readable = images.without(images.warm())
+    weights = "pretrained" if spec.source is not WeightsSource.LOCAL else "random-seed-0"
+    key = feature_key(name, weights, pre, pre.input_size, "features", [r.path for r in readable.records])
+    holder: dict[str, torch.nn.Module] = {}
+
+    def backbone():
+        if "model" not in holder:
+            torch.manual_seed(0)
+            holder["model"] = spec.build(pretrained=True).to(device)
+        return holder["model"]
+
+    cached = shared_feature_cache().get(key)
+    features = cached if cached is not None else encode_cached(backbone(), readable, key, device, on_batch=on_batch)
+    return features, np.asarray(readable.targets)
+
+
+def backbone_shootout(
+    train: DatasetIndex,
+    val: DatasetIndex,
+    backbones: Sequence[str],
+    device: str = "cpu",
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[ProbeResult]:
+    """Fit a logistic-regression probe on each backbone's frozen features; validation accuracy and time.
+
+    Args:
+        train, val: the dataset split the real run will use.
+        backbones: registry names; one that cannot be loaded (e.g. offline) gets an ``error``.
+        on_progress: called with (backbone, images encoded, images total).
+    """
+    classes = train.classes
+    if len(classes) < 2:
+        raise WarmstartError("A shoot-out needs at least two classes.")
+    results = []
+    torch_device = torch.device(device)
+    total = len(train) + len(val)
+    for name in backbones:
+        started = time.perf_counter()
+        try:
+            train_x, train_y = _features(name, train, classes, torch_device, lambda n, b=name: on_progress and on_progress(b, n, total))
+            val_x, val_y = _features(
+                name, val, classes, torch_device, lambda n, b=name: on_progress and on_progress(b, len(train) + n, total)
+            )
+        except (WarmstartError, ImageReadError) as exc:
+            results.append(ProbeResult(name, None, time.perf_counter() - started, error=str(exc)))
+            continue
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
+        probe.fit(train_x.numpy(), train_y)
+        accuracy = float((probe.predict(val_x.numpy()) == val_y).mean())
+        results.append(ProbeResult(name, accuracy, time.perf_counter() - started, int(train_x.shape[1])))
+    return results
