@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
 from transfer_core import WarmstartError, summarize
 from transfer_core.samples import SAMPLES, prepare_sample
 from ui import state
+from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
 from ui.uploads import new_upload_folder, safe_name, save_files, save_zip
 
@@ -118,18 +118,6 @@ if train.skipped:
         st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in train.skipped]), hide_index=True, width="stretch")
 
 
-@st.cache_data(show_spinner=False, max_entries=2000)
-def _thumbnail(path: str) -> Image.Image | None:
-    from transfer_core import open_rgb
-
-    try:
-        image = open_rgb(path)
-    except WarmstartError:
-        return None
-    image.thumbnail((160, 160))
-    return image
-
-
 st.subheader("Images")
 label = st.selectbox("Class", train.classes, key="thumb_class")
 members = [r.path for r in train.records + val.records if r.label == label]
@@ -138,7 +126,7 @@ page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="thumb_page") if p
 shown = members[(page - 1) * THUMBS_PER_PAGE : page * THUMBS_PER_PAGE]
 columns = st.columns(8)
 for i, path in enumerate(shown):
-    thumb = _thumbnail(path)
+    thumb = thumbnail(path, 160)
     if thumb is not None:
         columns[i % 8].image(thumb, caption=Path(path).name[:18], width="stretch")
 st.caption(f"{len(members)} images of '{label}'; showing {len(shown)}.")

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
-from transfer_core import RunDir, WarmstartError, open_rgb
+from transfer_core import RunDir, WarmstartError
 from transfer_core.evaluate import bootstrap_intervals
 from ui import state
+from ui.thumbnails import thumbnail
 from ui.charts import confusion_matrix_figure
 
 GALLERY_SIZE = 24
@@ -106,20 +106,10 @@ shown.sort(key=lambda p: p["loss"], reverse=True)
 st.caption(f"{len(shown)} images, highest loss (most confidently wrong) first.")
 
 
-@st.cache_data(show_spinner=False, max_entries=500)
-def _thumbnail(path: str) -> Image.Image | None:
-    try:
-        image = open_rgb(path)
-    except WarmstartError:
-        return None
-    image.thumbnail((200, 200))
-    return image
-
-
 grid = st.columns(6)
 for i, p in enumerate(shown[:GALLERY_SIZE]):
     with grid[i % 6]:
-        thumb = _thumbnail(p["path"])
+        thumb = thumbnail(p["path"], 200)
         if thumb is None:
             st.caption(f"{Path(p['path']).name} is no longer readable")
             continue

@@ -44,6 +44,8 @@ if config is not None and not running:
 def _render(records: list[dict], status_hint: str | None = None) -> None:
     progress = summarize_events(records)
     st.progress(progress.fraction, text=progress.text)
+    if progress.cache_summary:
+        st.caption(progress.cache_summary)
     if not (progress.epochs_table.empty and progress.steps_table.empty):
         a, b = st.columns(2)
         if not progress.epochs_table.empty:

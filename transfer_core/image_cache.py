@@ -21,7 +21,7 @@ from torchvision.transforms.v2 import functional as F
 from .data import ImageRecord
 from .images import ImageReadError, open_rgb
 
-__all__ = ["DecodedImageCache", "LabeledImages", "cache_side_for", "shared_image_cache", "shrink_to_tensor"]
+__all__ = ["DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "shared_image_cache", "shrink_to_tensor"]
 
 DEFAULT_CACHE_BYTES = 4 * 1024**3
 
@@ -159,3 +159,9 @@ def shared_image_cache(short_side: int) -> DecodedImageCache:
             budget = int(os.environ.get("WARMSTART_IMAGE_CACHE_BYTES", DEFAULT_CACHE_BYTES))
             _SHARED[short_side] = DecodedImageCache(short_side, budget)
         return _SHARED[short_side]
+
+
+def clear_image_caches() -> None:
+    """Drop every shared decoded-image cache (benchmarks use it for a cold start)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()

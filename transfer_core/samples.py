@@ -12,7 +12,6 @@ import shutil
 import tarfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 

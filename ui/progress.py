@@ -24,6 +24,7 @@ class RunProgress:
     epochs_table: pd.DataFrame
     steps_table: pd.DataFrame
     log: list[str]
+    cache_summary: str | None = None
 
     @property
     def text(self) -> str:
@@ -99,4 +100,19 @@ def summarize_events(records: list[dict[str, Any]], now: float | None = None) ->
     steps_table = pd.DataFrame(step_records, columns=["global_step", "epoch", "loss", "lr"])
     steps_table = steps_table.drop_duplicates("global_step", keep="last").reset_index(drop=True)
     log = [line for line in map(_log_line, records) if line]
-    return RunProgress(status, caching, epoch, epochs, step, steps_per_epoch, min(fraction, 1.0), eta, epochs_table, steps_table, log)
+    return RunProgress(
+        status, caching, epoch, epochs, step, steps_per_epoch, min(fraction, 1.0), eta, epochs_table, steps_table, log,
+        _cache_summary(records, epochs_table),
+    )
+
+
+def _cache_summary(records: list[dict[str, Any]], epochs_table: pd.DataFrame) -> str | None:
+    """'Features cached for 3,670 images in 41 s; epochs then took 0.3 s': why the run is fast."""
+    built = [r for r in records if r["event"] == "cached" and r["what"] in ("features", "prefix")]
+    if not built or epochs_table.empty:
+        return None
+    main = built[0]
+    what = "Features" if main["what"] == "features" else "Frozen-layer outputs"
+    reused = "reused from an earlier run" if "reused" in main["message"] else f"computed in {main['seconds']:.1f} s"
+    per_epoch = float(epochs_table["seconds"].mean())
+    return f"{what} for {main['items']:,} images {reused}, once; each epoch then took {per_epoch:.2f} s."

@@ -1,6 +1,5 @@
 """Every page renders empty and with data; its key controls exist and do what they say."""
 
-import time
 
 import pytest
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from transfer_core import Predictor, Trainer, evaluate_run, open_rgb
+from transfer_core import Predictor, Trainer, evaluate_run
 from transfer_core.cli import main
 
 from ..conftest import make_image

@@ -1,0 +1,251 @@
+"""Benchmark: the engine against a plain tutorial-style training loop, side by side in one process.
+
+    python bench/run.py [--device cpu|cuda] [--data DIR] [--epochs 5] [--scenarios frozen,...]
+
+For each scenario the same data, backbone, epochs and seed go through (a) a reference loop
+written here the way tutorials do it (decode and transform every image every epoch, run the
+frozen backbone every epoch, SGD) and (b) the engine's Trainer. Prints a table and one JSON
+line per scenario. Not part of the test suite: timings belong here, never in unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from transfer_core import TrainConfig, Trainer, TransferModel, get_backbone, load_train_val, set_trainable_groups  # noqa: E402
+from transfer_core.events import Event  # noqa: E402
+from transfer_core.feature_cache import shared_feature_cache  # noqa: E402
+from transfer_core.image_cache import clear_image_caches  # noqa: E402
+
+SCENARIOS = {
+    "frozen": dict(strategy="frozen", augment="none"),
+    "frozen+aug": dict(strategy="frozen", augment="light"),
+    "partial": dict(strategy="partial", trainable_blocks=2, augment="none"),
+    "full": dict(strategy="full", augment="none"),
+}
+
+
+class _Folder(Dataset):
+    """Tutorial-style dataset: open, decode and transform the file on every access."""
+
+    def __init__(self, records, classes, transform):
+        self.records, self.transform = records, transform
+        self.index = {c: i for i, c in enumerate(classes)}
+
+    def __len__(self):
+        return len(self.records)
+
+    def __getitem__(self, i):
+        record = self.records[i]
+        return self.transform(Image.open(record.path).convert("RGB")), self.index[record.label]
+
+
+def _reference_transforms(pre, augment: bool):
+    normalize = [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)]
+    size = pre.input_size
+    evaluation = v2.Compose([v2.Resize(round(size / pre.crop_pct)), v2.CenterCrop(size), *normalize])
+    if not augment:
+        return evaluation, evaluation
+    training = v2.Compose([v2.RandomResizedCrop(size, scale=(0.7, 1.0)), v2.RandomHorizontalFlip(), *normalize])
+    return training, evaluation
+
+
+def _model(backbone: str, classes: int, trainable: int | None, device) -> TransferModel:
+    torch.manual_seed(0)
+    model = TransferModel(get_backbone(backbone).build(pretrained=True), classes).to(device)
+    groups = len(model.backbone.groups)
+    set_trainable_groups(model, groups if trainable is None else trainable)
+    return model
+
+
+def reference_run(train, val, backbone, epochs, trainable, augment, device, batch_size=32) -> dict:
+    """The loop of the PyTorch transfer-learning tutorial, unchanged in spirit."""
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    classes = train.classes
+    model = _model(backbone, len(classes), trainable, device)
+    pre = get_backbone(backbone).preprocessing
+    train_tf, eval_tf = _reference_transforms(pre, augment)
+    train_loader = DataLoader(_Folder(train.records, classes, train_tf), batch_size=batch_size, shuffle=True)
+    val_loader = DataLoader(_Folder(val.records, classes, eval_tf), batch_size=batch_size)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    epoch_seconds, accuracy = [], 0.0
+    for _ in range(epochs):
+        epoch_started = time.perf_counter()
+        model.train()
+        for images, labels in train_loader:
+            images, labels = images.to(device), labels.to(device)
+            optimizer.zero_grad()
+            criterion(model(images), labels).backward()
+            optimizer.step()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for images, labels in val_loader:
+                correct += int((model(images.to(device)).argmax(1).cpu() == labels).sum())
+        accuracy = correct / len(val)
+        epoch_seconds.append(time.perf_counter() - epoch_started)
+    return {"seconds": time.perf_counter() - started, "accuracy": accuracy, "epoch_seconds": epoch_seconds}
+
+
+def engine_run(data, val_data, backbone, epochs, scenario, device, out_dir) -> dict:
+    clear_image_caches()  # cold start: no decoded images or features from an earlier scenario
+    shared_feature_cache().clear()
+    config = TrainConfig(data=data, val_data=val_data, backbone=backbone, epochs=epochs, device=device, seed=0, **SCENARIOS[scenario])
+    events = []
+    started = time.perf_counter()
+    result = Trainer(config, out_dir / scenario, [events.append]).fit()
+    seconds = time.perf_counter() - started
+    epochs_done = [e for e in events if e.kind is Event.EPOCH]
+    steps = sum(1 for e in events if e.kind is Event.STEP)
+    return {
+        "seconds": seconds,
+        "accuracy": epochs_done[-1].val_accuracy,
+        "best_accuracy": result.report["val_accuracy"],
+        "epoch_seconds": [e.seconds for e in epochs_done],
+        "train_images": result.report["train_size"] * epochs,
+        "steps": steps,
+    }
+
+
+@torch.no_grad()
+def forward_only(train, val, backbone, device, batch_size=64) -> float:
+    """One timed forward pass over every image with the same model, inputs already in memory."""
+    pre = get_backbone(backbone).preprocessing
+    _, eval_tf = _reference_transforms(pre, False)
+    batch = torch.stack([eval_tf(Image.open(r.path).convert("RGB")) for r in train.records + val.records])
+    model = _model(backbone, len(train.classes), 0, device).eval()
+    started = time.perf_counter()
+    for chunk in batch.split(batch_size):
+        model(chunk.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def compute_only_epoch(train, val, backbone, device, batch_size=32) -> float:
+    """A full fine-tuning epoch (train steps + validation forward) on tensors already in memory."""
+    pre = get_backbone(backbone).preprocessing
+    _, eval_tf = _reference_transforms(pre, False)
+    x_train = torch.stack([eval_tf(Image.open(r.path).convert("RGB")) for r in train.records])
+    y_train = torch.randint(0, len(train.classes), (len(x_train),))
+    x_val = torch.stack([eval_tf(Image.open(r.path).convert("RGB")) for r in val.records])
+    model = _model(backbone, len(train.classes), None, device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    criterion = nn.CrossEntropyLoss()
+    use_amp = device.type == "cuda"
+    started = time.perf_counter()
+    model.train()
+    for images, labels in zip(x_train.split(batch_size), y_train.split(batch_size)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            loss = criterion(model(images.to(device)).float(), labels.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        for images in x_val.split(64):
+            model(images.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def raw_images_per_second(backbone, device, batch_size=256, steps=20) -> tuple[float, float]:
+    """Forward and forward+backward throughput of the bare model on random inputs (GPU only)."""
+    pre = get_backbone(backbone).preprocessing
+    model = _model(backbone, 10, None, device).to(memory_format=torch.channels_last)
+    x = torch.randn(batch_size, 3, pre.input_size, pre.input_size, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch_size,), device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rates = []
+    for backward in (False, True):
+        for i in range(steps + 3):
+            if i == 3:
+                torch.cuda.synchronize()
+                started = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16), torch.set_grad_enabled(backward):
+                loss = nn.functional.cross_entropy(model(x).float(), y)
+            if backward:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        torch.cuda.synchronize()
+        rates.append(batch_size * steps / (time.perf_counter() - started))
+    return rates[0], rates[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="dataset folder (default: the built-in digits sample)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", default="/tmp/warmstart-bench")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if args.data is None:
+        from transfer_core.samples import prepare_sample
+
+        args.data = str(prepare_sample("digits", Path(args.out) / "samples"))
+    train, val = load_train_val(args.data)
+    val_data = None if train.source == val.source else val.source
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    print(f"{len(train)} training / {len(val)} validation images, {len(train.classes)} classes, {args.backbone}, "
+          f"{args.epochs} epochs, {device}", flush=True)
+    floor = forward_only(train, val, args.backbone, device)
+    print(f"forward only over the dataset: {floor:.2f} s", flush=True)
+    rows = []
+    for scenario in args.scenarios.split(","):
+        spec = SCENARIOS[scenario]
+        trainable = {"frozen": 0, "partial": 2, "full": None}[spec["strategy"]]
+        reference = reference_run(train, val, args.backbone, args.epochs, trainable, spec["augment"] != "none", device)
+        engine = engine_run(train.source if val_data else args.data, val_data, args.backbone, args.epochs, scenario, device, out)
+        row = {
+            "scenario": scenario,
+            "device": str(device),
+            "reference_s": round(reference["seconds"], 2),
+            "engine_s": round(engine["seconds"], 2),
+            "speedup": round(reference["seconds"] / engine["seconds"], 2),
+            "reference_acc": round(reference["accuracy"], 4),
+            "engine_acc": round(engine["accuracy"], 4),
+            "engine_best_acc": round(engine["best_accuracy"], 4),
+            "forward_only_s": round(floor, 2),
+            "engine_vs_forward": round(engine["seconds"] / floor, 2),
+            "reference_epoch_s": round(sum(reference["epoch_seconds"]) / len(reference["epoch_seconds"]), 2),
+            "engine_later_epoch_s": round(sum(engine["epoch_seconds"][1:]) / max(len(engine["epoch_seconds"]) - 1, 1), 3),
+        }
+        if scenario == "full":
+            compute = compute_only_epoch(train, val, args.backbone, device)
+            row["compute_only_epoch_s"] = round(compute, 2)
+            row["pipeline_overhead"] = round(row["engine_later_epoch_s"] / compute - 1, 3)
+            if device.type == "cuda":
+                row["engine_train_images_per_s"] = round(engine["train_images"] / sum(engine["epoch_seconds"]), 1)
+                fwd, fwd_bwd = raw_images_per_second(args.backbone, device)
+                row["raw_forward_images_per_s"], row["raw_fwd_bwd_images_per_s"] = round(fwd, 1), round(fwd_bwd, 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print(f"{'scenario':<12}{'reference s':>12}{'engine s':>10}{'speedup':>9}{'ref acc':>9}{'eng acc':>9}{'eng/fwd':>9}{'ref ep s':>10}{'eng ep s':>10}")
+    for r in rows:
+        print(f"{r['scenario']:<12}{r['reference_s']:>12}{r['engine_s']:>10}{r['speedup']:>9}{r['reference_acc']:>9}"
+              f"{r['engine_acc']:>9}{r['engine_vs_forward']:>9}{r['reference_epoch_s']:>10}{r['engine_later_epoch_s']:>10}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
