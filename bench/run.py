@@ -214,7 +214,7 @@ def main(argv=None) -> int:
         spec = SCENARIOS[scenario]
         trainable = {"frozen": 0, "partial": 2, "full": None}[spec["strategy"]]
         reference = reference_run(train, val, args.backbone, args.epochs, trainable, spec["augment"] != "none", device)
-        engine = engine_run(train.source if val_data else args.data, val_data, args.backbone, args.epochs, scenario, device, out)
+        engine = engine_run(train.source if val_data else args.data, val_data, args.backbone, args.epochs, scenario, str(device), out)
         row = {
             "scenario": scenario,
             "device": str(device),

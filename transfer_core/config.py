@@ -186,6 +186,7 @@ class TrainConfig:
             ("balance", Balance, "balance mode"),
         ):
             object.__setattr__(self, name, _coerce_enum(enum_type, getattr(self, name), label))
+        object.__setattr__(self, "device", str(self.device))
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))
         elif isinstance(self.augment, str):
