@@ -43,7 +43,7 @@ def test_progress_from_events(tmp_path, tiny_config):
     assert list(done.epochs_table["epoch"]) == [1, 2, 3]
     assert len(done.steps_table) == 9
     assert any("Finished in" in line for line in done.log)
-    assert done.cache_summary.startswith("Features for 21 images computed in")
+    assert done.cache_summary.startswith("Features for 30 images computed in")
     middle = summarize_events(records[: next(i for i, r in enumerate(records) if r["event"] == "epoch") + 1], now=records[-1]["time"])
     assert middle.status == "running" and 0 < middle.fraction < 1 and middle.eta_seconds is not None
     assert "Epoch 1/3" in middle.text
