@@ -37,7 +37,12 @@ with aug_left:
     control(st.slider, "CutMix α", "aug_cutmix_alpha", "Pastes a patch of one image into another, mixing labels by area. 0 turns it off.", min_value=0.0, max_value=1.0, step=0.05)
     if state.settings()["strategy"] in ("frozen", "partial"):
         st.caption("With a frozen or partly frozen backbone and no augmentation, features are computed once and epochs take "
-                   "milliseconds; any augmentation means running the network on new views every epoch.")
+                   "milliseconds; augmentation means running the network on new views every epoch.")
+    if state.settings()["strategy"] == "frozen":
+        control(st.number_input, "Augmented views to cache (frozen backbone)", "augment_views",
+                "0 makes new random views every epoch (most variety, one backbone pass per epoch). N computes N views per "
+                "image once and cycles through them: N passes in all, less variety. Ignored with mixup or cutmix.",
+                min_value=0, max_value=64, step=1)
 
 values = state.settings()
 augment = None

@@ -145,6 +145,10 @@ class TrainConfig:
     the backbone's own input size. Before any backbone layer trains, the new head is first
     fitted alone for ``head_warmup_epochs`` on cached features (linear probing, then fine-tuning),
     so the random head's gradients do not distort the pretrained features.
+
+    ``augment_views`` > 0 (frozen backbone with augmentation, no mixup/cutmix): that many augmented
+    views of each image go through the backbone once and the epochs cycle through them; cheaper
+    than new views every epoch, at the price of fewer distinct views.
     """
 
     data: str = ""
@@ -173,6 +177,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     balance: Balance = Balance.NONE
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment_views: int = 0
     seed: int = 0
     device: str = "auto"
     pretrained: bool = True
@@ -214,6 +219,7 @@ class TrainConfig:
         _check(self.l2sp >= 0, f"l2sp strength must be 0 (off) or positive, got {self.l2sp}.")
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 (off) or a positive number of epochs.")
         _check(self.grad_clip >= 0, f"grad_clip must be 0 (off) or positive, got {self.grad_clip}.")
+        _check(0 <= self.augment_views <= 64, f"augment_views must be between 0 (off) and 64, got {self.augment_views}.")
         _check(self.step_epochs >= 1, f"step_epochs must be at least 1, got {self.step_epochs}.")
         _check(0.0 < self.step_gamma <= 1.0, f"step_gamma must be in (0, 1], got {self.step_gamma}.")
         _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}.")

@@ -105,6 +105,19 @@ def _forward_from(model: TransferModel, start: int, features_only: bool) -> Call
     return lambda x: model(x, start_stage=start)
 
 
+class _CycledViews(torch.utils.data.Dataset):
+    """Cached features of several augmented views; epoch ``e`` reads view ``e % n``."""
+
+    def __init__(self, views: list[torch.Tensor], targets: list[int]) -> None:
+        self.views, self.targets, self.epoch = views, torch.tensor(targets), 0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        return self.views[self.epoch % len(self.views)][i], self.targets[i]
+
+
 class Trainer:
     """Train one :class:`TrainConfig` into one run folder.
 
@@ -259,6 +272,8 @@ class Trainer:
             model.train()
             freeze_bn_of_frozen_layers(model)
             epoch_seed = cfg.seed * 100_003 + epoch
+            if isinstance(inputs.train, _CycledViews):
+                inputs.train.epoch = epoch
             generator.manual_seed(epoch_seed)
             torch.manual_seed(epoch_seed)
             loss_sum, correct, seen = 0.0, 0, 0
@@ -440,7 +455,46 @@ class Trainer:
         on_cache = _forward_from(model, start, features_only)
         if cache_train:
             return _Inputs(encoded[1], encoded[0], on_cache, on_cache, False)
+        if features_only and cfg.augment_views and not cfg.augment.mixes_batches:
+            views = self._encode_views(model, train_set, device)
+            if views is not None:
+                return _Inputs(views, encoded[0], on_cache, on_cache, False)
         return _Inputs(train_set, encoded[0], on_images, on_cache, True)
+
+    def _encode_views(self, model, train_set, device) -> _CycledViews | None:
+        """Features of ``augment_views`` seeded augmented views per training image, computed once."""
+        cfg = self.config
+        started = time.perf_counter()
+        views = []
+        n = cfg.augment_views
+        for view in range(n):
+            torch.manual_seed(cfg.seed * 7_919 + view)  # the view's random crops and flips
+            key = feature_key(
+                cfg.backbone, self._weights_id, self._preprocessing, self._preprocessing.input_size,
+                f"features-view-{view}-seed-{cfg.seed}-{cfg.augment}", [r.path for r in train_set.records],
+            )
+            features = encode_cached(
+                model.backbone, train_set, key, device, batch_size=max(cfg.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
+                on_batch=lambda done, v=view: self.emit(
+                    CacheProgress(what="views", done=v * len(train_set) + done, total=n * len(train_set))
+                ),
+            )
+            if features is None:
+                return None
+            views.append(features)
+        seconds = time.perf_counter() - started
+        self.emit(
+            CacheBuilt(
+                what="views",
+                items=n * len(train_set),
+                seconds=seconds,
+                message=(
+                    f"Cached features of {n} augmented views of {len(train_set):,} training images in {seconds:.1f} s; "
+                    "epochs cycle through them instead of running the backbone again."
+                ),
+            )
+        )
+        return _CycledViews(views, train_set.targets)
 
     def _warm_up_head(self, model, train_images, val_images, criterion, device) -> None:
         """Linear probe before fine-tuning: fit the head alone on features computed once."""

@@ -156,3 +156,14 @@ def test_second_run_reuses_cached_features_and_a_changed_setting_does_not(tiny_c
     assert "30 reused from an earlier run" in message(second)
     assert "reused" not in message(resized)
     assert a["classes"] == b["classes"]
+
+
+def test_frozen_augmentation_can_cycle_cached_views(tiny_config, tmp_path):
+    seen = []
+    config = tiny_config.replace(augment="light", augment_views=2, epochs=6)
+    first = _fit(config, tmp_path / "a", [seen.append]).report
+    views = [e for e in seen if e.kind is Event.CACHED and e.what == "views"]
+    assert len(views) == 1 and views[0].items == 2 * 21
+    assert first["val_accuracy"] >= 2 / 3
+    again = _fit(config, tmp_path / "b").report
+    assert again["history"] == first["history"]
