@@ -32,6 +32,7 @@ from transfer_core.image_cache import clear_image_caches  # noqa: E402
 SCENARIOS = {
     "frozen": dict(strategy="frozen", augment="none"),
     "frozen+aug": dict(strategy="frozen", augment="light"),
+    "frozen+aug-2views": dict(strategy="frozen", augment="light", augment_views=2),
     "partial": dict(strategy="partial", trainable_blocks=2, augment="none"),
     "full": dict(strategy="full", augment="none"),
 }
