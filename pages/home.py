@@ -14,9 +14,18 @@ st.markdown(
     "You watch it train live, inspect its mistakes, and take the trained model away."
 )
 
+HINTS = {
+    "Data": "choose a sample or upload labeled images",
+    "Backbone": "pick the pretrained network and what to fine-tune",
+    "Settings": "choose a preset, augmentation and regularization",
+    "Train": "watch the curves while it learns",
+    "Evaluate": "see which classes get confused and why",
+}
 st.subheader("Your progress")
-for step in state.STEPS:
-    st.checkbox(step, value=state.is_done(step), disabled=True, key=f"check_{step}")
+for number, step in enumerate(state.STEPS, start=1):
+    done = state.is_done(step)
+    icon = ":green[:material/check_circle:]" if done else ":gray[:material/radio_button_unchecked:]"
+    st.markdown(f"{icon} **{number}. {step}**: {HINTS[step]}" + (" · done" if done else ""))
 
 
 def _start_with_sample() -> None:

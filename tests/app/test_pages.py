@@ -28,14 +28,17 @@ def test_every_page_renders_empty(app, page):
 
 def test_home_checklist_and_sample_button(app):
     app.run()
-    assert [c.label for c in app.checkbox] == state.STEPS
-    assert not any(c.value for c in app.checkbox)
+    steps = [m.value for m in app.markdown if "**1. Data**" in m.value or ":material/" in m.value]
+    assert len(steps) == len(state.STEPS) and not any("done" in s for s in steps)
     app.button[0].click().run()  # Try a sample dataset
     _no_exception(app)
     choice = app.session_state["dataset"]
     assert choice.name.startswith("Handwritten digits")
     assert app.session_state["preset"] == "Quick"
     assert app.title[0].value == "4 · Train"  # switched to the Train page
+    app.switch_page("pages/home.py").run()
+    done = [m.value for m in app.markdown if m.value.endswith("· done")]
+    assert len(done) == 3  # Data, Backbone and Settings are ticked
 
 
 def test_data_page_shows_counts_split_and_skipped(app_with_data, color_dataset):
