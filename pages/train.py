@@ -41,7 +41,7 @@ if config is not None and not running:
     )
 
 
-def _render(records: list[dict], status_hint: str | None = None) -> None:
+def _render(records: list[dict]) -> None:
     progress = summarize_events(records)
     st.progress(progress.fraction, text=progress.text)
     if progress.cache_summary:

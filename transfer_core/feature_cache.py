@@ -19,14 +19,20 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .backbones import Preprocessing
+from .backbones import BackboneSpec, Preprocessing, WeightsSource
 
-__all__ = ["FeatureCache", "encode_cached", "feature_key", "shared_feature_cache"]
+__all__ = ["FeatureCache", "encode_cached", "feature_key", "shared_feature_cache", "weights_id"]
 
 
 def _file_identity(path: str) -> tuple[str, int, int]:
     stat = os.stat(path)
     return path, stat.st_size, stat.st_mtime_ns
+
+
+def weights_id(spec: BackboneSpec, pretrained: bool, seed: int) -> str:
+    """Names the weights features come from; test and from-scratch networks are random, so seed-dependent."""
+    real_weights = pretrained and spec.source is not WeightsSource.LOCAL
+    return "pretrained" if real_weights else f"random-seed-{seed}"
 
 
 def feature_key(

@@ -18,10 +18,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .augment import eval_transform
-from .backbones import WeightsSource, get_backbone
+from .backbones import get_backbone
 from .data import DatasetIndex
 from .errors import WarmstartError
-from .feature_cache import encode_cached, feature_key, shared_feature_cache
+from .feature_cache import encode_cached, feature_key, shared_feature_cache, weights_id
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .images import ImageReadError
 
@@ -37,25 +37,33 @@ class ProbeResult:
     error: str | None = None
 
 
-def _features(name: str, index: DatasetIndex, classes: list[str], device: torch.device, on_batch) -> tuple[torch.Tensor, np.ndarray]:
+def _features(
+    name: str, index: DatasetIndex, classes: list[str], device: torch.device, build: Callable[[], torch.nn.Module], on_batch
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Pooled features of ``index`` through the shared cache; ``build`` is called only on a cache miss."""
     spec = get_backbone(name)
     pre = spec.preprocessing
     cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
     images = LabeledImages(index.records, {c: i for i, c in enumerate(classes)}, cache, eval_transform(pre))
     readable = images.without(images.warm())
-    weights = "pretrained" if spec.source is not WeightsSource.LOCAL else "random-seed-0"
-    key = feature_key(name, weights, pre, pre.input_size, "features", [r.path for r in readable.records])
-    holder: dict[str, torch.nn.Module] = {}
-
-    def backbone():
-        if "model" not in holder:
-            torch.manual_seed(0)
-            holder["model"] = spec.build(pretrained=True).to(device)
-        return holder["model"]
-
-    cached = shared_feature_cache().get(key)
-    features = cached if cached is not None else encode_cached(backbone(), readable, key, device, on_batch=on_batch)
+    key = feature_key(name, weights_id(spec, True, 0), pre, pre.input_size, "features", [r.path for r in readable.records])
+    features = shared_feature_cache().get(key)
+    if features is None:
+        features = encode_cached(build(), readable, key, device, on_batch=on_batch)
     return features, np.asarray(readable.targets)
+
+
+def _lazy_backbone(name: str, device: torch.device) -> Callable[[], torch.nn.Module]:
+    """Builds the pretrained backbone on first call only, so training and validation share one copy."""
+    built: list[torch.nn.Module] = []
+
+    def get() -> torch.nn.Module:
+        if not built:
+            torch.manual_seed(0)
+            built.append(get_backbone(name).build(pretrained=True).to(device))
+        return built[0]
+
+    return get
 
 
 def backbone_shootout(
@@ -80,10 +88,13 @@ def backbone_shootout(
     total = len(train) + len(val)
     for name in backbones:
         started = time.perf_counter()
+        build = _lazy_backbone(name, torch_device)
         try:
-            train_x, train_y = _features(name, train, classes, torch_device, lambda n, b=name: on_progress and on_progress(b, n, total))
+            train_x, train_y = _features(
+                name, train, classes, torch_device, build, lambda n, b=name: on_progress and on_progress(b, n, total)
+            )
             val_x, val_y = _features(
-                name, val, classes, torch_device, lambda n, b=name: on_progress and on_progress(b, len(train) + n, total)
+                name, val, classes, torch_device, build, lambda n, b=name: on_progress and on_progress(b, len(train) + n, total)
             )
         except (WarmstartError, ImageReadError) as exc:
             results.append(ProbeResult(name, None, time.perf_counter() - started, error=str(exc)))

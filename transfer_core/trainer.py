@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedRandomSampler
 
 from .augment import batch_mixer, eval_transform, train_transform
-from .backbones import WeightsSource, get_backbone
+from .backbones import get_backbone
 from .config import Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .data import DatasetIndex, SkippedFile, load_train_val
 from .errors import WarmstartError
@@ -47,7 +47,7 @@ from .events import (
     StepEnded,
     Subscriber,
 )
-from .feature_cache import encode_cached, feature_key, shared_feature_cache
+from .feature_cache import encode_cached, feature_key, shared_feature_cache, weights_id
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .model import (
     TransferModel,
@@ -198,9 +198,7 @@ class Trainer:
         size = cfg.image_size or spec.preprocessing.input_size
         pre = dataclasses.replace(spec.preprocessing, input_size=size)
         self._preprocessing = pre
-        # Test and from-scratch networks are random: their features depend on the seed.
-        real_weights = cfg.pretrained and spec.source is not WeightsSource.LOCAL
-        self._weights_id = "pretrained" if real_weights else f"random-seed-{cfg.seed}"
+        self._weights_id = weights_id(spec, cfg.pretrained, cfg.seed)
         _seed_everything(cfg.seed)
         model = TransferModel(spec.build(pretrained=cfg.pretrained), len(classes), cfg.dropout)
         use_amp = device.type == "cuda"
@@ -261,7 +259,7 @@ class Trainer:
             best_loss_seen = state["best_loss_seen"]
 
         if state is None and cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
-            self._warm_up_head(model, train_set.with_transform(val_set.transform), val_set, criterion, device)
+            self._warm_up_head(model, train_set.with_transform(val_set.transform), criterion, device)
 
         early_stopped = False
         stopped_in_epoch: int | None = None
@@ -469,10 +467,7 @@ class Trainer:
         n = cfg.augment_views
         for view in range(n):
             torch.manual_seed(cfg.seed * 7_919 + view)  # the view's random crops and flips
-            key = feature_key(
-                cfg.backbone, self._weights_id, self._preprocessing, self._preprocessing.input_size,
-                f"features-view-{view}-seed-{cfg.seed}-{cfg.augment}", [r.path for r in train_set.records],
-            )
+            key = self._feature_key(f"features-view-{view}-seed-{cfg.seed}-{cfg.augment}", train_set)
             features = encode_cached(
                 model.backbone, train_set, key, device, batch_size=max(cfg.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
                 on_batch=lambda done, v=view: self.emit(
@@ -496,7 +491,7 @@ class Trainer:
         )
         return _CycledViews(views, train_set.targets)
 
-    def _warm_up_head(self, model, train_images, val_images, criterion, device) -> None:
+    def _warm_up_head(self, model, train_images, criterion, device) -> None:
         """Linear probe before fine-tuning: fit the head alone on features computed once."""
         started = time.perf_counter()
         n_stages = len(model.backbone.stages)
@@ -530,6 +525,11 @@ class Trainer:
                 loss.backward()
                 optimizer.step()
 
+    def _feature_key(self, depth: str, dataset: LabeledImages) -> str:
+        """Feature-cache key for this run's backbone, weights and preprocessing at ``depth``."""
+        pre = self._preprocessing
+        return feature_key(self.config.backbone, self._weights_id, pre, pre.input_size, depth, [r.path for r in dataset.records])
+
     def _encode(self, model, dataset, start, features_only, device, progress=None) -> torch.Tensor | None:
         """Run the frozen part once over ``dataset`` through the shared feature cache.
 
@@ -538,14 +538,7 @@ class Trainer:
         """
         offset, total = progress or (0, len(dataset))
         what = "features" if features_only else "prefix"
-        key = feature_key(
-            self.config.backbone,
-            self._weights_id,
-            self._preprocessing,
-            self._preprocessing.input_size,
-            "features" if features_only else f"stage-{start}",
-            [r.path for r in dataset.records],
-        )
+        key = self._feature_key("features" if features_only else f"stage-{start}", dataset)
         hit = shared_feature_cache().get(key) is not None
         result = encode_cached(
             model.backbone,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +80,7 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def start(self, config: TrainConfig, label: str | None = None, on_done: Callable[[Job], None] | None = None) -> Job:
+    def start(self, config: TrainConfig, label: str | None = None) -> Job:
         """Start training ``config``; if that exact config is already training, return that job instead."""
         with self._lock:
             active = [job for job in self._jobs.values() if job.active]
@@ -96,13 +95,13 @@ class JobManager:
             trainer = Trainer(config, run)
             job = Job(run=run, config=config, trainer=trainer)
             trainer.subscribe(job.record)
-            job._thread = threading.Thread(target=self._work, args=(job, on_done), name=f"train-{run.name}", daemon=True)
+            job._thread = threading.Thread(target=self._work, args=(job,), name=f"train-{run.name}", daemon=True)
             self._jobs[run.name] = job
             job._thread.start()
             return job
 
     @staticmethod
-    def _work(job: Job, on_done: Callable[[Job], None] | None) -> None:
+    def _work(job: Job) -> None:
         try:
             job.trainer.fit()
         except WarmstartError as exc:
@@ -110,8 +109,6 @@ class JobManager:
         except Exception as exc:  # keep the server alive; the run folder has the details
             job.error = f"Training failed unexpectedly: {exc}"
             (job.run.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-        if on_done:
-            on_done(job)
 
     def get(self, run_name: str) -> Job | None:
         with self._lock:
