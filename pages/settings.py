@@ -106,6 +106,10 @@ with opt[0]:
 with opt[1]:
     control(st.number_input, "Backbone LR factor", "backbone_lr_factor", "Backbone learning rate = head rate × this; small values keep pretrained features intact.", min_value=0.0, max_value=1.0, step=0.01, format="%.3f")
     control(st.number_input, "Gradient clipping (0 = off)", "grad_clip", "Caps the size of each update; stabilises full fine-tuning.", min_value=0.0, max_value=100.0, step=0.5)
+    control(st.selectbox, "Where augmentation runs", "batch_augment",
+            "auto: whole batches on the GPU when there is one (thousands of images/s), per image on the CPU otherwise. "
+            "TrivialAugment always runs per image.", options=["auto", "on", "off"],
+            format_func=lambda v: {"auto": "auto", "on": "batched on the training device", "off": "per image on the CPU"}[v])
     control(st.number_input, "Head warm-up epochs", "head_warmup_epochs", "Trains the new layer alone first so its random start does not disturb pretrained layers.", min_value=0, max_value=50, step=1)
 with opt[2]:
     control(st.number_input, "Epochs", "epochs", "Passes over the training images; more epochs learn more and risk overfitting.", min_value=1, max_value=200, step=1)

@@ -64,6 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment", choices=_choices(AugmentPreset), default=AugmentPreset.NONE.value, help="augmentation preset")
     p.add_argument("--mixup", type=float, default=None, metavar="ALPHA", help="mixup alpha (overrides the preset)")
     p.add_argument("--cutmix", type=float, default=None, metavar="ALPHA", help="cutmix alpha (overrides the preset)")
+    p.add_argument("--batch-augment", choices=["auto", "on", "off"], default=defaults.batch_augment, help="augment whole batches on the training device (auto: on a GPU)")
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N", help="frozen + augmentation: cache N augmented views per image and cycle through them (0 = new views every epoch)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -116,6 +117,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         balance=args.balance,
         augment=augment,
         augment_views=args.augment_views,
+        batch_augment=args.batch_augment,
         seed=args.seed,
         device=args.device,
     )

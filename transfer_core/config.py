@@ -146,6 +146,10 @@ class TrainConfig:
     fitted alone for ``head_warmup_epochs`` on cached features (linear probing, then fine-tuning),
     so the random head's gradients do not distort the pretrained features.
 
+    ``batch_augment`` decides where per-epoch augmentation runs: ``on`` augments whole uint8 batches
+    on the training device (see :mod:`transfer_core.batch_augment`), ``off`` per image on the CPU,
+    ``auto`` batched on a GPU and per image on a CPU (TrivialAugment is always per image).
+
     ``augment_views`` > 0 (frozen backbone with augmentation, no mixup/cutmix): that many augmented
     views of each image go through the backbone once and the epochs cycle through them; cheaper
     than new views every epoch, at the price of fewer distinct views.
@@ -178,6 +182,7 @@ class TrainConfig:
     balance: Balance = Balance.NONE
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_views: int = 0
+    batch_augment: str = "auto"
     seed: int = 0
     device: str = "auto"
     pretrained: bool = True
@@ -220,6 +225,10 @@ class TrainConfig:
         _check(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 (off) or a positive number of epochs.")
         _check(self.grad_clip >= 0, f"grad_clip must be 0 (off) or positive, got {self.grad_clip}.")
         _check(0 <= self.augment_views <= 64, f"augment_views must be between 0 (off) and 64, got {self.augment_views}.")
+        _check(
+            self.batch_augment in ("auto", "on", "off"),
+            f"batch_augment must be auto, on or off, got '{self.batch_augment}'.",
+        )
         _check(self.step_epochs >= 1, f"step_epochs must be at least 1, got {self.step_epochs}.")
         _check(0.0 < self.step_gamma <= 1.0, f"step_gamma must be in (0, 1], got {self.step_gamma}.")
         _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}.")

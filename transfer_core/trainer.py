@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedR
 
 from .augment import batch_mixer, eval_transform, train_transform
 from .backbones import get_backbone
+from .batch_augment import BatchAugment, pad_collate
 from .config import Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .data import DatasetIndex, SkippedFile, load_train_val
 from .errors import WarmstartError
@@ -234,10 +235,16 @@ class Trainer:
             )
         )
         inputs = self._prepare_inputs(model, train_set, val_set, n_groups, device)
+        batch_augment = self._batch_augment(inputs, device, pre, size)
         generator = torch.Generator()
         sampler = self._sampler(train_set.targets, len(classes), generator)
         loader = DataLoader(
-            inputs.train, batch_size=cfg.batch_size, sampler=sampler, pin_memory=device.type == "cuda", drop_last=False
+            inputs.train.with_transform(None) if batch_augment else inputs.train,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            pin_memory=device.type == "cuda",
+            drop_last=False,
+            collate_fn=pad_collate if batch_augment else None,
         )
         optimizer = self._optimizer(model)
         scheduler = self._scheduler(optimizer, steps_per_epoch)
@@ -275,12 +282,13 @@ class Trainer:
             generator.manual_seed(epoch_seed)
             torch.manual_seed(epoch_seed)
             loss_sum, correct, seen = 0.0, 0, 0
-            for step, (xb, yb) in enumerate(loader):
+            for step, batch in enumerate(loader):
                 if self._stop.is_set():
                     stopped_in_epoch = epoch
                     break
-                xb = xb.to(device, non_blocking=True)
-                yb = yb.to(device, non_blocking=True)
+                xb, yb = batch[0].to(device, non_blocking=True), batch[-1].to(device, non_blocking=True)
+                if batch_augment:
+                    xb = batch_augment(xb, batch[1])
                 if use_amp and xb.ndim == 4:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 target = yb
@@ -458,6 +466,14 @@ class Trainer:
             if views is not None:
                 return _Inputs(views, encoded[0], on_cache, on_cache, False)
         return _Inputs(train_set, encoded[0], on_images, on_cache, True)
+
+    def _batch_augment(self, inputs: _Inputs, device: torch.device, pre, size) -> BatchAugment | None:
+        """The on-device batch augmenter when epochs read images and the config allows it."""
+        mode = self.config.batch_augment
+        wanted = mode == "on" or (mode == "auto" and device.type == "cuda")
+        if not (wanted and isinstance(inputs.train, LabeledImages) and BatchAugment.supports(self.config.augment)):
+            return None
+        return BatchAugment(pre, self.config.augment, size)
 
     def _encode_views(self, model, train_set, device) -> _CycledViews | None:
         """Features of ``augment_views`` seeded augmented views per training image, computed once."""
