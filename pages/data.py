@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WarmstartError, summarize
+from transfer_core import DatasetIndex, WarmstartError, summarize
 from transfer_core.samples import SAMPLES, prepare_sample
 from ui import state
 from ui.thumbnails import thumbnail
@@ -41,8 +41,12 @@ with zip_tab:
     st.caption("One folder per class inside the zip, e.g. `cats/1.jpg`, `dogs/7.png`. `train/` and `val/` folders are used as the split.")
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="zip_upload")
     if upload is not None and st.button("Use this zip", key="use_zip"):
-        path = save_zip(state.workspace(), upload.name, upload.getvalue())
-        _use(upload.name, str(path))
+        try:
+            path = save_zip(state.workspace(), upload.name, upload.getvalue())
+        except WarmstartError as exc:
+            st.error(str(exc))
+        else:
+            _use(upload.name, str(path))
 
 with class_tab:
     st.caption("Name a class, drop its images, add it; repeat for every class.")
@@ -58,10 +62,12 @@ with class_tab:
             st.session_state["manual_folder"] = folder
         saved, refused = save_files(Path(folder) / safe_name(name), [(f.name, f.getvalue()) for f in files])
         st.session_state["manual_round"] = st.session_state.get("manual_round", 0) + 1
-        st.session_state["manual_note"] = f"Added {saved} images to '{name}'." + (f" Not images: {', '.join(refused)}." if refused else "")
+        st.session_state["manual_note"] = (f"Added {saved} images to '{name}'.", refused)
         st.rerun()
     if note := st.session_state.pop("manual_note", None):
-        st.success(note)
+        st.success(note[0])
+        for reason in note[1]:
+            st.error(reason)
     if folder:
         classes = {p.name: len(list(p.iterdir())) for p in sorted(Path(folder).iterdir()) if p.is_dir()}
         st.write(", ".join(f"**{c}** ({n})" for c, n in classes.items()) or "No classes yet.")
@@ -74,7 +80,9 @@ with csv_tab:
     images = st.file_uploader("Images listed in it", accept_multiple_files=True, key="csv_images")
     if manifest is not None and images and st.button("Use this CSV", key="use_csv"):
         target = new_upload_folder(state.workspace(), "csv")
-        save_files(target, [(f.name, f.getvalue()) for f in images])
+        _, refused = save_files(target, [(f.name, f.getvalue()) for f in images])
+        for reason in refused:
+            st.error(reason)
         csv_path = target / safe_name(manifest.name)
         csv_path.write_bytes(manifest.getvalue())
         _use(manifest.name, str(csv_path))
@@ -90,7 +98,7 @@ indexes = state.dataset_indexes()
 if indexes is None:
     st.stop()
 train, val = indexes
-summary = summarize(train)
+summary = summarize(DatasetIndex(train.records + val.records, train.skipped, train.source, train.notes))
 for warning in summary.warnings:
     st.warning(warning)
 

@@ -14,19 +14,21 @@ import os
 import random
 import shutil
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .errors import WarmstartError
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image_size
+from .limits import InputLimits, input_limits
 
 __all__ = [
     "DatasetIndex",
     "DatasetSummary",
     "ImageRecord",
     "SkippedFile",
-    "ZipLimits",
+    "duplicate_groups",
     "dataset_root",
     "extract_zip",
     "load_dataset",
@@ -60,6 +62,7 @@ class DatasetIndex:
     records: list[ImageRecord]
     skipped: list[SkippedFile] = field(default_factory=list)
     source: str = ""
+    notes: list[str] = field(default_factory=list)  # things the user should know that skipped no file
 
     @property
     def classes(self) -> list[str]:
@@ -149,6 +152,7 @@ def scan_csv(manifest: str | Path) -> DatasetIndex:
                     f"it has: {', '.join(columns) or 'none'}."
                 )
             rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+            unused = [c for c in columns if c and c not in ("path", "label")]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise WarmstartError(f"Cannot read CSV manifest '{manifest}': {exc}.") from None
     records: list[ImageRecord] = []
@@ -169,16 +173,8 @@ def scan_csv(manifest: str | Path) -> DatasetIndex:
             records.append(ImageRecord(str(path), label))
     if not records:
         raise WarmstartError(f"CSV manifest '{manifest.name}' lists no usable images.")
-    return DatasetIndex(records, skipped, str(manifest))
-
-
-@dataclass(frozen=True)
-class ZipLimits:
-    """Refuse archives that would exhaust disk or memory when extracted."""
-
-    max_files: int = 200_000
-    max_total_bytes: int = 20 * 1024**3
-    max_ratio: float = 200.0  # uncompressed / compressed, per entry
+    notes = [f"CSV manifest '{manifest.name}' has columns Warmstart does not use (ignored): {', '.join(unused)}."] if unused else []
+    return DatasetIndex(records, skipped, str(manifest), notes)
 
 
 def _default_cache_dir() -> Path:
@@ -186,17 +182,19 @@ def _default_cache_dir() -> Path:
 
 
 def extract_zip(
-    archive: str | Path, dest_root: str | Path | None = None, limits: ZipLimits = ZipLimits()
+    archive: str | Path, dest_root: str | Path | None = None, limits: InputLimits | None = None
 ) -> tuple[Path, list[SkippedFile]]:
     """Safely extract the image files of a zip into a folder keyed by the archive's content.
 
     Absolute paths, ``..`` components, symlinks and nested archives are skipped and reported;
-    archives above ``limits`` are refused before anything is written.
+    archives above ``limits`` (default: the configured ones) are refused before anything is
+    written, and extraction stops if the bytes actually written exceed the declared total.
 
     Returns:
         The extraction folder and the skipped entries.
     """
     archive = Path(archive)
+    limits = limits or input_limits()
     digest = hashlib.sha256()
     try:
         with archive.open("rb") as handle:
@@ -209,21 +207,23 @@ def extract_zip(
     skipped: list[SkippedFile] = []
     with zf:
         entries = [info for info in zf.infolist() if not info.is_dir()]
-        if len(entries) > limits.max_files:
+        if len(entries) > limits.max_archive_files:
             raise WarmstartError(
-                f"'{archive.name}' holds {len(entries):,} files, above the limit of {limits.max_files:,}."
+                f"'{archive.name}' holds {len(entries):,} files, above the limit of {limits.max_archive_files:,} "
+                "(WARMSTART_MAX_ARCHIVE_FILES)."
             )
         total = sum(info.file_size for info in entries)
-        if total > limits.max_total_bytes:
+        if total > limits.max_archive_bytes:
             raise WarmstartError(
-                f"'{archive.name}' would extract to {total / 1e9:.1f} GB, above the limit of "
-                f"{limits.max_total_bytes / 1e9:.1f} GB."
+                f"'{archive.name}' would extract to {total / 1024**2:,.0f} MB, above the limit of "
+                f"{limits.max_archive_bytes / 1024**2:,.0f} MB (WARMSTART_MAX_ARCHIVE_MB)."
             )
         if (dest / ".complete").exists():
             return dest, _read_skipped(dest)
         staging = dest.with_name(dest.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
+        written = 0
         for info in entries:
             name = info.filename.replace("\\", "/")
             parts = PurePosixPath(name).parts
@@ -242,13 +242,22 @@ def extract_zip(
             if suffix not in IMAGE_EXTENSIONS and suffix != ".csv":
                 skipped.append(SkippedFile(name, f"not an image type ({suffix or 'no extension'})"))
                 continue
-            if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+            if info.compress_size and info.file_size / info.compress_size > limits.max_compression_ratio:
                 skipped.append(SkippedFile(name, "compression ratio is suspiciously high (zip bomb?)"))
                 continue
             target = staging.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, target.open("wb") as out:
-                shutil.copyfileobj(src, out)
+            try:
+                written += _copy_entry(zf, info, target, limits.max_archive_bytes - written)
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+                target.unlink(missing_ok=True)
+                skipped.append(SkippedFile(name, f"damaged entry in the archive ({exc})"))
+            except OverflowError:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise WarmstartError(
+                    f"'{archive.name}' extracts to more than its declared size and the limit of "
+                    f"{limits.max_archive_bytes / 1024**2:,.0f} MB; refused (zip bomb?)."
+                ) from None
         (staging / ".skipped.csv").write_text(
             "".join(f"{s.path}\t{s.reason}\n" for s in skipped), encoding="utf-8"
         )
@@ -256,6 +265,18 @@ def extract_zip(
         shutil.rmtree(dest, ignore_errors=True)
         staging.rename(dest)
     return dest, skipped
+
+
+def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Copy one entry in chunks; OverflowError once more than ``budget`` bytes come out."""
+    written = 0
+    with zf.open(info) as src, target.open("wb") as out:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            written += len(chunk)
+            if written > budget:
+                raise OverflowError
+            out.write(chunk)
+    return written
 
 
 def _read_skipped(folder: Path) -> list[SkippedFile]:
@@ -342,7 +363,7 @@ def split_train_val(index: DatasetIndex, val_fraction: float, seed: int = 0) -> 
         train.extend(members[n_val:])
     train.sort(key=lambda r: (r.label, r.path))
     val.sort(key=lambda r: (r.label, r.path))
-    return DatasetIndex(train, index.skipped, index.source), DatasetIndex(val, [], index.source)
+    return DatasetIndex(train, index.skipped, index.source, index.notes), DatasetIndex(val, [], index.source)
 
 
 def load_train_val(
@@ -380,10 +401,47 @@ class DatasetSummary:
     warnings: list[str]
 
 
+def duplicate_groups(records: list[ImageRecord]) -> list[list[ImageRecord]]:
+    """Groups of byte-identical files (compared by size first, then by content hash)."""
+    by_size: dict[int, list[ImageRecord]] = {}
+    for record in records:
+        try:
+            by_size.setdefault(os.path.getsize(record.path), []).append(record)
+        except OSError:
+            continue
+    groups: list[list[ImageRecord]] = []
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        by_hash: dict[str, list[ImageRecord]] = {}
+        for record in same_size:
+            with open(record.path, "rb") as handle:
+                by_hash.setdefault(hashlib.file_digest(handle, "sha1").hexdigest(), []).append(record)
+        groups.extend(group for group in by_hash.values() if len(group) > 1)
+    return groups
+
+
+def _duplicate_warnings(index: DatasetIndex) -> list[str]:
+    groups = duplicate_groups(index.records)
+    conflicting = [g for g in groups if len({r.label for r in g}) > 1]
+    out = []
+    if conflicting:
+        first = conflicting[0]
+        shown = " and ".join(f"'{Path(r.path).name}' ({r.label})" for r in first[:2])
+        out.append(
+            f"{len(conflicting)} image(s) appear as identical files in more than one class, e.g. {shown}; "
+            "remove the wrong copy, or the model is taught two answers for one picture."
+        )
+    same_class = sum(len(g) - 1 for g in groups if len({r.label for r in g}) == 1)
+    if same_class:
+        out.append(f"{same_class} file(s) are exact copies of another image in the same class; they count twice in training.")
+    return out
+
+
 def summarize(index: DatasetIndex, min_per_class: int = 5, max_imbalance: float = 5.0) -> DatasetSummary:
     """Counts per class plus plain-language warnings about what will hurt training."""
     counts = index.counts()
-    warnings: list[str] = []
+    warnings: list[str] = list(index.notes)
     if len(counts) == 1:
         warnings.append(
             f"Only one class ('{next(iter(counts))}') was found; a classifier needs at least two."
@@ -399,4 +457,5 @@ def summarize(index: DatasetIndex, min_per_class: int = 5, max_imbalance: float 
             warnings.append(
                 f"Classes are imbalanced {largest / smallest:.0f}:1; consider class weights or a balanced sampler."
             )
+    warnings += _duplicate_warnings(index)
     return DatasetSummary(counts, len(index), len(index.skipped), warnings)

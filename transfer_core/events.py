@@ -26,6 +26,7 @@ __all__ = [
     "RunStarted",
     "RunStopped",
     "StepEnded",
+    "StorageFailed",
     "Subscriber",
     "event_from_dict",
 ]
@@ -41,6 +42,7 @@ class Event(StrEnum):
     FINISHED = "finished"
     STOPPED = "stopped"
     FAILED = "failed"
+    STORAGE = "storage_failed"
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,20 @@ class RunFailed(RunEvent):
     message: str
 
 
+@dataclass(frozen=True)
+class StorageFailed(RunEvent):
+    """The run folder could not be written; training goes on with its results held in memory."""
+
+    kind: ClassVar[Event] = Event.STORAGE
+    message: str
+
+
 Subscriber = Callable[[RunEvent], None]
 
-_BY_KIND = {cls.kind: cls for cls in (RunStarted, CacheProgress, CacheBuilt, StepEnded, EpochEnded, CheckpointSaved, RunFinished, RunStopped, RunFailed)}
+_BY_KIND = {
+    cls.kind: cls
+    for cls in (RunStarted, CacheProgress, CacheBuilt, StepEnded, EpochEnded, CheckpointSaved, RunFinished, RunStopped, RunFailed, StorageFailed)
+}
 
 
 def event_from_dict(record: dict[str, Any]) -> RunEvent:

@@ -17,12 +17,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import WarmstartError
+from .limits import input_limits
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "ImageReadError", "open_rgb", "read_image_size"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
-# 64 megapixels: far beyond any photo a classifier needs, far below what exhausts memory.
+# 64 megapixels by default (WARMSTART_MAX_IMAGE_PIXELS): far beyond any photo a classifier
+# needs, far below what exhausts memory.
 MAX_IMAGE_PIXELS = 64_000_000
 
 
@@ -33,15 +35,15 @@ class ImageReadError(WarmstartError):
 ImageSource = str | Path | bytes | BinaryIO
 
 
-def _open(source: ImageSource) -> Image.Image:
+def _open(source: ImageSource, max_pixels: int) -> Image.Image:
     if isinstance(source, bytes):
         source = io.BytesIO(source)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked next
             return Image.open(source)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(f"image is larger than the limit of {MAX_IMAGE_PIXELS:,} pixels") from None
+        raise ImageReadError(f"image is larger than the limit of {max_pixels:,} pixels (decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ImageReadError("not a readable image (unknown or corrupt format)") from None
     except FileNotFoundError:
@@ -56,13 +58,15 @@ def _check_size(image: Image.Image, max_pixels: int) -> None:
         raise ImageReadError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageReadError(
-            f"image is {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,}"
+            f"image is {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,} "
+            "(WARMSTART_MAX_IMAGE_PIXELS)"
         )
 
 
-def read_image_size(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+def read_image_size(source: ImageSource, max_pixels: int | None = None) -> tuple[int, int]:
     """Read only the header: (width, height), or ImageReadError. Cheap enough for scanning folders."""
-    with _open(source) as image:
+    max_pixels = max_pixels or input_limits().max_image_pixels
+    with _open(source, max_pixels) as image:
         _check_size(image, max_pixels)
         return image.size
 
@@ -89,12 +93,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
-def open_rgb(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def open_rgb(source: ImageSource, max_pixels: int | None = None) -> Image.Image:
     """Decode an image file into an upright, fully loaded 8-bit RGB image.
 
     Args:
         source: a path, the file's bytes, or a binary file object.
-        max_pixels: refuse images with more pixels than this before decoding them.
+        max_pixels: refuse images with more pixels than this before decoding them
+            (default: the configured limit, see :mod:`transfer_core.limits`).
 
     Returns:
         A loaded ``PIL.Image`` in mode RGB (first frame of animations, EXIF orientation applied).
@@ -102,7 +107,8 @@ def open_rgb(source: ImageSource, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.I
     Raises:
         ImageReadError: with the reason (corrupt, truncated, empty, too large, not an image).
     """
-    with _open(source) as image:
+    max_pixels = max_pixels or input_limits().max_image_pixels
+    with _open(source, max_pixels) as image:
         _check_size(image, max_pixels)
         try:
             image.seek(0)

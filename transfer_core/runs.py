@@ -16,8 +16,11 @@ the target, so readers see either the old or the new file, never half of one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import socket
+import zipfile
 import re
 import tempfile
 import time
@@ -26,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .config import TrainConfig
 from .errors import WarmstartError
 from .events import Event, RunEvent
 
-__all__ = ["RunDir", "RunStore", "atomic_write", "atomic_write_json", "safe_torch_load"]
+__all__ = ["HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "checkpoint_bytes", "safe_torch_load"]
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -91,19 +94,39 @@ class RunDir:
 
     def append_event(self, event: RunEvent) -> None:
         """Subscriber: one JSON line per event, flushed so live readers see it at once."""
+        self.append_lines([json.dumps(event.to_dict(), ensure_ascii=False)])
+
+    def append_lines(self, lines: list[str]) -> None:
+        """Append JSON lines to ``metrics.jsonl``, first closing a line torn by a killed writer."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with self.metrics_file.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        with self.metrics_file.open("a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            torn = False
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                torn = handle.read(1) != b"\n"
+            handle.write((("\n" if torn else "") + "".join(line + "\n" for line in lines)).encode("utf-8"))
             handle.flush()
 
     __call__ = append_event
 
     def save_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> None:
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-        atomic_write(self.checkpoint_file, lambda tmp: save_file(tensors, str(tmp)))
+        self.write_bytes(self.checkpoint_file.name, checkpoint_bytes(state_dict))
 
     def save_resume_state(self, state: dict[str, Any]) -> None:
-        atomic_write(self.resume_file, lambda tmp: torch.save(state, tmp))
+        self.write_bytes(self.resume_file.name, resume_bytes(state))
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        atomic_write(self.path / name, lambda tmp: tmp.write_bytes(data))
+
+    def mark_owner(self) -> None:
+        """Record which process trains this run, so a crashed run reads as interrupted, not running."""
+        atomic_write_json(self.path / "owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
+
+    def remove_partial_files(self) -> None:
+        """Delete temporary files left by a process killed mid-write (the real files are intact)."""
+        for leftover in self.path.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
 
     def write_json(self, name: str, value: Any) -> None:
         atomic_write_json(self.path / name, value)
@@ -147,13 +170,34 @@ class RunDir:
         return out
 
     def status(self) -> str:
-        """created / running / finished / stopped / failed, from the last lifecycle event."""
+        """created / running / interrupted / finished / stopped / failed, from the last lifecycle event.
+
+        A run whose last event is "started" but whose training process is gone (killed, crashed,
+        server restarted) is "interrupted": it can be resumed from its last complete epoch.
+        """
         lifecycle = {Event.STARTED, Event.FINISHED, Event.STOPPED, Event.FAILED}
         events = self.read_events(lifecycle)
         if not events:
             return "created"
         last = events[-1]["event"]
-        return "running" if last == Event.STARTED else last
+        if last != Event.STARTED:
+            return last
+        return "running" if self._owner_alive() else "interrupted"
+
+    def _owner_alive(self) -> bool:
+        try:
+            owner = json.loads((self.path / "owner.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return False
+        if owner.get("host") != socket.gethostname():
+            return True  # another machine's process: cannot tell, assume it is alive
+        try:
+            os.kill(int(owner["pid"]), 0)
+        except (ProcessLookupError, ValueError, KeyError, TypeError):
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def _read_json(self, path: Path) -> Any:
         try:
@@ -162,6 +206,90 @@ class RunDir:
             raise WarmstartError(f"'{path}' does not exist; is '{self.path}' a Warmstart run folder?") from None
         except json.JSONDecodeError as exc:
             raise WarmstartError(f"'{path}' is not valid JSON ({exc}).") from None
+
+
+def checkpoint_bytes(state_dict: dict[str, torch.Tensor]) -> bytes:
+    """A state dict as safetensors bytes (no pickle)."""
+    return save({k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()})
+
+
+def resume_bytes(state: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+class HeldWrites:
+    """Writes into a run folder that survive a full disk or an unwritable folder.
+
+    A write the disk refuses is kept in memory (the newest version of each file, and every
+    unwritten event line in order) and ``on_failure`` is told once; :meth:`retry` writes
+    everything held, and :meth:`bundle` packs the run's results into a zip for download
+    from memory, whatever made it to disk.
+    """
+
+    BUNDLE = ("config.json", "model.json", "best.safetensors", "report.json", "predictions.json")
+
+    def __init__(self, run: RunDir, on_failure: Callable[[OSError], None] | None = None) -> None:
+        self.run = run
+        self.on_failure = on_failure
+        self.files: dict[str, bytes] = {}
+        self.lines: list[str] = []
+        self.error: OSError | None = None
+
+    @property
+    def pending(self) -> list[str]:
+        """Names of what is held in memory, unsaved."""
+        return list(self.files) + (["metrics.jsonl"] if self.lines else [])
+
+    def write(self, name: str, data: bytes) -> None:
+        try:
+            self.run.write_bytes(name, data)
+            self.files.pop(name, None)
+        except OSError as exc:
+            self.files[name] = data
+            self._failed(exc)
+
+    def write_json(self, name: str, value: Any) -> None:
+        self.write(name, json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
+
+    def append_line(self, line: str) -> None:
+        self.lines.append(line)
+        self._flush_lines()  # also writes lines held from earlier failures, in order
+
+    def _flush_lines(self) -> None:
+        try:
+            self.run.append_lines(self.lines)
+            self.lines.clear()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        first = self.error is None
+        self.error = exc
+        if first and self.on_failure is not None:
+            self.on_failure(exc)
+
+    def retry(self) -> list[str]:
+        """Write everything held; returns what is still unsaved (empty when all is on disk)."""
+        self.error = None
+        for name, data in list(self.files.items()):
+            self.write(name, data)
+        if self.lines:
+            self._flush_lines()
+        return self.pending
+
+    def bundle(self) -> bytes:
+        """A zip of the run's result files, from memory where the disk does not have them."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in self.BUNDLE:
+                data = self.files.get(name)
+                if data is None and (self.run.path / name).is_file():
+                    data = (self.run.path / name).read_bytes()
+                if data is not None:
+                    zf.writestr(f"{self.run.name}/{name}", data)
+        return buffer.getvalue()
 
 
 class RunStore:

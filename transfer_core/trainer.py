@@ -13,6 +13,7 @@ its last complete epoch ends exactly where an uninterrupted run would (on a CPU)
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import threading
@@ -46,6 +47,7 @@ from .events import (
     RunStarted,
     RunStopped,
     StepEnded,
+    StorageFailed,
     Subscriber,
 )
 from .feature_cache import encode_cached, feature_key, shared_feature_cache, weights_id
@@ -58,7 +60,7 @@ from .model import (
     set_trainable_groups,
     trainable_groups_at,
 )
-from .runs import RunDir
+from .runs import HeldWrites, RunDir, checkpoint_bytes, resume_bytes
 
 __all__ = ["TrainResult", "Trainer", "resolve_device", "train"]
 
@@ -86,6 +88,7 @@ class TrainResult:
     run: RunDir
     status: str  # finished / stopped
     report: dict[str, Any] | None
+    unsaved: list[str] = dataclasses.field(default_factory=list)  # files held in memory (see Trainer.held)
 
 
 @dataclass
@@ -124,7 +127,9 @@ class Trainer:
 
     Args:
         config: the recipe.
-        run: the run folder (its ``append_event`` is always the first subscriber).
+        run: the run folder. Every event is appended to its ``metrics.jsonl``; if the folder stops
+            accepting writes (disk full, permissions), training goes on, the results are held in
+            memory (:attr:`held`) and a :class:`StorageFailed` event says so once.
         subscribers: callables receiving every :class:`RunEvent`.
         data: optional (train, val) indexes; by default they are loaded from ``config.data``.
     """
@@ -138,7 +143,8 @@ class Trainer:
     ) -> None:
         self.config = config
         self.run = run if isinstance(run, RunDir) else RunDir(run)
-        self._subscribers: list[Subscriber] = [self.run.append_event, *subscribers]
+        self._subscribers: list[Subscriber] = list(subscribers)
+        self.held = HeldWrites(self.run, self._storage_failed)
         self._data = data
         self._stop = threading.Event()
         self.skipped: list[SkippedFile] = []
@@ -155,9 +161,20 @@ class Trainer:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    def _storage_failed(self, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        self.emit(
+            StorageFailed(
+                message=(
+                    f"Cannot write to the run folder '{self.run.path}' ({reason}); training continues and its results "
+                    "are kept in memory until they can be saved or downloaded."
+                )
+            )
+        )
+
     def emit(self, event: RunEvent) -> None:
-        self.run.append_event(event)
-        for subscriber in self._subscribers[1:]:
+        self.held.append_line(json.dumps(event.to_dict(), ensure_ascii=False))
+        for subscriber in self._subscribers:
             try:
                 subscriber(event)
             except Exception as exc:  # a broken display must not kill a run
@@ -179,9 +196,17 @@ class Trainer:
         cfg = self.config
         started = time.perf_counter()
         device = resolve_device(cfg.device)
-        self.run.path.mkdir(parents=True, exist_ok=True)
-        if not self.run.config_file.exists():
-            self.run.write_config(cfg)
+        try:
+            self.run.path.mkdir(parents=True, exist_ok=True)
+            if not self.run.config_file.exists():
+                self.run.write_config(cfg)
+            self.run.mark_owner()
+            self.run.remove_partial_files()
+        except OSError as exc:
+            raise WarmstartError(
+                f"Cannot write to the run folder '{self.run.path}' ({exc.strerror or exc}); "
+                "choose another folder or free some disk space."
+            ) from None
         state = self.run.load_resume_state() if resume else None
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
@@ -206,7 +231,7 @@ class Trainer:
         model.to(device)
         if use_amp:
             model.to(memory_format=torch.channels_last)
-        self.run.write_json(
+        self.held.write_json(
             "model.json",
             {
                 "backbone": cfg.backbone,
@@ -257,6 +282,7 @@ class Trainer:
         )
 
         best, bad_epochs, history = None, 0, []
+        best_state: dict[str, torch.Tensor] | None = None
         best_loss_seen = math.inf
         if state is not None:
             model.load_state_dict(state["model"])
@@ -344,14 +370,17 @@ class Trainer:
                 val_accuracy == best["val_accuracy"] and val_loss < best["val_loss"]
             ):
                 best = {"epoch": epoch + 1, "val_accuracy": val_accuracy, "val_loss": val_loss}
-                self.run.save_checkpoint(model.state_dict())
-                self.emit(CheckpointSaved(path=str(self.run.checkpoint_file), **best))
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                self.held.write(self.run.checkpoint_file.name, checkpoint_bytes(best_state))
+                if self.run.checkpoint_file.name not in self.held.files:
+                    self.emit(CheckpointSaved(path=str(self.run.checkpoint_file), **best))
             if val_loss < best_loss_seen - 1e-6:
                 best_loss_seen, bad_epochs = val_loss, 0
             else:
                 bad_epochs += 1
-            self.run.save_resume_state(
-                {
+            self.held.write(
+                self.run.resume_file.name,
+                resume_bytes({
                     "epoch": epoch,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
@@ -360,7 +389,7 @@ class Trainer:
                     "bad_epochs": bad_epochs,
                     "best_loss_seen": best_loss_seen,
                     "history": history,
-                }
+                }),
             )
             if cfg.early_stopping_patience and bad_epochs >= cfg.early_stopping_patience and epoch + 1 < cfg.epochs:
                 early_stopped = True
@@ -370,7 +399,9 @@ class Trainer:
         if best is None:
             self.emit(RunStopped(epoch=(stopped_in_epoch or 0) + 1, best_epoch=None, message="Stopped before the first epoch finished; nothing was saved."))
             return TrainResult(self.run, "stopped", None)
-        model.load_state_dict(self.run.load_checkpoint())
+        if best_state is None:  # resumed: the best epoch was saved by the earlier process
+            best_state = self.run.load_checkpoint()
+        model.load_state_dict(best_state)
         report = self._write_report(model, inputs, val_set, classes, device, use_amp, best, history, seconds)
         if stopped_in_epoch is not None:
             self.emit(
@@ -380,7 +411,7 @@ class Trainer:
                     message=f"Stopped during epoch {stopped_in_epoch + 1}; kept the best model (epoch {best['epoch']}).",
                 )
             )
-            return TrainResult(self.run, "stopped", report)
+            return TrainResult(self.run, "stopped", report, self.held.pending)
         self.emit(
             RunFinished(
                 best_epoch=best["epoch"],
@@ -390,7 +421,7 @@ class Trainer:
                 early_stopped=early_stopped,
             )
         )
-        return TrainResult(self.run, "finished", report)
+        return TrainResult(self.run, "finished", report, self.held.pending)
 
     # ---------------------------------------------------------------------------------------
     def _image_sets(self, train_index, val_index, class_to_idx, pre, size) -> tuple[LabeledImages, LabeledImages]:
@@ -401,11 +432,14 @@ class Trainer:
         started = time.perf_counter()
         cached_before = len(cache)
 
+        unreadable: list[SkippedFile] = []
+
         def report(record, exc) -> None:
-            self.skipped.append(SkippedFile(record.path, str(exc)))
+            unreadable.append(SkippedFile(record.path, str(exc)))
 
         train_set = train_set.without(train_set.warm(report))
         val_set = val_set.without(val_set.warm(report))
+        self.skipped += unreadable
         if len(train_set) == 0 or len(val_set) == 0:
             raise WarmstartError("No readable images are left for training or validation; see the skipped files.")
         decoded = len(cache) - cached_before
@@ -419,6 +453,7 @@ class Trainer:
                 message=(
                     f"Decoded {decoded:,} images in {seconds:.1f} s ({where}); "
                     f"{len(train_set) + len(val_set) - decoded:,} were already cached."
+                    + _unreadable_note(unreadable)
                 ),
             )
         )
@@ -601,8 +636,8 @@ class Trainer:
             "skipped": [dataclasses.asdict(s) for s in self.skipped],
             "config": self.config.to_dict(),
         }
-        self.run.write_json("report.json", report)
-        self.run.write_json("predictions.json", per_image_predictions(paths, targets, probabilities, classes))
+        self.held.write_json("report.json", report)
+        self.held.write_json("predictions.json", per_image_predictions(paths, targets, probabilities, classes))
         return report
 
     # ---------------------------------------------------------------------------------------
@@ -660,6 +695,15 @@ class Trainer:
     @staticmethod
     def _head_lr(optimizer) -> float:
         return float(next(g["lr"] for g in optimizer.param_groups if g["name"].startswith("head")))
+
+
+def _unreadable_note(unreadable: list[SkippedFile]) -> str:
+    """' Skipped 2 unreadable files: a.jpg (reason); b.png (reason).' or nothing."""
+    if not unreadable:
+        return ""
+    shown = "; ".join(f"{Path(s.path).name} ({s.reason})" for s in unreadable[:5])
+    more = f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+    return f" Skipped {len(unreadable)} unreadable file(s): {shown}{more}."
 
 
 def _loss_and_accuracy(probabilities: np.ndarray, targets: list[int]) -> tuple[float, float]:

@@ -64,6 +64,8 @@ def _log_line(record: dict[str, Any]) -> str | None:
         text = record["message"]
     elif kind == "failed":
         text = f"Failed: {record['message']}"
+    elif kind == "storage_failed":
+        text = f"Not saved: {record['message']}"
     else:
         return None
     return f"{stamp}  {text}"

@@ -8,7 +8,9 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from transfer_core import WarmstartError
 from transfer_core.images import IMAGE_EXTENSIONS
+from transfer_core.limits import input_limits
 
 __all__ = ["new_upload_folder", "safe_name", "save_files", "save_zip"]
 
@@ -27,7 +29,12 @@ def new_upload_folder(root: Path, kind: str) -> Path:
 
 
 def save_zip(root: Path, name: str, data: bytes) -> Path:
-    """Store an uploaded zip under a name derived from its content (re-uploads reuse it)."""
+    """Store an uploaded zip under a name derived from its content (re-uploads reuse it).
+
+    Raises:
+        WarmstartError: naming the file, when it is above the configured upload limit.
+    """
+    input_limits().check_upload(name, len(data))
     digest = hashlib.sha256(data).hexdigest()[:16]
     target = root / "uploads" / f"{digest}-{safe_name(name)}"
     if not target.exists():
@@ -39,13 +46,23 @@ def save_zip(root: Path, name: str, data: bytes) -> Path:
 
 
 def save_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:
-    """Write uploaded image files into ``folder``; returns (saved, names refused as not images)."""
+    """Write uploaded image files into ``folder``.
+
+    Returns:
+        (files saved, one sentence per refused file: not an image type, or above the upload limit).
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    limits = input_limits()
     saved, refused = 0, []
     for name, data in files:
         clean = safe_name(name)
         if Path(clean).suffix.lower() not in IMAGE_EXTENSIONS:
-            refused.append(name)
+            refused.append(f"'{name}' is not an image type ({Path(clean).suffix or 'no extension'}).")
+            continue
+        try:
+            limits.check_upload(name, len(data))
+        except WarmstartError as exc:
+            refused.append(str(exc))
             continue
         target = folder / clean
         stem, suffix, n = target.stem, target.suffix, 1

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from transfer_core import RunDir, RunStore, TrainConfig, WarmstartError
-from transfer_core.events import EpochEnded, RunStarted
+from transfer_core.events import EpochEnded, RunStarted, RunStopped
 from transfer_core.runs import atomic_write_json, safe_torch_load
 
 
@@ -32,7 +32,11 @@ def test_torn_metrics_line_is_ignored(tmp_path):
         handle.write('{"event": "epoch", "epo')  # killed mid-write
     events = run.read_events()
     assert [e["event"] for e in events] == ["started", "epoch"]
+    assert run.status() == "interrupted"  # no live process owns it
+    run.mark_owner()
     assert run.status() == "running"
+    run.append_event(RunStopped(epoch=2, best_epoch=1, message="stopped"))  # the next writer closes the torn line
+    assert [e["event"] for e in run.read_events()] == ["started", "epoch", "stopped"]
 
 
 class _Exploit:
