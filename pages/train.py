@@ -1,4 +1,4 @@
-"""Train: start and stop; live progress, curves and log from the background job."""
+"""Train: start, queue, stop and resume; live progress, curves and log from the background job."""
 
 import streamlit as st
 
@@ -10,7 +10,7 @@ from ui.progress import summarize_events
 st.title("4 · Train")
 
 manager = state.job_manager()
-job = manager.latest()
+job = state.current_job()
 
 try:
     config = state.config()
@@ -21,27 +21,30 @@ except WarmstartError as exc:
 if state.dataset() is None:
     st.info("Choose a dataset on the Data page first.")
 
+busy = bool(manager.active())
 left, middle, _ = st.columns([1, 1, 3])
-running = job is not None and job.active
-if left.button("Start training", type="primary", disabled=running or config is None or state.dataset() is None, width="stretch"):
+start_label = "Queue training" if busy else "Start training"
+start_help = "Another run is training; this one will wait its turn and start on its own." if busy else None
+if left.button(start_label, type="primary", disabled=config is None or state.dataset() is None, width="stretch", help=start_help):
     try:
         job = manager.start(config)
-        state.select_run(job.run.name)
+        state.adopt_job(job)
         st.rerun()
     except WarmstartError as exc:
         st.error(str(exc))
-if middle.button("Stop", disabled=not running, width="stretch", help="Stops after the current batch; the best model so far is kept."):
-    job.stop()
-    st.toast("Stopping after the current batch…")
+if middle.button("Stop" if job is None or job.status != "queued" else "Cancel", disabled=job is None or not job.active,
+                 width="stretch", help="Stops after the current batch; the best model so far is kept."):
+    manager.cancel(job)
+    st.toast("Stopping after the current batch…" if job.status == "running" else "Removed from the queue.")
 
-if config is not None and not running:
+if config is not None and not (job is not None and job.active):
     st.caption(
         f"Recipe: {config.backbone}, {config.strategy.value}, {config.epochs} epochs, batch {config.batch_size}, "
         f"augmentation {config.augment.preset_name or 'custom'}, {config.optimizer.value} + {config.schedule.value}."
     )
 
 
-def _render(records: list[dict]) -> None:
+def _render(records: list[dict], key: str = "current") -> None:
     progress = summarize_events(records)
     st.progress(progress.fraction, text=progress.text)
     if progress.cache_summary:
@@ -49,23 +52,47 @@ def _render(records: list[dict]) -> None:
     if not (progress.epochs_table.empty and progress.steps_table.empty):
         a, b = st.columns(2)
         if not progress.epochs_table.empty:
-            a.plotly_chart(epoch_curves_figure(progress.epochs_table, "loss"), width="stretch", key="curve_loss")
-            b.plotly_chart(epoch_curves_figure(progress.epochs_table, "accuracy"), width="stretch", key="curve_acc")
+            a.plotly_chart(epoch_curves_figure(progress.epochs_table, "loss"), width="stretch", key=f"{key}_curve_loss")
+            b.plotly_chart(epoch_curves_figure(progress.epochs_table, "accuracy"), width="stretch", key=f"{key}_curve_acc")
         if not progress.steps_table.empty:
             c, d = st.columns(2)
-            c.plotly_chart(step_loss_figure(progress.steps_table), width="stretch", key="curve_steps")
-            d.plotly_chart(lr_figure(progress.steps_table), width="stretch", key="curve_lr")
+            c.plotly_chart(step_loss_figure(progress.steps_table), width="stretch", key=f"{key}_curve_steps")
+            d.plotly_chart(lr_figure(progress.steps_table), width="stretch", key=f"{key}_curve_lr")
     with st.expander("Event log", expanded=True):
         st.code("\n".join(progress.log[-200:]) or "No events yet.", language=None)
+
+
+def _unsaved_results(current) -> None:
+    """When the run folder refused writes: say so, offer a retry and a download from memory."""
+    if not current.unsaved:
+        return
+    reason = current.trainer.held.error
+    st.error(
+        f"The run folder could not be written ({reason.strerror if reason else 'unknown error'}); "
+        f"{', '.join(current.unsaved)} are kept in memory. Free some disk space and retry, or download them now."
+    )
+    retry, download, _ = st.columns([1, 1, 3])
+    if retry.button("Retry saving", key="retry_save"):
+        left_over = current.trainer.held.retry()
+        st.toast("Saved." if not left_over else "Still cannot write: " + ", ".join(left_over))
+        st.rerun()
+    download.download_button(
+        "Download results", current.trainer.held.bundle(), file_name=f"{current.run.name}.zip",
+        mime="application/zip", key="download_unsaved",
+    )
 
 
 @st.fragment(run_every=1.0)
 def live_view() -> None:
     """Polls the background job once a second; reruns the page when the run ends."""
-    current = manager.latest()
+    current = state.current_job()
     if current is None:
         return
     st.subheader(f"Run {current.run.name}")
+    if current.status == "queued":
+        ahead = manager.runs_ahead(current)
+        st.info(f"Waiting: {ahead} run{'s' if ahead != 1 else ''} ahead. It starts on its own when a slot frees up.")
+    _unsaved_results(current)
     _render(current.events())
     if current.error:
         st.error(current.error)
@@ -73,24 +100,44 @@ def live_view() -> None:
         st.rerun(scope="app")
 
 
-if running:
+def _past_runs() -> None:
+    """Earlier runs from the store; stopped or interrupted ones can be resumed."""
+    runs = [r for r in state.run_store().runs() if r.status() in ("finished", "stopped", "interrupted")]
+    if not runs:
+        return
+    st.subheader("Earlier runs")
+    statuses = {r.name: r.status() for r in runs}
+    name = st.selectbox("Show run", list(statuses), key="train_past_run", format_func=lambda n: f"{n} ({statuses[n]})")
+    run = RunDir(state.run_store().root / name)
+    if statuses[name] in ("stopped", "interrupted"):
+        st.caption("This run ended before its last epoch. Resuming continues from its last complete epoch and ends "
+                   "where an uninterrupted run would.")
+        if st.button("Resume this run", key="resume_run"):
+            try:
+                state.adopt_job(manager.resume(run))
+                st.rerun()
+            except WarmstartError as exc:
+                st.error(str(exc))
+    _render(run.read_events(), key="past")
+
+
+if job is not None and job.active:
     live_view()
-elif job is not None:
-    st.subheader(f"Run {job.run.name}")
-    if job.error:
-        st.error(job.error)
-    elif job.status == "finished":
-        state.mark_done("Train")
-        st.success("Training finished. Open Evaluate to see where the model is right and wrong.")
-        if st.button("Evaluate this run", type="primary"):
-            state.select_run(job.run.name)
-            st.switch_page("pages/evaluate.py")
-    elif job.status == "stopped":
-        st.warning("This run was stopped; its best checkpoint is kept and can be evaluated.")
-    _render(job.events())
 else:
-    runs = [r for r in state.run_store().runs() if r.status() in ("finished", "stopped")]
-    if runs:
-        st.subheader("Earlier runs")
-        name = st.selectbox("Show run", [r.name for r in runs], key="train_past_run")
-        _render(RunDir(state.run_store().root / name).read_events())
+    if job is not None:
+        st.subheader(f"Run {job.run.name}")
+        _unsaved_results(job)
+        if job.error:
+            st.error(job.error)
+        elif job.status == "finished":
+            state.mark_done("Train")
+            st.success("Training finished. Open Evaluate to see where the model is right and wrong.")
+            if st.button("Evaluate this run", type="primary"):
+                state.select_run(job.run.name)
+                st.switch_page("pages/evaluate.py")
+        elif job.status == "stopped":
+            st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed below.")
+        elif job.status == "cancelled":
+            st.info("This run was removed from the queue before it started.")
+        _render(job.events())
+    _past_runs()

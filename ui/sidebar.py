@@ -22,7 +22,7 @@ def render() -> None:
         st.markdown(f"**Backbone:** {values['backbone']} · {values['strategy']}")
         preset = st.session_state.get("preset")
         st.markdown(f"**Recipe:** {preset or 'custom'} · {values['epochs']} epochs")
-        job = state.job_manager().latest()
+        job = state.current_job()
         if job is None:
             st.markdown("**Run:** not started")
         else:
@@ -31,9 +31,13 @@ def render() -> None:
 
 def _run_status() -> None:
     """The latest run's status, refreshed every two seconds while it trains."""
-    job = state.job_manager().latest()
+    job = state.current_job()
     progress = summarize_events(job.events())
     st.markdown(f"**Run:** {job.run.name}")
-    st.caption(progress.text if job.status == "running" else f"Status: {job.status}")
+    if job.status == "queued":
+        ahead = state.job_manager().runs_ahead(job)
+        st.caption(f"Waiting: {ahead} run{'s' if ahead != 1 else ''} ahead")
+    else:
+        st.caption(progress.text if job.status == "running" else f"Status: {job.status}")
     if job.status == "running":
         st.progress(progress.fraction)

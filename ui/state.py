@@ -156,6 +156,19 @@ def is_done(step: str) -> bool:
     return step in st.session_state.get("done", set())
 
 
+def current_job():
+    """This browser session's latest job, else the server's latest (after a refresh or in a new tab)."""
+    manager = job_manager()
+    own = st.session_state.get("own_job")
+    return (manager.get(own) if own else None) or manager.latest()
+
+
+def adopt_job(job) -> None:
+    """Make ``job`` the one this session follows."""
+    st.session_state["own_job"] = job.run.name
+    select_run(job.run.name)
+
+
 def selected_run() -> str | None:
     return st.session_state.get("selected_run")
 

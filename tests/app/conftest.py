@@ -21,8 +21,9 @@ def workspace(tmp_path, monkeypatch):
     state.job_manager.clear()
     state._load_indexes.clear()
     yield home
-    for job in state.job_manager().active():
-        job.stop()
+    manager = state.job_manager()
+    for job in manager.active():
+        manager.cancel(job)
         job.wait(30)
     state.job_manager.clear()
 

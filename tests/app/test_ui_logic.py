@@ -1,29 +1,38 @@
 """The Streamlit-free parts of the UI: job manager, progress summaries, figures."""
 
+import time
 
-import pytest
-
-from transfer_core import RunStore, WarmstartError
+from transfer_core import RunStore
 from ui.charts import class_counts_figure, confusion_matrix_figure, epoch_curves_figure, lr_figure, step_loss_figure
 from ui.jobs import JobManager
 from ui.progress import summarize_events
 
 
-def test_job_manager_never_duplicates_and_limits_concurrency(tmp_path, tiny_config):
+def test_job_manager_never_duplicates_and_queues_beyond_the_limit(tmp_path, tiny_config):
     manager = JobManager(RunStore(tmp_path / "runs"), max_concurrent=1)
     slow = tiny_config.replace(epochs=200, strategy="full")
     first = manager.start(slow)
     assert manager.start(slow) is first  # a refresh or second tab asking again gets the same job
-    with pytest.raises(WarmstartError, match="already training"):
-        manager.start(slow.replace(seed=5))
+    second = manager.start(tiny_config)  # another user: waits its turn
+    third = manager.start(tiny_config.replace(seed=3))
+    assert first.status == "running" and second.status == "queued" and third.status == "queued"
+    assert (manager.runs_ahead(first), manager.runs_ahead(second), manager.runs_ahead(third)) == (0, 1, 2)
+    manager.cancel(third)
+    assert third.status == "cancelled" and not third.active
+    deadline = time.monotonic() + 60
+    while not any(e["event"] == "epoch" for e in first.events()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     first.stop()
     first.wait(60)
-    assert first.status == "stopped"
-    assert first.run.status() == "stopped"
-    second = manager.start(tiny_config)
-    second.wait(60)
-    assert second.status == "finished" and manager.latest() is second
-    assert len(RunStore(tmp_path / "runs").runs()) == 2
+    assert first.status == "stopped" and first.run.status() == "stopped"
+    second.wait(60)  # started by itself once the slot was free
+    assert second.status == "finished" and manager.latest() is third
+    assert third.run.status() == "created"  # never trained
+
+    resumed = manager.resume(first.run)
+    resumed.wait(120)
+    assert resumed.status == "finished" and first.run.status() == "finished"
+    assert next(e for e in resumed.events() if e["event"] == "started")["start_epoch"] > 0
 
 
 def test_failed_job_keeps_the_message_and_the_server_alive(tmp_path, tiny_config):

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load as load_safetensors
 
-from transfer_core import RunDir, Trainer, TrainConfig, WarmstartError
+from transfer_core import RunDir, Trainer, WarmstartError
 from transfer_core.events import Event
 from transfer_core.predict import load_trained_model
 from transfer_core.runs import safe_torch_load
 
-from ..conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 
