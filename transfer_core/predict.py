@@ -18,6 +18,7 @@ from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
 from .image_cache import cache_side_for, shrink_to_tensor
 from .images import ImageReadError, open_rgb
+from .metadata import ModelInfo, check_weights
 from .model import TransferModel
 from .runs import RunDir
 
@@ -33,18 +34,14 @@ def load_trained_model(run: RunDir | str | Path) -> tuple[TransferModel, dict]:
     run = run if isinstance(run, RunDir) else RunDir(run)
     if not run.path.is_dir():
         raise WarmstartError(f"Run folder '{run.path}' does not exist.")
-    info = run.read_model_info()
-    spec = get_backbone(info["backbone"])
-    model = TransferModel(spec.build(pretrained=False), len(info["classes"]), info.get("dropout", 0.0))
+    info = ModelInfo.from_dict(run.read_model_info(), str(run.model_file))
+    spec = get_backbone(info.backbone)
+    model = TransferModel(spec.build(pretrained=False), len(info.classes), info.dropout)
     state = run.load_checkpoint()
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise WarmstartError(
-            f"Checkpoint of run '{run.name}' does not match its backbone '{info['backbone']}' "
-            f"({len(missing)} missing, {len(unexpected)} unexpected weights)."
-        )
+    check_weights(model, state, str(run.checkpoint_file))
+    model.load_state_dict(state)
     model.eval()
-    return model, info
+    return model, info.to_dict()
 
 
 @dataclass

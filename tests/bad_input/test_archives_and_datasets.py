@@ -133,3 +133,36 @@ def test_uploads_above_the_limit_are_refused_by_name_and_the_rest_kept(tmp_path,
     with pytest.raises(WarmstartError, match=r"'big.zip' is .* above the upload limit .*WARMSTART_MAX_UPLOAD_MB"):
         save_zip(tmp_path, "big.zip", big)
     assert not list((tmp_path / "uploads").glob("*big.zip")) if (tmp_path / "uploads").exists() else True
+
+
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        (lambda info: info.update(classes=info["classes"] + ["extra"]), r"3 outputs but the metadata lists 4 classes"),
+        (lambda info: info.update(classes=["red", "red", "blue"]), r"'classes' has duplicate names"),
+        (lambda info: info.pop("preprocessing"), r"'preprocessing' needs input_size, mean and std"),
+        (lambda info: info["preprocessing"].update(std=[0, 1, 1]), r"impossible input size, mean or std"),
+        (lambda info: info.update(backbone="efficientnet_lite0"), r"do not fit the backbone named in the metadata"),
+    ],
+    ids=["classes", "duplicates", "no-preprocessing", "bad-std", "other-backbone"],
+)
+def test_reloading_checks_metadata_against_the_weights(tiny_config, tmp_path, tamper, message):
+    import json
+
+    from transfer_core.predict import load_trained_model
+
+    run = Trainer(tiny_config.replace(epochs=1), tmp_path / "run").fit().run
+    info = json.loads(run.model_file.read_text())
+    tamper(info)
+    run.model_file.write_text(json.dumps(info))
+    with pytest.raises(WarmstartError, match=message):
+        load_trained_model(run)
+
+
+def test_a_damaged_checkpoint_is_refused_with_a_message(tiny_config, tmp_path):
+    from transfer_core.predict import load_trained_model
+
+    run = Trainer(tiny_config.replace(epochs=1), tmp_path / "run").fit().run
+    run.checkpoint_file.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}")
+    with pytest.raises(WarmstartError, match=r"Checkpoint of run 'run' is unreadable"):
+        load_trained_model(run)
