@@ -17,7 +17,7 @@ from torchvision.transforms.v2 import functional as F
 from .backbones import Preprocessing
 from .config import AugmentConfig
 
-__all__ = ["augment_previews", "batch_mixer", "eval_transform", "train_transform"]
+__all__ = ["augment_previews", "batch_mixer", "eval_transform", "eval_view", "train_transform"]
 
 
 def _interpolation(name: str) -> v2.InterpolationMode:
@@ -54,6 +54,11 @@ def eval_transform(pre: Preprocessing, size: int | None = None) -> Callable[[tor
     """Resize the short side, centre-crop, normalise: what validation and prediction use."""
     size = size or pre.input_size
     return v2.Compose(_geometry(pre, size, AugmentConfig()) + _to_model_input(pre))
+
+
+def eval_view(pre: Preprocessing, size: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The evaluation crop as a uint8 image (no normalising): the pixels an explanation is drawn on."""
+    return v2.Compose(_geometry(pre, size or pre.input_size, AugmentConfig()))
 
 
 def train_transform(

@@ -1,4 +1,4 @@
-"""Command line: ``python -m transfer_core {backbones,train,evaluate,predict}``.
+"""Command line: ``python -m transfer_core {backbones,train,evaluate,predict,export}``.
 
 Bad input ends with exit code 2 and one sentence on stderr, never a traceback.
 """
@@ -74,11 +74,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="labeled dataset to evaluate on (default: the run's validation set)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
 
-    p = sub.add_parser("predict", help="top-k classes for image files")
+    p = sub.add_parser("predict", help="top-k classes for image files, folders or zips of images")
     p.add_argument("run", metavar="RUN_DIR")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="image files, folders (searched recursively) or .zip files")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    p.add_argument("--csv", metavar="OUT.csv", help="also write one row per image to this CSV file")
+
+    from .export import EXPORT_FORMATS
+
+    p = sub.add_parser("export", help="export a run as TorchScript, ONNX, safetensors + model.json and a model card")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--format", default=",".join(EXPORT_FORMATS), help="comma-separated subset of: %(default)s")
+    p.add_argument("--out", metavar="DIR", help="export folder (default: RUN_DIR/export)")
+    p.add_argument("--zip", metavar="OUT.zip", help="also pack the export folder into this zip")
+    p.add_argument("--no-verify", action="store_true", help="skip re-running the exports on the validation images")
     return parser
 
 
@@ -230,11 +240,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor
+    from .predict import Predictor, expand_inputs, predictions_table
 
     predictor = Predictor.from_run(args.run)
+    files = expand_inputs(args.files)
+    if not files:
+        raise WarmstartError("No image files found in the given folders or zips.")
+    predictions = predictor.predict_files(files, top_k=args.top_k)
+    if args.csv:
+        import csv
+
+        rows = predictions_table(predictions)
+        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+            writer.writeheader()
+            writer.writerows(rows)
     failures = 0
-    for prediction in predictor.predict_files(args.files, top_k=args.top_k):
+    for prediction in predictions:
         if args.json:
             print(json.dumps(prediction.to_dict()))
         elif prediction.error:
@@ -243,10 +265,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             ranked = ", ".join(f"{c} {p:.1%}" for c, p in prediction.top)
             print(f"{prediction.source}: {ranked}")
         failures += prediction.error is not None
-    return EXIT_BAD_INPUT if failures == len(args.files) else 0
+    return EXIT_BAD_INPUT if failures == len(files) else 0
 
 
-_COMMANDS = {"backbones": _cmd_backbones, "train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict}
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run, export_zip, verify_export
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    folder = export_run(args.run, formats, args.out)
+    print(f"Exported {', '.join(formats)} to {folder}")
+    if args.zip:
+        Path(args.zip).write_bytes(export_zip(folder))
+        print(f"Packed into {args.zip}")
+    if args.no_verify:
+        return 0
+    mismatch = False
+    for result in verify_export(args.run, folder):
+        if result.error:
+            print(f"{result.format}: NOT CHECKED ({result.error})")
+            mismatch = True
+        else:
+            verdict = "agrees" if result.ok else "DISAGREES"
+            print(f"{result.format}: {verdict} with the engine on {result.images} validation images "
+                  f"(top-1 agreement {result.agreement:.1%}, max probability difference {result.max_difference:.2e})")
+            mismatch |= not result.ok
+    return 1 if mismatch else 0
+
+
+_COMMANDS = {
+    "backbones": _cmd_backbones,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "export": _cmd_export,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

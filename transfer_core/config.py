@@ -157,6 +157,7 @@ class TrainConfig:
 
     data: str = ""
     val_data: str | None = None
+    corrections: str | None = None  # a corrections file (relabelled / excluded images), see transfer_core.corrections
     val_split: float = 0.2
     backbone: str = "efficientnet_lite0"
     strategy: Strategy = Strategy.FROZEN

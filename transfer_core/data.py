@@ -372,8 +372,12 @@ def load_train_val(
     val_fraction: float = 0.2,
     seed: int = 0,
     extract_dir: str | Path | None = None,
+    corrections: str | Path | None = None,
 ) -> tuple[DatasetIndex, DatasetIndex]:
     """Training and validation indexes from one source (split or ``train/``+``val/`` layout) or two.
+
+    ``corrections`` names a corrections file (see :mod:`transfer_core.corrections`) applied
+    before the split.
 
     Raises:
         WarmstartError: when validation has classes that training lacks, or nothing to validate on.
@@ -381,6 +385,12 @@ def load_train_val(
     train, val = _load(source, extract_dir)
     if val_source is not None:
         val = load_dataset(val_source, extract_dir)
+    if corrections is not None:
+        from .corrections import Corrections  # corrections build on this module
+
+        fixes = Corrections.load(corrections)
+        train = fixes.apply(train)
+        val = fixes.apply(val) if val is not None else None
     if val is None:
         train, val = split_train_val(train, val_fraction, seed)
     unknown = sorted(set(val.classes) - set(train.classes))

@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from .backbones import Backbone
-from .config import Strategy, TrainConfig
+from .config import OptimizerName, Strategy, TrainConfig
 
 __all__ = [
     "ParameterCounts",
     "TransferModel",
     "count_parameters",
     "freeze_bn_of_frozen_layers",
+    "make_optimizer",
     "optimizer_param_groups",
     "set_trainable_groups",
     "trainable_groups_at",
@@ -105,6 +106,20 @@ def optimizer_param_groups(
         out.append({"name": f"{name}", "params": decay, "lr": part_lr, "weight_decay": weight_decay})
         out.append({"name": f"{name}_no_decay", "params": no_decay, "lr": part_lr, "weight_decay": 0.0})
     return [group for group in out if group["params"]]
+
+
+def make_optimizer(model: TransferModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimizer over :func:`optimizer_param_groups` (L2-SP replaces backbone weight decay)."""
+    groups = optimizer_param_groups(model, config.head_lr, config.backbone_lr_factor, config.weight_decay)
+    if config.l2sp > 0:  # L2-SP pulls toward the pretrained weights instead of toward zero
+        for group in groups:
+            if group["name"].startswith("backbone"):
+                group["weight_decay"] = 0.0
+    if config.optimizer is OptimizerName.SGD:
+        return torch.optim.SGD(groups, lr=config.head_lr, momentum=config.momentum, nesterov=config.momentum > 0)
+    if config.optimizer is OptimizerName.ADAM:
+        return torch.optim.Adam(groups, lr=config.head_lr)
+    return torch.optim.AdamW(groups, lr=config.head_lr)
 
 
 @dataclass(frozen=True)

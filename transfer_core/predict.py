@@ -17,12 +17,12 @@ from .data import load_dataset, load_train_val
 from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
 from .image_cache import cache_side_for, shrink_to_tensor
-from .images import ImageReadError, open_rgb
+from .images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
 from .metadata import ModelInfo, check_weights
 from .model import TransferModel
 from .runs import RunDir
 
-__all__ = ["Prediction", "Predictor", "evaluate_run", "load_trained_model"]
+__all__ = ["Prediction", "Predictor", "evaluate_run", "expand_inputs", "load_trained_model", "predictions_table"]
 
 
 def load_trained_model(run: RunDir | str | Path) -> tuple[TransferModel, dict]:
@@ -70,11 +70,14 @@ class Predictor:
         model, info = load_trained_model(run)
         return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device)
 
+    def inputs(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The normalised ``(n, 3, size, size)`` batch the model sees for RGB PIL images."""
+        return torch.stack([self._transform(shrink_to_tensor(image, self._short_side)) for image in images])
+
     @torch.no_grad()
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``(n, n_classes)`` class probabilities for RGB PIL images."""
-        batch = torch.stack([self._transform(shrink_to_tensor(image, self._short_side)) for image in images])
-        return self.model(batch.to(self.device)).float().softmax(1).cpu().numpy()
+        return self.model(self.inputs(images).to(self.device)).float().softmax(1).cpu().numpy()
 
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
         """Top-k classes per file; unreadable files get an ``error`` instead of failing the batch."""
@@ -95,6 +98,42 @@ class Predictor:
         return results
 
 
+def expand_inputs(sources: Sequence[str | Path], extract_dir: str | Path | None = None) -> list[str]:
+    """Image files from any mix of files, folders (searched recursively) and zips (safely extracted).
+
+    Hidden files and ``__MACOSX`` are left out; non-image files inside folders and zips are
+    ignored, while a file named directly is kept so its prediction can say why it failed.
+    """
+    from .data import _is_ignored, extract_zip
+
+    out: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_file() and path.suffix.lower() == ".zip":
+            path, _ = extract_zip(path, extract_dir)
+        if path.is_dir():
+            out += sorted(
+                str(p) for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(_is_ignored(part) for part in p.relative_to(path).parts)
+            )
+        else:
+            out.append(str(path))
+    return out
+
+
+def predictions_table(predictions: Sequence[Prediction]) -> list[dict]:
+    """One flat row per image (file, top class and probability, the rest of the top-k, error) for CSV."""
+    rows = []
+    for p in predictions:
+        row = {"file": p.source, "predicted": p.top[0][0] if p.top else "", "probability": round(p.top[0][1], 6) if p.top else None}
+        for rank, (name, probability) in enumerate(p.top[1:], start=2):
+            row[f"class_{rank}"], row[f"probability_{rank}"] = name, round(probability, 6)
+        row["error"] = p.error or ""
+        rows.append(row)
+    return rows
+
+
 def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch_size: int = 32) -> dict:
     """Metrics of a run's best model on ``data`` (any labeled dataset) or on its own validation set.
 
@@ -106,7 +145,7 @@ def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch
     predictor = Predictor.from_run(run)
     if data is None:
         config = run.read_config()
-        _, index = load_train_val(config.data, config.val_data, config.val_split, config.seed)
+        _, index = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
     else:
         index = load_dataset(data)
     unknown = sorted(set(index.classes) - set(predictor.classes))

@@ -320,6 +320,38 @@ class RunStore:
         found = [RunDir(p) for p in self.root.iterdir() if p.is_dir() and (p / "config.json").exists()]
         return sorted(found, key=lambda r: r.name, reverse=True)
 
+    def rename(self, name: str, new_name: str) -> RunDir:
+        """Give a run a new folder name (letters, digits, ``-``, ``_``, ``.``); refused while it trains."""
+        run = self.get(name)
+        clean = re.sub(r"[^A-Za-z0-9_.-]+", "-", new_name.strip()).strip("-.")
+        if not clean:
+            raise WarmstartError("A run name needs at least one letter or digit.")
+        if clean == name:
+            return run
+        if (self.root / clean).exists():
+            raise WarmstartError(f"A run named '{clean}' already exists; choose another name.")
+        if run.status() == "running":
+            raise WarmstartError(f"Run '{name}' is training; rename it when it has finished or been stopped.")
+        run.path.rename(self.root / clean)
+        return RunDir(self.root / clean)
+
+    def delete(self, name: str) -> None:
+        """Remove a run folder for good; refused while it trains."""
+        run = self.get(name)
+        if run.status() == "running":
+            raise WarmstartError(f"Run '{name}' is training; stop it before deleting it.")
+        shutil.rmtree(run.path)
+
+    @staticmethod
+    def zip_bytes(run: RunDir) -> bytes:
+        """The run folder as a zip for download (without the resume state, which only this app can use)."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(run.path.rglob("*")):
+                if path.is_file() and path.name != "resume.pt" and not path.name.endswith(".tmp"):
+                    zf.write(path, f"{run.name}/{path.relative_to(run.path).as_posix()}")
+        return buffer.getvalue()
+
     def get(self, name: str) -> RunDir:
         run = RunDir(self.root / name)
         if not run.exists():

@@ -25,7 +25,7 @@ from .feature_cache import encode_cached, feature_key, shared_feature_cache, wei
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .images import ImageReadError
 
-__all__ = ["ProbeResult", "backbone_shootout"]
+__all__ = ["ProbeResult", "backbone_shootout", "lazy_pretrained_backbone", "pretrained_features"]
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,13 @@ class ProbeResult:
     error: str | None = None
 
 
-def _features(
-    name: str, index: DatasetIndex, classes: list[str], device: torch.device, build: Callable[[], torch.nn.Module], on_batch
-) -> tuple[torch.Tensor, np.ndarray]:
-    """Pooled features of ``index`` through the shared cache; ``build`` is called only on a cache miss."""
+def pretrained_features(
+    name: str, index: DatasetIndex, classes: list[str], device: torch.device, build: Callable[[], torch.nn.Module], on_batch=None
+) -> tuple[torch.Tensor, np.ndarray, list]:
+    """Pooled features of ``index``'s readable images through the shared cache, their targets and records.
+
+    ``build`` (see :func:`lazy_pretrained_backbone`) is called only on a cache miss.
+    """
     spec = get_backbone(name)
     pre = spec.preprocessing
     cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
@@ -50,10 +53,10 @@ def _features(
     features = shared_feature_cache().get(key)
     if features is None:
         features = encode_cached(build(), readable, key, device, on_batch=on_batch)
-    return features, np.asarray(readable.targets)
+    return features, np.asarray(readable.targets), readable.records
 
 
-def _lazy_backbone(name: str, device: torch.device) -> Callable[[], torch.nn.Module]:
+def lazy_pretrained_backbone(name: str, device: torch.device) -> Callable[[], torch.nn.Module]:
     """Builds the pretrained backbone on first call only, so training and validation share one copy."""
     built: list[torch.nn.Module] = []
 
@@ -88,12 +91,12 @@ def backbone_shootout(
     total = len(train) + len(val)
     for name in backbones:
         started = time.perf_counter()
-        build = _lazy_backbone(name, torch_device)
+        build = lazy_pretrained_backbone(name, torch_device)
         try:
-            train_x, train_y = _features(
+            train_x, train_y, _ = pretrained_features(
                 name, train, classes, torch_device, build, lambda n, b=name: on_progress and on_progress(b, n, total)
             )
-            val_x, val_y = _features(
+            val_x, val_y, _ = pretrained_features(
                 name, val, classes, torch_device, build, lambda n, b=name: on_progress and on_progress(b, len(train) + n, total)
             )
         except (WarmstartError, ImageReadError) as exc:

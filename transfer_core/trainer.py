@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedR
 from .augment import batch_mixer, eval_transform, train_transform
 from .backbones import get_backbone
 from .batch_augment import BatchAugment, pad_collate
-from .config import Balance, OptimizerName, Schedule, Strategy, TrainConfig
+from .config import Balance, Schedule, Strategy, TrainConfig
 from .data import DatasetIndex, SkippedFile, load_train_val
 from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
@@ -56,7 +56,7 @@ from .model import (
     TransferModel,
     first_trainable_stage,
     freeze_bn_of_frozen_layers,
-    optimizer_param_groups,
+    make_optimizer,
     set_trainable_groups,
     trainable_groups_at,
 )
@@ -211,7 +211,7 @@ class Trainer:
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
-        train_index, val_index = self._data or load_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed)
+        train_index, val_index = self._data or load_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, corrections=cfg.corrections)
         self.skipped = list(train_index.skipped)
         classes = train_index.classes
         if len(classes) < 2:
@@ -271,7 +271,7 @@ class Trainer:
             drop_last=False,
             collate_fn=pad_collate if batch_augment else None,
         )
-        optimizer = self._optimizer(model)
+        optimizer = make_optimizer(model, cfg)
         scheduler = self._scheduler(optimizer, steps_per_epoch)
         criterion = nn.CrossEntropyLoss(
             weight=self._class_weights(train_set.targets, len(classes), device), label_smoothing=cfg.label_smoothing
@@ -654,19 +654,6 @@ class Trainer:
         counts = np.bincount(targets, minlength=n_classes).astype(np.float32)
         weights = counts.sum() / (n_classes * np.maximum(counts, 1))
         return torch.tensor(weights, device=device)
-
-    def _optimizer(self, model: TransferModel) -> torch.optim.Optimizer:
-        cfg = self.config
-        groups = optimizer_param_groups(model, cfg.head_lr, cfg.backbone_lr_factor, cfg.weight_decay)
-        if cfg.l2sp > 0:  # L2-SP replaces decay toward zero for the pretrained weights
-            for group in groups:
-                if group["name"].startswith("backbone"):
-                    group["weight_decay"] = 0.0
-        if cfg.optimizer is OptimizerName.SGD:
-            return torch.optim.SGD(groups, lr=cfg.head_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-        if cfg.optimizer is OptimizerName.ADAM:
-            return torch.optim.Adam(groups, lr=cfg.head_lr)
-        return torch.optim.AdamW(groups, lr=cfg.head_lr)
 
     def _scheduler(self, optimizer, steps_per_epoch: int):
         cfg = self.config

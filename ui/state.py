@@ -16,12 +16,13 @@ from typing import Any
 import streamlit as st
 
 from transfer_core import AugmentConfig, DatasetIndex, RunStore, TrainConfig, WarmstartError, load_train_val
+from transfer_core.corrections import corrections_path_for
 from transfer_core.presets import PRESETS
 
 from .jobs import JobManager
 
 _AUGMENT_FIELDS = [f.name for f in dataclasses.fields(AugmentConfig)]
-_CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment")]
+_CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment", "corrections")]
 STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
 
 
@@ -62,18 +63,33 @@ def set_dataset(choice: DatasetChoice | None) -> None:
 
 
 @st.cache_data(show_spinner="Reading images…", max_entries=8)
-def _load_indexes(source: str, val_source: str | None, val_split: float, seed: int) -> tuple[DatasetIndex, DatasetIndex]:
-    return load_train_val(source, val_source, val_split, seed, extract_dir=workspace() / "extracted")
+def _load_indexes(
+    source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, _stamp: float
+) -> tuple[DatasetIndex, DatasetIndex]:
+    return load_train_val(source, val_source, val_split, seed, extract_dir=workspace() / "extracted", corrections=corrections)
+
+
+def corrections_file() -> Path | None:
+    """The chosen dataset's corrections file (it may not exist yet)."""
+    choice = dataset()
+    return corrections_path_for(choice.source) if choice else None
+
+
+def _active_corrections() -> str | None:
+    path = corrections_file()
+    return str(path) if path is not None and path.exists() else None
 
 
 def dataset_indexes() -> tuple[DatasetIndex, DatasetIndex] | None:
-    """Training and validation indexes of the chosen dataset; errors are shown, not raised."""
+    """Training and validation indexes of the chosen dataset (with its corrections); errors are shown, not raised."""
     choice = dataset()
     if choice is None:
         return None
     values = settings()
+    corrections = _active_corrections()
+    stamp = Path(corrections).stat().st_mtime_ns if corrections else 0
     try:
-        return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"])
+        return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp)
     except WarmstartError as exc:
         st.error(str(exc))
         return None
@@ -138,6 +154,7 @@ def config() -> TrainConfig:
     return TrainConfig(
         data=choice.source if choice else "",
         val_data=choice.val_source if choice else None,
+        corrections=_active_corrections(),
         augment=augment,
         **values,
     )

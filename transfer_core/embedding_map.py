@@ -1,0 +1,87 @@
+"""What training did to the feature space: validation features before and after, in 2-D.
+
+Before: the backbone as the run started (pretrained weights, or the seeded random ones of a
+from-scratch run). After: the trained run's backbone. Each is projected with its own PCA;
+a silhouette score (-1..1, higher = classes form tighter, better separated clusters) puts a
+number on the change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.metrics import silhouette_score
+
+from .augment import eval_transform
+from .backbones import Preprocessing, get_backbone
+from .data import load_train_val
+from .errors import WarmstartError
+from .feature_cache import encode_cached, feature_key, weights_id
+from .image_cache import LabeledImages, cache_side_for, shared_image_cache
+from .predict import load_trained_model
+from .runs import RunDir
+
+__all__ = ["EmbeddingMap", "embedding_map", "project_2d"]
+
+
+@dataclass
+class EmbeddingMap:
+    points: list[dict] = field(default_factory=list)  # path, label, predicted, confidence, before_x/y, after_x/y
+    separation_before: float | None = None
+    separation_after: float | None = None
+
+
+def project_2d(features: np.ndarray) -> np.ndarray:
+    """PCA to two dimensions (centred; deterministic)."""
+    return PCA(n_components=2, svd_solver="full").fit_transform(features)
+
+
+def _separation(features: np.ndarray, labels: list[str]) -> float | None:
+    if len(set(labels)) < 2 or len(labels) <= len(set(labels)):
+        return None
+    return float(silhouette_score(features, labels, metric="cosine"))
+
+
+@torch.no_grad()
+def embedding_map(run: RunDir | str | Path, limit: int = 2000) -> EmbeddingMap:
+    """Before/after 2-D maps of up to ``limit`` validation images of ``run``."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    config = run.read_config()
+    model, info = load_trained_model(run)
+    pre = Preprocessing.from_dict(info["preprocessing"])
+    _, val = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+    class_to_idx = {c: i for i, c in enumerate(info["classes"])}
+    records = [r for r in val.records if r.label in class_to_idx][:limit]
+    cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
+    images = LabeledImages(records, class_to_idx, cache, eval_transform(pre))
+    images = images.without(images.warm())
+    if len(images) < 3:
+        raise WarmstartError("The embedding map needs at least three readable validation images.")
+    spec = get_backbone(config.backbone)
+    torch.manual_seed(config.seed)  # the same start as the run itself (matters for from-scratch runs)
+    start = spec.build(pretrained=config.pretrained)
+    paths = [r.path for r in images.records]
+    key = feature_key(config.backbone, weights_id(spec, config.pretrained, config.seed), pre, pre.input_size, "features", paths)
+    before = encode_cached(start, images, key, torch.device("cpu")).numpy()
+    trained_key = f"trained:{run.path}:{run.checkpoint_file.stat().st_mtime_ns}:{len(paths)}"
+    after = encode_cached(model.backbone, images, trained_key, torch.device("cpu")).numpy()
+    probabilities = model.head(torch.from_numpy(after)).softmax(1).numpy()
+    labels = [r.label for r in images.records]
+    xy_before, xy_after = project_2d(before), project_2d(after)
+    classes = info["classes"]
+    points = [
+        {
+            "path": path,
+            "label": label,
+            "predicted": classes[int(p.argmax())],
+            "confidence": float(p.max()),
+            "before_x": float(b[0]), "before_y": float(b[1]),
+            "after_x": float(a[0]), "after_y": float(a[1]),
+        }
+        for path, label, p, b, a in zip(paths, labels, probabilities, xy_before, xy_after)
+    ]
+    return EmbeddingMap(points, _separation(before, labels), _separation(after, labels))

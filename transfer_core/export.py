@@ -1,0 +1,242 @@
+"""Export a trained run for use outside Warmstart, and prove the exports agree with the engine.
+
+One export folder (``RUN/export``) holds every format, each taking a normalised float32
+``(N, 3, S, S)`` batch and returning class probabilities:
+
+- ``model.torchscript.pt``: TorchScript (traced), for PyTorch without this package;
+- ``model.onnx``: ONNX at opset 17 (ONNX Runtime 1.12+, TensorRT 8.5+, OpenVINO, OpenCV DNN);
+- ``model.safetensors`` + ``model.json``: the weights and everything needed to rebuild the model
+  (backbone, classes in output order, input size, normalisation, recipe) for Warmstart itself;
+- ``MODEL_CARD.md`` + ``confusion_matrix.png``: what the model is, how it was made, how good it is.
+
+:func:`verify_export` runs the ONNX and TorchScript files on the validation images and
+compares them with the engine's own probabilities.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .backbones import Preprocessing, get_backbone
+from .data import load_train_val
+from .errors import WarmstartError
+from .images import ImageReadError, open_rgb
+from .metadata import ModelInfo, check_weights
+from .model import TransferModel
+from .model_card import write_model_card
+from .predict import Predictor, load_trained_model
+from .runs import RunDir
+
+__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported", "verify_export"]
+
+EXPORT_FORMATS = ("torchscript", "onnx", "safetensors", "card")
+ONNX_OPSET = 17
+TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
+
+
+class _WithSoftmax(nn.Module):
+    """The classifier as exported: normalised images in, probabilities out."""
+
+    def __init__(self, model: TransferModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image).softmax(dim=1)
+
+
+def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMATS, out_dir: str | Path | None = None) -> Path:
+    """Write the chosen formats into ``out_dir`` (default ``RUN/export``) and return that folder.
+
+    Raises:
+        WarmstartError: unknown format, a run without a saved model, or an export step that fails.
+    """
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    unknown = sorted(set(formats) - set(EXPORT_FORMATS))
+    if unknown:
+        raise WarmstartError(f"Unknown export format(s): {', '.join(unknown)}; choose from {', '.join(EXPORT_FORMATS)}.")
+    model, info = load_trained_model(run)
+    report = run.read_report()
+    if report is None:
+        raise WarmstartError(f"Run '{run.name}' has no report yet; export it once it has finished or been stopped.")
+    folder = Path(out_dir) if out_dir else run.path / "export"
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    size = info["preprocessing"]["input_size"]
+    example = torch.zeros(1, 3, size, size)
+    deployable = _WithSoftmax(model).eval()
+    config = run.read_config().to_dict()
+    metadata = {
+        **info,
+        "format_version": 1,
+        "input": {"name": "image", "layout": "NCHW", "dtype": "float32", "size": [size, size], "normalised": True},
+        "output": {"name": "probabilities", "classes_in_order": info["classes"]},
+        "onnx_opset": ONNX_OPSET,
+        "recipe": config,
+        "metrics": {k: report[k] for k in ("val_accuracy", "macro_f1", "best_epoch") if k in report},
+    }
+    try:
+        (staging / "model.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False), encoding="utf-8")
+        if "safetensors" in formats:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(staging / "model.safetensors"))
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer and legacy-exporter notices are not the user's concern
+            if "torchscript" in formats:
+                torch.jit.trace(deployable, example).save(str(staging / "model.torchscript.pt"))
+            if "onnx" in formats:
+                torch.onnx.export(
+                    deployable, (example,), str(staging / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
+                    input_names=["image"], output_names=["probabilities"],
+                    dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+                )
+        if "card" in formats:
+            write_model_card(staging, info, report, config, title=run.name)
+    except WarmstartError:
+        raise
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise WarmstartError(f"Export of run '{run.name}' failed ({type(exc).__name__}: {exc}).") from None
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
+def export_zip(folder: str | Path) -> bytes:
+    """The export folder as one zip (what the app's download button serves)."""
+    folder = Path(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                zf.write(path, f"{folder.parent.name}/{path.name}")
+    return buffer.getvalue()
+
+
+def _read_metadata(folder: Path) -> tuple[ModelInfo, dict[str, Any]]:
+    path = folder / "model.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WarmstartError(f"'{folder}' has no model.json; is it a Warmstart export?") from None
+    except json.JSONDecodeError as exc:
+        raise WarmstartError(f"'{path}' is not valid JSON ({exc}).") from None
+    return ModelInfo.from_dict(raw, str(path)), raw
+
+
+def load_exported(folder: str | Path, device: str = "cpu") -> Predictor:
+    """A Predictor from an export's ``model.safetensors`` + ``model.json``, checked against each other."""
+    folder = Path(folder)
+    info, _ = _read_metadata(folder)
+    weights = folder / "model.safetensors"
+    try:
+        state = load_file(str(weights))
+    except FileNotFoundError:
+        raise WarmstartError(f"'{folder}' has no model.safetensors.") from None
+    except Exception as exc:
+        raise WarmstartError(f"'{weights}' is not a readable safetensors file ({exc}).") from None
+    model = TransferModel(get_backbone(info.backbone).build(pretrained=False), len(info.classes), info.dropout)
+    check_weights(model, state, str(weights))
+    model.load_state_dict(state)
+    return Predictor(model.eval(), info.classes, info.preprocessing, device)
+
+
+@dataclass
+class FormatAgreement:
+    """How one exported format compares with the engine on the same images."""
+
+    format: str
+    images: int
+    agreement: float | None  # share of images with the same top-1 class
+    max_difference: float | None  # largest absolute probability difference
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.agreement == 1.0 and (self.max_difference or 0.0) <= TOLERANCE
+
+
+def _validation_images(run: RunDir, limit: int) -> list:
+    config = run.read_config()
+    _, val = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+    images = []
+    for record in val.records[:limit]:
+        try:
+            images.append(open_rgb(record.path))
+        except ImageReadError:
+            continue
+    return images
+
+
+def _check_onnx_signature(session, info: ModelInfo) -> None:
+    shape = session.get_inputs()[0].shape
+    size = info.preprocessing.input_size
+    if list(shape[1:]) != [3, size, size]:
+        raise WarmstartError(f"the ONNX input is {shape}, but model.json says 3x{size}x{size}")
+    outputs = session.get_outputs()[0].shape
+    if outputs[-1] != len(info.classes):
+        raise WarmstartError(f"the ONNX output has {outputs[-1]} classes, model.json lists {len(info.classes)}")
+
+
+def verify_export(run: RunDir | str | Path, folder: str | Path | None = None, limit: int = 500) -> list[FormatAgreement]:
+    """Run the exported ONNX and TorchScript models on up to ``limit`` validation images and compare."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    folder = Path(folder) if folder else run.path / "export"
+    info, _ = _read_metadata(folder)
+    engine = Predictor.from_run(run)
+    if engine.classes != info.classes or engine.preprocessing != Preprocessing.from_dict(info.preprocessing.to_dict()):
+        raise WarmstartError(f"The export in '{folder}' does not belong to run '{run.name}' (classes or preprocessing differ).")
+    images = _validation_images(run, limit)
+    if not images:
+        raise WarmstartError("No readable validation images to check the export on.")
+    batch = engine.inputs(images)
+    with torch.no_grad():
+        expected = engine.model(batch).softmax(1).numpy()
+    results = []
+    for name, path, run_format in (("onnx", folder / "model.onnx", _run_onnx), ("torchscript", folder / "model.torchscript.pt", _run_torchscript)):
+        if not path.exists():
+            continue
+        try:
+            got = run_format(path, batch, info)
+        except WarmstartError as exc:
+            results.append(FormatAgreement(name, len(images), None, None, str(exc)))
+            continue
+        except Exception as exc:
+            results.append(FormatAgreement(name, len(images), None, None, f"{type(exc).__name__}: {exc}"))
+            continue
+        agreement = float((got.argmax(1) == expected.argmax(1)).mean())
+        results.append(FormatAgreement(name, len(images), agreement, float(np.abs(got - expected).max())))
+    return results
+
+
+def _run_onnx(path: Path, batch: torch.Tensor, info: ModelInfo) -> np.ndarray:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise WarmstartError("onnxruntime is not installed, so the ONNX file could not be checked") from None
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    _check_onnx_signature(session, info)
+    return np.concatenate([session.run(None, {"image": batch[i : i + 64].numpy()})[0] for i in range(0, len(batch), 64)])
+
+
+def _run_torchscript(path: Path, batch: torch.Tensor, info: ModelInfo) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still the widest runtime
+        module = torch.jit.load(str(path), map_location="cpu").eval()
+    with torch.no_grad():
+        out = torch.cat([module(batch[i : i + 64]) for i in range(0, len(batch), 64)]).numpy()
+    if out.shape[1] != len(info.classes):
+        raise WarmstartError(f"the TorchScript output has {out.shape[1]} classes, model.json lists {len(info.classes)}")
+    return out
