@@ -19,11 +19,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
-import zipfile
 import re
+import shutil
+import socket
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
