@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import DatasetIndex, WarmstartError, summarize
+from transfer_core.health import health_check
 from transfer_core.samples import SAMPLES, prepare_sample
 from ui import state
 from ui.thumbnails import thumbnail
@@ -125,6 +126,41 @@ if train.skipped:
     with st.expander(f"{len(train.skipped)} files skipped", expanded=len(train.skipped) <= 10):
         st.dataframe(pd.DataFrame([{"file": s.path, "reason": s.reason} for s in train.skipped]), hide_index=True, width="stretch")
 
+
+st.subheader("Health check")
+st.caption("Uses the chosen backbone's pretrained features to find the same picture twice, the same picture in training "
+           "and validation (which inflates the score), and images whose most similar neighbours carry another label.")
+if st.button("Run the health check", key="run_health"):
+    try:
+        with st.spinner("Computing features (once; later checks and runs reuse them)…"):
+            st.session_state["health"] = (choice.source, health_check(train, val, backbone=state.settings()["backbone"]))
+    except WarmstartError as exc:
+        st.error(str(exc))
+health = st.session_state.get("health")
+if health and health[0] == choice.source:
+    report = health[1]
+    if report.clean:
+        st.success(f"No duplicates, leakage or likely mislabels among {report.images:,} images.")
+    sections = [
+        ("Same image in training and validation", report.leakage, lambda d: (d["train"], d["val"]), lambda d: f"similarity {d['similarity']:.3f}"),
+        ("Near-duplicates", report.near_duplicates, lambda d: (d["a"], d["b"]), lambda d: f"{' / '.join(d['labels'])} · similarity {d['similarity']:.3f}"),
+        ("Possibly mislabelled", report.likely_mislabeled, lambda d: (d["path"],), lambda d: f"labelled {d['label']}; {d['agreement']:.0%} of its neighbours are {d['suggested']}"),
+    ]
+    for title, found, files, describe in sections:
+        if not found:
+            continue
+        with st.expander(f"{title}: {len(found)}", expanded=True):
+            for item in found[:12]:
+                cells = st.columns([1, 1, 4])
+                for cell, path in zip(cells, files(item)):
+                    thumb = thumbnail(path, 140)
+                    if thumb is not None:
+                        cell.image(thumb, caption=Path(path).name[:24], width="stretch")
+                cells[2].caption(describe(item))
+            if len(found) > 12:
+                st.caption(f"…and {len(found) - 12} more.")
+    if report.likely_mislabeled:
+        st.caption("Fix labels from the mistakes gallery on the Evaluate page, or in your folders; corrections never change your files.")
 
 st.subheader("Images")
 label = st.selectbox("Class", train.classes, key="thumb_class")

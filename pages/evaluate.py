@@ -1,4 +1,5 @@
-"""Evaluate: metrics with confidence intervals, per-class table, confusion matrix and mistakes gallery."""
+"""Evaluate: metrics with intervals, per-class table, confusion matrix, mistakes gallery with Grad-CAM
+and corrections, and the embedding map of what training did to the feature space."""
 
 from pathlib import Path
 
@@ -6,10 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import RunDir, WarmstartError
+from transfer_core.corrections import Corrections, corrections_path_for
 from transfer_core.evaluate import bootstrap_intervals
-from ui import state
+from ui import insight, state
+from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
-from ui.charts import confusion_matrix_figure
 
 GALLERY_SIZE = 24
 
@@ -106,15 +108,82 @@ shown.sort(key=lambda p: p["loss"], reverse=True)
 st.caption(f"{len(shown)} images, highest loss (most confidently wrong) first.")
 
 
+config = run.read_config()
+fixes_path = corrections_path_for(config.data)
+EXCLUDE = "exclude from training"
+
+
+def _save_fix(image_path: str, original: str, key: str) -> None:
+    """on_change of a tile's label box: write the choice into the dataset's corrections file."""
+    try:
+        fixes = Corrections.load(fixes_path)
+        choice = st.session_state[key]
+        if choice == EXCLUDE:
+            fixes.set_excluded(image_path)
+        else:
+            fixes.set_label(image_path, choice, original)
+        fixes.save(fixes_path)
+    except WarmstartError as exc:
+        st.session_state["fix_error"] = str(exc)
+
+
+show_cam = st.toggle("Grad-CAM: show where the model looked", key="gallery_cam",
+                     help="Warm colours mark the regions that pushed the model toward its predicted class.")
+fixes = Corrections.load(fixes_path)
+stamp = insight.checkpoint_stamp(run)
 grid = st.columns(6)
 for i, p in enumerate(shown[:GALLERY_SIZE]):
     with grid[i % 6]:
-        thumb = thumbnail(p["path"], 200)
-        if thumb is None:
+        picture = insight.grad_cam_image(str(run.path), stamp, p["path"]) if show_cam else thumbnail(p["path"], 200)
+        if picture is None:
             st.caption(f"{Path(p['path']).name} is no longer readable")
             continue
-        st.image(thumb, width="stretch")
+        st.image(picture, width="stretch")
         st.caption(f"true **{p['true']}** · predicted **{p['predicted']}** ({p['confidence']:.0%}); p(true) {p['true_probability']:.0%}")
+        key = f"fix_{abs(hash(p['path']))}"
+        if key not in st.session_state:
+            st.session_state[key] = EXCLUDE if p["path"] in fixes.exclude else fixes.relabel.get(p["path"], p["true"])
+        st.selectbox("Label", [p["true"], *[c for c in classes if c != p["true"]], EXCLUDE], key=key, label_visibility="collapsed",
+                     on_change=_save_fix, args=(p["path"], p["true"], key), help="Relabel this image or leave it out of training.")
 if len(shown) > GALLERY_SIZE:
     st.caption(f"Showing the first {GALLERY_SIZE}.")
+if error := st.session_state.pop("fix_error", None):
+    st.error(error)
+fixes = Corrections.load(fixes_path)
+if len(fixes):
+    st.info(f"{len(fixes.relabel)} relabelled and {len(fixes.exclude)} excluded image(s), kept in `{fixes_path.name}` next to the "
+            "dataset (your images are not changed).")
+    if st.button("Retrain with these corrections", type="primary", key="retrain_fixed"):
+        try:
+            job = state.job_manager().start(config.replace(corrections=str(fixes_path)), label=f"{run.name}-corrected")
+            state.adopt_job(job)
+            st.switch_page("pages/train.py")
+        except WarmstartError as exc:
+            st.error(str(exc))
+
+st.subheader("Embedding map")
+st.caption("Each dot is a validation image, placed by its backbone features (PCA to 2-D). Before training, pretrained "
+           "features; after, the fine-tuned ones. Tighter, separate colour clusters mean the classes became easier to tell apart.")
+if st.button("Show the embedding map", key="show_map") or st.session_state.get("map_for") == run.name:
+    st.session_state["map_for"] = run.name
+    try:
+        points, before, after = insight.embedding_points(str(run.path), stamp)
+    except WarmstartError as exc:
+        st.error(str(exc))
+    else:
+        left, right = st.columns(2)
+        picked = []
+        for column, when, score in ((left, "before", before), (right, "after", after)):
+            event = column.plotly_chart(embedding_figure(points, when, score), on_select="rerun", selection_mode="points",
+                                        key=f"map_{when}", width="stretch")
+            picked += (event.selection.get("points") if event and hasattr(event, "selection") else None) or []
+        if picked:
+            row = points.iloc[int(picked[0]["customdata"][0])]
+            image, text = st.columns([1, 4])
+            thumb = thumbnail(row["path"], 200)
+            if thumb is not None:
+                image.image(thumb, width="stretch")
+            text.markdown(f"**{Path(row['path']).name}**  \ntrue **{row['label']}** · predicted **{row['predicted']}** ({row['confidence']:.0%})")
+        else:
+            st.caption("Click a dot to see its image.")
 state.mark_done("Evaluate")

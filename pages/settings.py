@@ -3,7 +3,9 @@
 import streamlit as st
 
 from transfer_core import AugmentConfig, TrainConfig, WarmstartError, augment_previews, get_backbone, open_rgb
+from transfer_core.lr_finder import find_lr
 from transfer_core.presets import PRESET_DESCRIPTIONS, PRESETS
+from ui.charts import lr_finder_figure
 from ui import state
 
 st.title("3 · Settings")
@@ -91,6 +93,19 @@ def _toggle_automatic_lr() -> None:
     st.session_state.pop("w_lr", None)
 
 
+def _run_lr_finder() -> None:
+    try:
+        st.session_state["lr_result"] = find_lr(state.config())
+    except WarmstartError as exc:
+        st.session_state["lr_result"] = str(exc)
+
+
+def _use_lr(value: float) -> None:
+    st.session_state["w_lr_auto"] = False
+    state.update_setting("lr", float(f"{value:.2g}"))
+    st.session_state.pop("w_lr", None)
+
+
 st.subheader("Optimization")
 opt = st.columns(3)
 with opt[0]:
@@ -103,6 +118,8 @@ with opt[0]:
         st.caption(f"Using {TrainConfig(strategy=values['strategy']).head_lr:g} for the head.")
     else:
         control(st.number_input, "Learning rate (head)", "lr", "Step size of the new layer; too high diverges, too low learns slowly.", min_value=1e-6, max_value=1.0, step=1e-4, format="%.5f")
+    st.button("Find a learning rate", key="lr_find", on_click=_run_lr_finder, disabled=state.dataset() is None,
+              help="A short range test on your data: the loss as the rate grows. Seconds with a frozen backbone.")
 with opt[1]:
     control(st.number_input, "Backbone LR factor", "backbone_lr_factor", "Backbone learning rate = head rate × this; small values keep pretrained features intact.", min_value=0.0, max_value=1.0, step=0.01, format="%.3f")
     control(st.number_input, "Gradient clipping (0 = off)", "grad_clip", "Caps the size of each update; stabilises full fine-tuning.", min_value=0.0, max_value=100.0, step=0.5)
@@ -122,6 +139,17 @@ with opt[2]:
         on_change=lambda: state.update_setting("image_size", st.session_state["w_image_size"] or None),
         help="Larger inputs keep detail but cost time quadratically; 'backbone default' matches its pretraining.",
     )
+
+found = st.session_state.get("lr_result")
+if isinstance(found, str):
+    st.error(found)
+elif found is not None:
+    chart, advice = st.columns([3, 2])
+    chart.plotly_chart(lr_finder_figure(found.lrs, found.losses, found.suggestion), width="stretch", key="lr_chart")
+    advice.markdown(f"**Suggested head learning rate: {found.suggestion:.1e}**")
+    advice.caption("Where the loss falls fastest, before it bottoms out and climbs. "
+                   f"Ran {'on cached features' if found.on_features else 'on real batches'} in {found.seconds:.0f} s.")
+    advice.button(f"Use {found.suggestion:.2g}", key="lr_apply", type="primary", on_click=_use_lr, args=(found.suggestion,))
 
 try:
     state.config()

@@ -77,7 +77,7 @@ def _unsaved_results(current) -> None:
         st.toast("Saved." if not left_over else "Still cannot write: " + ", ".join(left_over))
         st.rerun()
     download.download_button(
-        "Download results", current.trainer.held.bundle(), file_name=f"{current.run.name}.zip",
+        "Download results", current.trainer.held.bundle, file_name=f"{current.run.name}.zip",
         mime="application/zip", key="download_unsaved",
     )
 

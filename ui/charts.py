@@ -12,10 +12,15 @@ import plotly.graph_objects as go
 __all__ = [
     "class_counts_figure",
     "confusion_matrix_figure",
+    "compare_curves_figure",
+    "compare_f1_figure",
+    "embedding_figure",
     "epoch_curves_figure",
     "lr_figure",
+    "lr_finder_figure",
     "per_class_f1_figure",
     "step_loss_figure",
+    "top_k_figure",
 ]
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend_title_text="")
@@ -124,5 +129,65 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
 def per_class_f1_figure(per_class: pd.DataFrame) -> go.Figure:
     fig = px.bar(per_class, x="class", y="f1", title="F1 per class", range_y=[0, 1])
     fig.update_layout(**_LAYOUT)
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def embedding_figure(points: pd.DataFrame, when: str, separation: float | None) -> go.Figure:
+    """Validation images in 2-D (``when`` is 'before' or 'after'), coloured by class, wrong ones as crosses.
+
+    ``customdata`` holds the row position, so a selected point can show its image.
+    """
+    data = points.assign(
+        x=points[f"{when}_x"], y=points[f"{when}_y"], result=np.where(points["label"] == points["predicted"], "correct", "wrong"),
+        file=points["path"].map(lambda p: p.replace("\\", "/").rsplit("/", 1)[-1]), row=np.arange(len(points)),
+    )
+    title = f"{'Before' if when == 'before' else 'After'} training"
+    if separation is not None:
+        title += f" · class separation {separation:.2f}"
+    fig = px.scatter(
+        data, x="x", y="y", color="label", symbol="result", symbol_map={"correct": "circle", "wrong": "x"},
+        custom_data=["row"], hover_name="file", hover_data={"label": True, "predicted": True, "x": False, "y": False, "result": False, "row": False},
+        title=title,
+    )
+    fig.update_traces(marker=dict(size=9, line=dict(width=0.5, color="white")))
+    fig.update_layout(**{**_LAYOUT, "height": 420}, xaxis_title="PC 1", yaxis_title="PC 2", clickmode="event+select")
+    return fig
+
+
+def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float) -> go.Figure:
+    """Smoothed loss against the learning rate on a log axis, with the suggested rate marked."""
+    fig = px.line(x=list(lrs), y=list(losses), log_x=True, title="Learning-rate range test", labels={"x": "learning rate", "y": "loss"})
+    fig.add_vline(x=suggestion, line_dash="dash", line_color="#dc2626", annotation_text=f"suggested {suggestion:.1e}")
+    fig.update_layout(**_LAYOUT)
+    fig.update_xaxes(exponentformat="e")
+    return fig
+
+
+def top_k_figure(top: Sequence[tuple[str, float]]) -> go.Figure:
+    """Horizontal bars of the top classes of one prediction, most likely on top."""
+    data = pd.DataFrame(top, columns=["class", "probability"]).iloc[::-1]
+    fig = px.bar(data, x="probability", y="class", orientation="h", range_x=[0, 1], text_auto=".0%")
+    fig.update_layout(**{**_LAYOUT, "height": 60 + 34 * len(data), "margin": dict(l=10, r=10, t=10, b=10)})
+    fig.update_yaxes(type="category", title=None)
+    fig.update_xaxes(tickformat=".0%", title=None)
+    return fig
+
+
+def compare_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "val_accuracy") -> go.Figure:
+    """One line per run of ``metric`` per epoch."""
+    rows = [{"run": name, "epoch": r["epoch"], metric: r[metric]} for name, h in histories.items() for r in h.to_dict("records")]
+    label = metric.replace("_", " ")
+    fig = px.line(pd.DataFrame(rows), x="epoch", y=metric, color="run", markers=True, title=f"{label.capitalize()} per epoch")
+    fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
+    if "accuracy" in metric:
+        fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def compare_f1_figure(per_class: pd.DataFrame) -> go.Figure:
+    """Per-class F1 of several runs side by side (columns: run, class, f1)."""
+    fig = px.bar(per_class, x="class", y="f1", color="run", barmode="group", range_y=[0, 1], title="F1 per class")
+    fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
     fig.update_xaxes(type="category")
     return fig

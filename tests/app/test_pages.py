@@ -18,7 +18,7 @@ def _goto(at, page):
     return at
 
 
-@pytest.mark.parametrize("page", ["home", "data", "backbone", "settings", "train", "evaluate"])
+@pytest.mark.parametrize("page", ["home", "data", "backbone", "settings", "train", "evaluate", "predict", "export", "compare"])
 def test_every_page_renders_empty(app, page):
     app.run()
     _no_exception(app)

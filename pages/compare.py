@@ -1,0 +1,97 @@
+"""Compare: every run side by side, overlaid curves, per-class F1, transfer vs from scratch; rename, delete, download."""
+
+import pandas as pd
+import streamlit as st
+
+from transfer_core import WarmstartError
+from transfer_core.compare import config_differences, flatten_config, scratch_baseline
+from ui import state
+from ui.charts import compare_curves_figure, compare_f1_figure
+
+st.title("Compare runs")
+store = state.run_store()
+runs = store.runs()
+if not runs:
+    st.info("No runs yet: train one on the Train page.")
+    st.stop()
+
+SHOWN_SETTINGS = ["backbone", "pretrained", "strategy", "epochs", "lr", "augment", "batch_size", "image_size"]
+rows, configs = [], {}
+for run in runs:
+    try:
+        config = run.read_config()
+    except WarmstartError:
+        continue
+    configs[run.name] = config
+    report = run.read_report() or {}
+    flat = flatten_config(config)
+    rows.append({
+        "run": run.name, "status": run.status(),
+        "val accuracy": report.get("val_accuracy"), "macro-F1": report.get("macro_f1"),
+        "seconds": report.get("train_seconds"),
+        **{k: flat[k] for k in SHOWN_SETTINGS if k in flat},
+        "augment": config.augment.preset_name or "custom",
+    })
+table = pd.DataFrame(rows)
+differing = set(config_differences(list(configs.values())))
+differing |= {"augment"} if any(k.startswith("augment.") for k in differing) else set()
+highlight = [c for c in SHOWN_SETTINGS if c in differing]
+st.caption("Settings that differ between runs are highlighted." if highlight else "All runs share these settings.")
+styled = table.style.apply(lambda column: ["background-color: #fef3c7" if column.name in highlight else "" for _ in column]) \
+    .format({"val accuracy": "{:.1%}", "macro-F1": "{:.3f}", "seconds": "{:.0f}"}, na_rep="–")
+st.dataframe(styled, hide_index=True, width="stretch")
+
+finished = [r["run"] for r in rows if r["val accuracy"] is not None]
+chosen = st.multiselect("Runs to overlay", finished, default=finished[:2], key="compare_runs")
+if chosen:
+    histories = {name: pd.DataFrame(store.get(name).read_report()["history"]) for name in chosen}
+    left, right = st.columns(2)
+    left.plotly_chart(compare_curves_figure(histories, "val_accuracy"), width="stretch", key="cmp_acc")
+    right.plotly_chart(compare_curves_figure(histories, "val_loss"), width="stretch", key="cmp_loss")
+    per_class = pd.DataFrame([{"run": name, "class": c["class"], "f1": c["f1"]}
+                              for name in chosen for c in store.get(name).read_report()["per_class"]])
+    st.plotly_chart(compare_f1_figure(per_class), width="stretch", key="cmp_f1")
+
+st.subheader("Transfer learning vs training from scratch")
+st.caption("Trains the same architecture from random weights on the same data, epochs and seed, every layer learning, "
+           "so the gain from pretrained weights shows in the curves and the final accuracy above.")
+pretrained_runs = [name for name in finished if configs[name].pretrained]
+if pretrained_runs:
+    base = st.selectbox("Pretrained run", pretrained_runs, key="scratch_base")
+    if st.button("Train the from-scratch baseline", key="train_scratch"):
+        try:
+            job = state.job_manager().start(scratch_baseline(configs[base]), label=f"{base}-scratch")
+            state.adopt_job(job)
+            st.switch_page("pages/train.py")
+        except WarmstartError as exc:
+            st.error(str(exc))
+else:
+    st.caption("Finish a run with pretrained weights first.")
+
+st.subheader("Manage runs")
+name = st.selectbox("Run", [r["run"] for r in rows], key="manage_run")
+target = store.get(name)
+rename_col, download_col, delete_col = st.columns([3, 1, 1])
+with rename_col:
+    new_name = st.text_input("New name", value=name, key=f"rename_{name}")
+    if st.button("Rename", key="do_rename", disabled=new_name.strip() in ("", name)):
+        try:
+            store.rename(name, new_name)
+            st.session_state.pop("manage_run", None)
+            st.rerun()
+        except WarmstartError as exc:
+            st.error(str(exc))
+with download_col:
+    st.write("")
+    st.download_button("Download", lambda: store.zip_bytes(target), file_name=f"{name}.zip", mime="application/zip", key="download_run")
+with delete_col:
+    st.write("")
+    with st.popover("Delete…"):
+        st.write(f"Delete **{name}** and all its files? This cannot be undone.")
+        if st.button("Yes, delete it", type="primary", key="confirm_delete"):
+            try:
+                store.delete(name)
+                st.session_state.pop("manage_run", None)
+                st.rerun()
+            except WarmstartError as exc:
+                st.error(str(exc))

@@ -1,0 +1,64 @@
+"""Export: TorchScript, ONNX, safetensors + model.json and a model card in one zip, checked against the engine."""
+
+import streamlit as st
+
+from transfer_core import WarmstartError
+from transfer_core.export import EXPORT_FORMATS, ONNX_OPSET, TOLERANCE, export_run, export_zip, verify_export
+from ui import state
+
+st.title("Export")
+st.caption("Take the trained model away: files for PyTorch, ONNX runtimes and Warmstart, with a model card.")
+
+runs = [r for r in state.run_store().runs() if r.read_report() is not None]
+if not runs:
+    st.info("No finished run yet: train one on the Train page.")
+    st.stop()
+names = [r.name for r in runs]
+preferred = state.selected_run()
+run_name = st.selectbox("Run", names, index=names.index(preferred) if preferred in names else 0, key="export_run")
+run = state.run_store().get(run_name)
+
+LABELS = {
+    "torchscript": "TorchScript (PyTorch without Warmstart)",
+    "onnx": f"ONNX, opset {ONNX_OPSET} (ONNX Runtime, TensorRT, OpenVINO)",
+    "safetensors": "safetensors + model.json (reload in Warmstart)",
+    "card": "Model card (Markdown + confusion matrix)",
+}
+formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(EXPORT_FORMATS), format_func=LABELS.get, key="export_formats")
+folder = run.path / "export"
+
+if st.button("Export and check", type="primary", disabled=not formats, key="do_export"):
+    try:
+        with st.spinner("Exporting and re-running the exported models on the validation images…"):
+            folder = export_run(run, tuple(formats))
+            st.session_state["export_check"] = (run.name, verify_export(run, folder))
+    except WarmstartError as exc:
+        st.error(str(exc))
+
+checked = st.session_state.get("export_check")
+if checked and checked[0] == run.name and folder.exists():
+    results = checked[1]
+    for result in results:
+        if result.error:
+            st.error(f"{result.format}: could not be checked ({result.error}).")
+        elif result.ok:
+            st.success(f"{result.format}: agrees with the app on all {result.images} validation images "
+                       f"(top-1 agreement {result.agreement:.0%}, largest probability difference {result.max_difference:.1e}).")
+        else:
+            st.error(f"{result.format}: DISAGREES with the app: top-1 agreement {result.agreement:.1%} on {result.images} images, "
+                     f"largest probability difference {result.max_difference:.1e} (allowed {TOLERANCE:.0e}). Do not deploy this file.")
+    if not results:
+        st.caption("No ONNX or TorchScript file in this export, so there was nothing to re-run.")
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    st.write("Files: " + ", ".join(f"`{name}`" for name in files))
+    st.download_button("Download the export (zip)", lambda: export_zip(folder), file_name=f"{run.name}-export.zip",
+                       mime="application/zip", type="primary", key="download_export")
+    card = folder / "MODEL_CARD.md"
+    if card.exists():
+        with st.expander("Model card", expanded=False):
+            head, _, tail = card.read_text(encoding="utf-8").partition("![Confusion matrix](confusion_matrix.png)")
+            st.markdown(head)
+            st.image(str(folder / "confusion_matrix.png"))
+            st.markdown(tail)
+elif folder.exists():
+    st.caption("An earlier export of this run exists; export again to check it and download it.")

@@ -1,0 +1,78 @@
+"""Predict: classify new images with a trained run; one by one with Grad-CAM, or a whole zip as a table."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from transfer_core import WarmstartError, open_rgb
+from transfer_core.images import ImageReadError
+from transfer_core.predict import expand_inputs, predictions_table
+from ui import insight, state
+from ui.charts import top_k_figure
+from ui.uploads import save_zip
+
+st.title("Predict")
+st.caption("Use a trained model on images it has never seen.")
+
+runs = [r for r in state.run_store().runs() if r.checkpoint_file.exists() and r.model_file.exists()]
+if not runs:
+    st.info("No trained model yet: train one on the Train page.")
+    st.stop()
+names = [r.name for r in runs]
+preferred = state.selected_run()
+run_name = st.selectbox("Model (run)", names, index=names.index(preferred) if preferred in names else 0, key="predict_run")
+run = state.run_store().get(run_name)
+stamp = insight.checkpoint_stamp(run)
+try:
+    model = insight.predictor(str(run.path), stamp)
+except WarmstartError as exc:
+    st.error(str(exc))
+    st.stop()
+top_k = st.slider("Classes to show per image", 1, max(1, min(10, len(model.classes))), min(3, len(model.classes)), key="predict_k")
+
+single_tab, batch_tab = st.tabs(["Images", "A zip or folder of images"])
+
+with single_tab:
+    uploads = st.file_uploader("Images", accept_multiple_files=True, key="predict_files",
+                               type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"])
+    for upload in uploads or []:
+        try:
+            image = open_rgb(upload.getvalue())
+        except ImageReadError as exc:
+            st.error(f"'{upload.name}': {exc}.")
+            continue
+        probabilities = model.probabilities([image])[0]
+        order = probabilities.argsort()[::-1][:top_k]
+        top = [(model.classes[i], float(probabilities[i])) for i in order]
+        st.markdown(f"**{upload.name}** → **{top[0][0]}** ({top[0][1]:.0%})")
+        picture, cam, bars = st.columns([1, 1, 2])
+        picture.image(image, caption="uploaded", width="stretch")
+        cam.image(insight.grad_cam_for_upload(str(run.path), stamp, image), caption=f"Grad-CAM for '{top[0][0]}'", width="stretch")
+        bars.plotly_chart(top_k_figure(top), width="stretch", key=f"topk_{upload.file_id}")
+
+with batch_tab:
+    archive = st.file_uploader("Zip of images (folders inside are fine)", type=["zip"], key="predict_zip")
+    folder = st.text_input("…or a folder on the server", key="predict_folder", placeholder="/data/new-photos")
+    if st.button("Predict all", key="predict_batch", disabled=archive is None and not folder):
+        try:
+            sources = [save_zip(state.workspace(), archive.name, archive.getvalue())] if archive is not None else []
+            if folder:
+                if not Path(folder).is_dir():
+                    raise WarmstartError(f"Folder '{folder}' does not exist on the server.")
+                sources.append(Path(folder))
+            files = expand_inputs(sources, state.workspace() / "extracted")
+            if not files:
+                raise WarmstartError("No image files found in the zip or folder.")
+            with st.spinner(f"Predicting {len(files):,} images…"):
+                st.session_state["batch_table"] = pd.DataFrame(predictions_table(model.predict_files(files, top_k=top_k)))
+        except WarmstartError as exc:
+            st.error(str(exc))
+    table = st.session_state.get("batch_table")
+    if table is not None:
+        failed = int((table["error"] != "").sum())
+        st.caption(f"{len(table):,} images; {failed} could not be read" + (" (see the error column)." if failed else "."))
+        st.dataframe(table.assign(file=table["file"].map(lambda p: Path(p).name)), hide_index=True, width="stretch",
+                     column_config={"probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.2f")})
+        st.download_button("Download as CSV", table.to_csv(index=False).encode("utf-8"), file_name=f"predictions-{run.name}.csv",
+                           mime="text/csv", key="download_predictions")

@@ -1,0 +1,109 @@
+"""The insight, prediction, export and comparison pages, driven as a user would."""
+
+from __future__ import annotations
+
+import json
+
+from transfer_core import Trainer
+from transfer_core.corrections import Corrections, corrections_path_for
+from ui import state
+
+from .test_pages import _goto, _no_exception
+
+
+def _button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_evaluate_grad_cam_relabel_and_embedding_map(app, finished_run):
+    app.run()
+    at = _goto(app, "evaluate")
+    at.selectbox(key="gallery_filter").set_value("Correct: red").run()
+    plain = len(at.get("image"))
+    at.toggle(key="gallery_cam").set_value(True).run()
+    _no_exception(at)
+    assert len(at.get("image")) == plain and plain > 0  # every tile now shows its Grad-CAM overlay
+    box = next(s for s in at.selectbox if s.key and s.key.startswith("fix_"))
+    original = box.value
+    other = next(o for o in box.options if o not in (original, "exclude from training"))
+    box.set_value(other).run()
+    _no_exception(at)
+    config = finished_run.read_config()
+    fixes = Corrections.load(corrections_path_for(config.data))
+    assert list(fixes.relabel.values()) == [other]
+    assert any("1 relabelled and 0 excluded" in i.value for i in at.info)
+    assert _button(at, "Retrain with these corrections")
+    _button(at, "Show the embedding map").click().run()
+    _no_exception(at)
+    assert len(at.get("plotly_chart")) == 3  # confusion matrix + before + after
+
+
+def test_predict_page_batch_table_and_csv(app, finished_run, color_dataset):
+    app.run()
+    at = _goto(app, "predict")
+    at.text_input(key="predict_folder").set_value(str(color_dataset)).run()
+    _button(at, "Predict all").click().run()
+    _no_exception(at)
+    table = at.dataframe[0].value
+    assert len(table) == 30 and set(table["predicted"]) <= {"red", "green", "blue"}
+    assert (table["error"] == "").all()
+    assert at.get("download_button")
+    at.text_input(key="predict_folder").set_value(str(color_dataset / "nope")).run()
+    _button(at, "Predict all").click().run()
+    assert "does not exist on the server" in at.error[0].value
+
+
+def test_export_page_exports_checks_and_offers_the_zip(app, finished_run):
+    app.run()
+    at = _goto(app, "export")
+    _button(at, "Export and check").click().run()
+    _no_exception(at)
+    successes = " ".join(s.value for s in at.success)
+    assert "onnx: agrees with the app" in successes and "torchscript: agrees with the app" in successes
+    assert not at.error
+    assert at.get("download_button")
+    meta = json.loads((finished_run.path / "export" / "model.json").read_text())
+    assert meta["output"]["classes_in_order"] == ["blue", "green", "red"]
+
+
+def test_compare_page_table_scratch_baseline_rename_and_delete(app, finished_run, tiny_config, workspace):
+    second = state.run_store().new_run(tiny_config.replace(epochs=2, lr=0.1))
+    Trainer(tiny_config.replace(epochs=2, lr=0.1), second).fit()
+    app.run()
+    at = _goto(app, "compare")
+    table = at.dataframe[0].value
+    assert len(table.data if hasattr(table, "data") else table) == 2
+    assert any("differ between runs are highlighted" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 3  # accuracy, loss, F1 per class
+    at.selectbox(key="scratch_base").set_value(finished_run.name).run()
+    _button(at, "Train the from-scratch baseline").click().run()
+    _no_exception(at)
+    job = state.job_manager().get(at.session_state["own_job"])
+    assert job.run.name.endswith("-scratch") and not job.config.pretrained and job.config.strategy == "full"
+    job.wait(120)
+    at = _goto(at, "compare")
+    at.selectbox(key="manage_run").set_value(second.name).run()
+    at.text_input(key=f"rename_{second.name}").set_value("lower lr").run()
+    _button(at, "Rename").click().run()
+    _no_exception(at)
+    assert "lower-lr" in [r.name for r in state.run_store().runs()]
+    at.selectbox(key="manage_run").set_value("lower-lr").run()
+    _button(at, "Yes, delete it").click().run()
+    _no_exception(at)
+    assert "lower-lr" not in [r.name for r in state.run_store().runs()]
+
+
+def test_data_health_check_and_settings_lr_finder(app_with_data, color_dataset):
+    (color_dataset / "blue" / "copy.png").write_bytes((color_dataset / "blue" / "blue_0.png").read_bytes())
+    at = _goto(app_with_data, "data")
+    _button(at, "Run the health check").click().run()
+    _no_exception(at)
+    assert any(e.label.startswith(("Near-duplicates", "Same image in training and validation")) for e in at.expander)
+    at = _goto(at, "settings")
+    _button(at, "Find a learning rate").click().run()
+    _no_exception(at)
+    assert any("Suggested head learning rate" in m.value for m in at.markdown)
+    apply = next(b for b in at.button if b.key == "lr_apply")
+    apply.click().run()
+    _no_exception(at)
+    assert at.session_state["settings"]["lr"] is not None and not at.session_state["w_lr_auto"]

@@ -1,0 +1,66 @@
+"""Cached wrappers of the engine's explanation tools, keyed by run folder and checkpoint time.
+
+A retrained or replaced checkpoint changes the modification time, so no stale explanation
+is ever served; the heavy objects (models) live in ``cache_resource``, the pictures and
+tables in ``cache_data``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from transfer_core import RunDir, WarmstartError, open_rgb
+from transfer_core.augment import eval_view
+from transfer_core.embedding_map import embedding_map
+from transfer_core.explain import grad_cam, overlay_heatmap
+from transfer_core.image_cache import cache_side_for, shrink_to_tensor
+from transfer_core.predict import Predictor
+from torchvision.transforms.v2 import functional as F
+
+__all__ = ["checkpoint_stamp", "grad_cam_image", "embedding_points", "predictor"]
+
+
+def checkpoint_stamp(run: RunDir) -> int:
+    return run.checkpoint_file.stat().st_mtime_ns if run.checkpoint_file.exists() else 0
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
+def predictor(run_path: str, _stamp: int) -> Predictor:
+    return Predictor.from_run(run_path)
+
+
+def _cam_view(model: Predictor, image: Image.Image, class_name: str | None) -> Image.Image:
+    """The evaluation crop of ``image`` with the Grad-CAM of ``class_name`` (default: predicted) over it."""
+    pre = model.preprocessing
+    tensor = shrink_to_tensor(image, cache_side_for(pre.input_size, pre.crop_pct))
+    view = F.to_pil_image(eval_view(pre)(tensor))
+    target = None if class_name is None else [model.classes.index(class_name)]
+    heat = grad_cam(model.model, model.inputs([image]), target)[0]
+    return overlay_heatmap(view, heat)
+
+
+@st.cache_data(max_entries=500, show_spinner=False)
+def grad_cam_image(run_path: str, stamp: int, image_path: str, class_name: str | None = None) -> Image.Image | None:
+    """Grad-CAM overlay for an image file, or None when the file is no longer readable."""
+    try:
+        return _cam_view(predictor(run_path, stamp), open_rgb(image_path), class_name)
+    except WarmstartError:
+        return None
+
+
+def grad_cam_for_upload(run_path: str, stamp: int, image: Image.Image, class_name: str | None = None) -> Image.Image:
+    return _cam_view(predictor(run_path, stamp), image, class_name)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing features before and after training…")
+def embedding_points(run_path: str, stamp: int) -> tuple[pd.DataFrame, float | None, float | None]:
+    result = embedding_map(run_path)
+    return pd.DataFrame(result.points), result.separation_before, result.separation_after
+
+
+def file_name(path: str) -> str:
+    return Path(path).name
