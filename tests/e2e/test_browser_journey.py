@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -159,4 +160,52 @@ def test_sample_quick_train_evaluate(server):
         page.mouse.click(cell["x"] + cell["width"] / 2, cell["y"] + cell["height"] / 2)
         expect(main(page).get_by_role("combobox", name="Show")).to_have_value("Correct: 0", timeout=30_000)
         _shot(page, "8-evaluate-cell-selected")
+        main(page).get_by_text("Grad-CAM: show where the model looked").click()
+        time.sleep(2)  # the rerun starts, then the overlays are computed
+        _settle(page)
+        _shot(page, "9-evaluate-grad-cam")
+
+        # Predict: two new images, each with its top-k chart and Grad-CAM.
+        _open(page, "Predict")
+        files = _digit_images(server_home(page))
+        main(page).locator("input[type=file]").first.set_input_files([str(f) for f in files])
+        main(page).get_by_text("Grad-CAM for").nth(1).wait_for(timeout=60_000)
+        expect(main(page).locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
+        _shot(page, "10-predict")
+
+        # Export: every format, checked against the app, downloaded as one zip.
+        _open(page, "Export")
+        page.get_by_role("button", name="Export and check").click()
+        expect(main(page).get_by_text("onnx: agrees with the app")).to_be_visible(timeout=180_000)
+        expect(main(page).get_by_text("torchscript: agrees with the app")).to_be_visible()
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name="Download the export (zip)").click()
+        with zipfile.ZipFile(download.value.path()) as zf:
+            names = {Path(n).name for n in zf.namelist()}
+        assert {"model.onnx", "model.torchscript.pt", "model.safetensors", "model.json", "MODEL_CARD.md"} <= names
+        _shot(page, "11-export")
+        _open(page, "Compare")
+        main(page).get_by_text("Transfer learning vs training from scratch").wait_for(timeout=60_000)
+        _shot(page, "12-compare")
         browser.close()
+
+
+def server_home(page) -> Path:
+    """A folder for files the test uploads (outside the repository)."""
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"warmstart-e2e-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _digit_images(folder: Path) -> list[Path]:
+    """Two handwritten-looking digits drawn with Pillow, to upload as new images."""
+    from PIL import Image, ImageDraw
+
+    paths = []
+    for digit in ("3", "7"):
+        image = Image.new("RGB", (64, 64), "black")
+        ImageDraw.Draw(image).text((22, 14), digit, fill="white", font_size=36)
+        path = folder / f"new-{digit}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
