@@ -35,7 +35,8 @@ SCENARIOS = {
     "frozen+aug-2views": dict(strategy="frozen", augment="light", augment_views=2),
     "partial": dict(strategy="partial", trainable_blocks=2, augment="none"),
     "full": dict(strategy="full", augment="none"),
-    "full+aug": dict(strategy="full", augment="light"),  # batched on-device augmentation on a GPU
+    "full+aug": dict(strategy="full", augment="light"),  # batched on-device augmentation on a GPU (auto)
+    "full+aug-batched": dict(strategy="full", augment="light", batch_augment="on"),  # batched even on a CPU
 }
 
 

@@ -17,16 +17,7 @@ GALLERY_SIZE = 24
 
 st.title("5 · Evaluate")
 
-runs = [r for r in state.run_store().runs() if r.read_report() is not None] if state.run_store().root.exists() else []
-if not runs:
-    st.info("No finished run yet: train one on the Train page.")
-    st.stop()
-
-names = [r.name for r in runs]
-preferred = state.selected_run()
-run_name = st.selectbox("Run", names, index=names.index(preferred) if preferred in names else 0, key="eval_run")
-state.select_run(run_name)
-run = state.run_store().get(run_name)
+run = state.choose_run("Run", "eval_run", lambda r: r.read_report() is not None, "No finished run yet: train one on the Train page.")
 try:
     report = run.read_report()
     predictions = run.read_predictions()

@@ -9,14 +9,7 @@ from ui import state
 st.title("Export")
 st.caption("Take the trained model away: files for PyTorch, ONNX runtimes and Warmstart, with a model card.")
 
-runs = [r for r in state.run_store().runs() if r.read_report() is not None]
-if not runs:
-    st.info("No finished run yet: train one on the Train page.")
-    st.stop()
-names = [r.name for r in runs]
-preferred = state.selected_run()
-run_name = st.selectbox("Run", names, index=names.index(preferred) if preferred in names else 0, key="export_run")
-run = state.run_store().get(run_name)
+run = state.choose_run("Run", "export_run", lambda r: r.read_report() is not None, "No finished run yet: train one on the Train page.")
 
 LABELS = {
     "torchscript": "TorchScript (PyTorch without Warmstart)",

@@ -15,14 +15,8 @@ from ui.uploads import save_zip
 st.title("Predict")
 st.caption("Use a trained model on images it has never seen.")
 
-runs = [r for r in state.run_store().runs() if r.checkpoint_file.exists() and r.model_file.exists()]
-if not runs:
-    st.info("No trained model yet: train one on the Train page.")
-    st.stop()
-names = [r.name for r in runs]
-preferred = state.selected_run()
-run_name = st.selectbox("Model (run)", names, index=names.index(preferred) if preferred in names else 0, key="predict_run")
-run = state.run_store().get(run_name)
+run = state.choose_run("Model (run)", "predict_run", lambda r: r.checkpoint_file.exists() and r.model_file.exists(),
+                       "No trained model yet: train one on the Train page.")
 stamp = insight.checkpoint_stamp(run)
 try:
     model = insight.predictor(str(run.path), stamp)

@@ -94,3 +94,25 @@ def tiny_config(color_dataset):
     return TrainConfig(
         data=str(color_dataset), backbone=TINY, epochs=3, batch_size=8, lr=0.3, val_split=0.3, head_warmup_epochs=0
     )
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Make every run-folder write fail with ENOSPC while ``full_disk["on"]`` is true."""
+    import errno
+
+    from transfer_core import RunDir
+
+    state = {"on": False}
+
+    def refuse(real):
+        def write(self, *args):
+            if state["on"]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(self, *args)
+
+        return write
+
+    monkeypatch.setattr(RunDir, "write_bytes", refuse(RunDir.write_bytes))
+    monkeypatch.setattr(RunDir, "append_lines", refuse(RunDir.append_lines))
+    return state

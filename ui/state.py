@@ -186,6 +186,22 @@ def adopt_job(job) -> None:
     select_run(job.run.name)
 
 
+def choose_run(label: str, key: str, usable, empty_message: str):
+    """A run picker over the store's runs for which ``usable(run)`` holds; stops the page when there are none.
+
+    Starts at the run selected elsewhere in the app and makes the choice the selected run.
+    """
+    runs = [r for r in run_store().runs() if usable(r)]
+    if not runs:
+        st.info(empty_message)
+        st.stop()
+    names = [r.name for r in runs]
+    preferred = selected_run()
+    name = st.selectbox(label, names, index=names.index(preferred) if preferred in names else 0, key=key)
+    select_run(name)
+    return run_store().get(name)
+
+
 def selected_run() -> str | None:
     return st.session_state.get("selected_run")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import socket
 
 from transfer_core import RunDir, Trainer
@@ -75,31 +74,19 @@ def test_interrupted_run_can_be_resumed_from_the_train_page(app_with_data, tiny_
     assert job.status == "finished" and RunDir(run.path).status() == "finished"
 
 
-def test_full_disk_during_training_offers_retry_and_download(app_with_data, monkeypatch):
-    full = {"on": False}
-    real_write, real_append = RunDir.write_bytes, RunDir.append_lines
-
-    def refuse(real):
-        def write(self, *args):
-            if full["on"]:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(self, *args)
-        return write
-
-    monkeypatch.setattr(RunDir, "write_bytes", refuse(real_write))
-    monkeypatch.setattr(RunDir, "append_lines", refuse(real_append))
+def test_full_disk_during_training_offers_retry_and_download(app_with_data, full_disk):
     at = _goto(app_with_data, "train")
-    full["on"] = False
+    full_disk["on"] = False
     next(b for b in at.button if b.label == "Start training").click().run()
     job = state.job_manager().get(at.session_state["own_job"])
-    full["on"] = True  # the disk fills while it trains
+    full_disk["on"] = True  # the disk fills while it trains
     job.wait(120)
     assert job.status == "finished" and job.unsaved
     at.run()
     _no_exception(at)
     assert any("could not be written (No space left on device)" in e.value for e in at.error)
     assert at.get("download_button")
-    full["on"] = False
+    full_disk["on"] = False
     at.button(key="retry_save").click().run()
     _no_exception(at)
     assert not job.unsaved and RunDir(job.run.path).read_report() is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import signal
 import subprocess
@@ -98,25 +97,13 @@ def test_killed_run_stays_readable_and_resumes(tiny_config, tmp_path, mode):
     load_trained_model(run)
 
 
-def test_full_disk_keeps_the_result_in_memory_until_saved(tiny_config, tmp_path, monkeypatch):
-    disk_full = {"on": False}
-    real_write, real_append = RunDir.write_bytes, RunDir.append_lines
-
-    def refuse(real):
-        def write(self, *args):
-            if disk_full["on"]:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(self, *args)
-        return write
-
-    monkeypatch.setattr(RunDir, "write_bytes", refuse(real_write))
-    monkeypatch.setattr(RunDir, "append_lines", refuse(real_append))
+def test_full_disk_keeps_the_result_in_memory_until_saved(tiny_config, tmp_path, full_disk):
     seen = []
 
     def fill_disk_after_first_epoch(event):
         seen.append(event)
         if event.kind is Event.EPOCH:
-            disk_full["on"] = True
+            full_disk["on"] = True
 
     trainer = Trainer(tiny_config.replace(epochs=3), tmp_path / "run", [fill_disk_after_first_epoch])
     result = trainer.fit()
@@ -135,7 +122,7 @@ def test_full_disk_keeps_the_result_in_memory_until_saved(tiny_config, tmp_path,
     assert weights
 
     # Space freed: one retry writes everything, in order.
-    disk_full["on"] = False
+    full_disk["on"] = False
     assert trainer.held.retry() == []
     run = RunDir(tmp_path / "run")
     assert run.read_report()["val_accuracy"] == result.report["val_accuracy"]
