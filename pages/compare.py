@@ -54,7 +54,9 @@ if chosen:
 
 st.subheader("Transfer learning vs training from scratch")
 st.caption("Trains the same architecture from random weights on the same data, epochs and seed, every layer learning, "
-           "so the gain from pretrained weights shows in the curves and the final accuracy above.")
+           "so the gain from pretrained weights shows in the curves and the final accuracy above. For a like-for-like "
+           "view, compare it with a pretrained run that also trains every layer (strategy full); a frozen run "
+           "learns far less per epoch.")
 pretrained_runs = [name for name in finished if configs[name].pretrained]
 if pretrained_runs:
     base = st.selectbox("Pretrained run", pretrained_runs, key="scratch_base")

@@ -162,6 +162,10 @@ if st.button("Show the embedding map", key="show_map") or st.session_state.get("
     except WarmstartError as exc:
         st.error(str(exc))
     else:
+        if config.strategy.value == "frozen":
+            st.info("This run kept the backbone frozen, so its features did not move and both maps are the same: only the "
+                    "new head learned, drawing boundaries between these clusters. Fine-tune (partial or full) to see "
+                    "training reshape the feature space.")
         left, right = st.columns(2)
         picked = []
         for column, when, score in ((left, "before", before), (right, "after", after)):

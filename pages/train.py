@@ -44,11 +44,15 @@ if config is not None and not (job is not None and job.active):
     )
 
 
-def _render(records: list[dict], key: str = "current") -> None:
+def _render_progress(records: list[dict]) -> None:
     progress = summarize_events(records)
     st.progress(progress.fraction, text=progress.text)
     if progress.cache_summary:
         st.caption(progress.cache_summary)
+
+
+def _render_charts(records: list[dict], key: str) -> None:
+    progress = summarize_events(records)
     if not (progress.epochs_table.empty and progress.steps_table.empty):
         a, b = st.columns(2)
         if not progress.epochs_table.empty:
@@ -58,8 +62,17 @@ def _render(records: list[dict], key: str = "current") -> None:
             c, d = st.columns(2)
             c.plotly_chart(step_loss_figure(progress.steps_table), width="stretch", key=f"{key}_curve_steps")
             d.plotly_chart(lr_figure(progress.steps_table), width="stretch", key=f"{key}_curve_lr")
+
+
+def _render_log(records: list[dict]) -> None:
     with st.expander("Event log", expanded=True):
-        st.code("\n".join(progress.log[-200:]) or "No events yet.", language=None)
+        st.code("\n".join(summarize_events(records).log[-200:]) or "No events yet.", language=None)
+
+
+def _render(records: list[dict], key: str = "current") -> None:
+    _render_progress(records)
+    _render_charts(records, key)
+    _render_log(records)
 
 
 def _unsaved_results(current) -> None:
@@ -84,7 +97,7 @@ def _unsaved_results(current) -> None:
 
 @st.fragment(run_every=1.0)
 def live_view() -> None:
-    """Polls the background job once a second; reruns the page when the run ends."""
+    """Polls the background job once a second (progress and log); reruns the page when the run ends."""
     current = state.current_job()
     if current is None:
         return
@@ -93,11 +106,22 @@ def live_view() -> None:
         ahead = manager.runs_ahead(current)
         st.info(f"Waiting: {ahead} run{'s' if ahead != 1 else ''} ahead. It starts on its own when a slot frees up.")
     _unsaved_results(current)
-    _render(current.events())
+    _render_progress(current.events())
     if current.error:
         st.error(current.error)
     if not current.active:
         st.rerun(scope="app")
+
+
+@st.fragment(run_every=4.0)
+def live_charts() -> None:
+    """The curves, redrawn every few seconds: building and drawing four charts each second would take
+    CPU from the training itself on a small machine."""
+    current = state.current_job()
+    if current is not None:
+        records = current.events()
+        _render_charts(records, "current")
+        _render_log(records)
 
 
 def _past_runs() -> None:
@@ -123,6 +147,7 @@ def _past_runs() -> None:
 
 if job is not None and job.active:
     live_view()
+    live_charts()
 else:
     if job is not None:
         st.subheader(f"Run {job.run.name}")

@@ -86,7 +86,8 @@ def write_model_card(
         *[f"- **{k}**: {_describe(k, config.get(k))}" for k in recipe_keys if k in config],
         "",
         "## Input",
-        f"RGB, resized so the short side is {round(pre['input_size'] / pre.get('crop_pct', 0.875))} px, centre-cropped to "
+        f"RGB, resized ({pre.get('interpolation', 'bilinear')}) so the short side is "
+        f"{round(pre['input_size'] / pre.get('crop_pct', 0.875))} px, centre-cropped to "
         f"{pre['input_size']}x{pre['input_size']}, scaled to [0, 1], normalised with mean {pre['mean']} and std {pre['std']}; "
         "NCHW float32. Output: class probabilities in the order of `classes` in `model.json`.",
         "",

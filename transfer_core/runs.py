@@ -302,6 +302,7 @@ class RunStore:
     def new_run(self, config: TrainConfig, label: str | None = None) -> RunDir:
         """Create a uniquely named run folder and save its config."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
+        label = re.sub(r"^\d{8}-\d{6}-", "", label) if label else None  # a label made from another run's name
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", label or f"{config.backbone}-{config.strategy}").strip("-")
         self.root.mkdir(parents=True, exist_ok=True)
         for attempt in range(1000):

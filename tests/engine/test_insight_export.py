@@ -101,7 +101,7 @@ def load(path):
     image = Image.open(path).convert("RGB")
     w, h = image.size
     scale = short / min(w, h)
-    image = image.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+    image = image.resize((round(w * scale), round(h * scale)), {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[pre["interpolation"]])
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
     x = np.asarray(image.crop((left, top, left + size, top + size)), np.float32) / 255.0
