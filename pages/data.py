@@ -141,6 +141,8 @@ if health and health[0] == choice.source:
     report = health[1]
     if report.clean:
         st.success(f"No duplicates, leakage or likely mislabels among {report.images:,} images.")
+    st.caption(f"Two images count as the same picture above {report.duplicate_threshold:.3f} feature similarity "
+               "(set from how alike this dataset's images are).")
     sections = [
         ("Same image in training and validation", report.leakage, lambda d: (d["train"], d["val"]), lambda d: f"similarity {d['similarity']:.3f}"),
         ("Near-duplicates", report.near_duplicates, lambda d: (d["a"], d["b"]), lambda d: f"{' / '.join(d['labels'])} · similarity {d['similarity']:.3f}"),

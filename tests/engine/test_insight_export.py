@@ -168,12 +168,28 @@ def test_health_check_finds_leakage_duplicates_and_mislabels(tmp_path):
     (root / "green" / "twin.png").write_bytes((root / "green" / "green_0.png").read_bytes())
     make_image((200, 40, 40), seed=999).save(root / "blue" / "actually_red.png")
     train, val = load_train_val(root, val_fraction=0.3)
-    report = health_check(train, val, backbone=TINY, duplicate_similarity=0.999)
+    report = health_check(train, val, backbone=TINY)  # threshold adapted to the data
     found = report.leakage + report.near_duplicates
     assert any({Path(p).name for p in (d.get("train") or d["a"], d.get("val") or d["b"])} == {"twin.png", "green_0.png"} for d in found)
     flagged = {Path(m["path"]).name: m["suggested"] for m in report.likely_mislabeled}
     assert flagged.get("actually_red.png") == "red"
     assert report.images == 26 and not report.clean
+
+
+def test_duplicate_threshold_adapts_to_how_alike_the_images_are():
+    from transfer_core.health import _duplicate_threshold
+
+    def matrix(nearest):
+        n = len(nearest)
+        sims = np.full((n, n), -1.0)
+        for i, value in enumerate(nearest):
+            sims[i, (i + 1) % n] = value
+        return sims
+
+    photos = matrix([0.62, 0.70, 0.69, 0.75, 0.66, 0.71, 0.80])  # distinct photos: low similarity
+    digits = matrix([0.965, 0.970, 0.968, 0.962, 0.975, 0.971])  # tiny upscaled digits all look alike
+    assert _duplicate_threshold(photos) == pytest.approx(0.9)
+    assert 0.975 < _duplicate_threshold(digits) <= 0.995  # above every real pair, so no false alarms
 
 
 def test_runs_can_be_renamed_deleted_and_zipped(tiny_config, tmp_path):
