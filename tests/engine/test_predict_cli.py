@@ -56,6 +56,19 @@ def test_cli_train_predict_evaluate_in_process(color_dataset, tmp_path, capsys):
     assert main(["evaluate", str(out)]) == 0
     assert "macro-F1" in capsys.readouterr().out
 
+    # A whole folder into a CSV; then every export format, checked against the engine, packed into a zip.
+    table = tmp_path / "predictions.csv"
+    assert main(["predict", str(out), str(color_dataset), "--csv", str(table)]) == 0
+    capsys.readouterr()
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("file,predicted,probability") and len(rows) == 31
+    assert main(["export", str(out), "--zip", str(tmp_path / "model.zip")]) == 0
+    printed = capsys.readouterr().out
+    assert "onnx: agrees with the engine" in printed and "torchscript: agrees with the engine" in printed
+    assert (tmp_path / "model.zip").stat().st_size > 0
+    assert main(["export", str(out), "--format", "pickle"]) == 2
+    assert "Unknown export format" in capsys.readouterr().err
+
     # The same folder again without --resume is refused; a finished run cannot be resumed.
     assert main(["train", str(color_dataset), "--backbone", "tiny_cnn", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -90,7 +103,7 @@ def test_cli_bad_input_exits_2_with_one_sentence(args, words, color_dataset, tmp
 
 
 def test_cli_help_for_every_command():
-    for command in ("backbones", "train", "evaluate", "predict"):
+    for command in ("backbones", "train", "evaluate", "predict", "export"):
         done = subprocess.run([sys.executable, "-m", "transfer_core", command, "--help"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "usage:" in done.stdout
 
