@@ -157,7 +157,7 @@ if health and health[0] == choice.source:
                 for cell, path in zip(cells, files(item)):
                     thumb = thumbnail(path, 140)
                     if thumb is not None:
-                        cell.image(thumb, caption=Path(path).name[:24], width="stretch")
+                        cell.image(thumb, caption=Path(path).name[:24], width=120)
                 cells[2].caption(describe(item))
             if len(found) > 12:
                 st.caption(f"…and {len(found) - 12} more.")

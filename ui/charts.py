@@ -160,6 +160,10 @@ def lr_finder_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: 
     fig = px.line(x=list(lrs), y=list(losses), log_x=True, title="Learning-rate range test", labels={"x": "learning rate", "y": "loss"})
     fig.add_vline(x=suggestion, line_dash="dash", line_color="#dc2626", annotation_text=f"suggested {suggestion:.1e}")
     fig.update_layout(**_LAYOUT)
+    # Show the valley, not the blow-up at the end: from just below the minimum to a little above the start.
+    start = max(losses[: max(1, len(losses) // 10)])
+    low = min(losses)
+    fig.update_yaxes(range=[low - 0.05 * (start - low + 1e-6), start + 0.15 * (start - low + 1e-6)])
     fig.update_xaxes(exponentformat="e")
     return fig
 

@@ -72,3 +72,26 @@ def test_figures_are_built_from_tables():
     labels = list(matrix.data[0].text)
     assert labels == ["75%", "25%", "0%", "100%"]
     assert [list(c) for c in matrix.data[0].customdata][1] == ["cat", "dog", 1]
+
+
+def test_insight_figures():
+    import pandas as pd
+
+    from ui.charts import compare_curves_figure, compare_f1_figure, embedding_figure, lr_finder_figure, top_k_figure
+
+    points = pd.DataFrame({
+        "path": ["/a/1.png", "/a/2.png", "/b/3.png"], "label": ["a", "a", "b"], "predicted": ["a", "b", "b"],
+        "confidence": [0.9, 0.6, 0.8], "before_x": [0, 1, 2], "before_y": [0, 1, 0], "after_x": [0, 0, 3], "after_y": [1, 1, 0],
+    })
+    fig = embedding_figure(points, "after", 0.42)
+    assert "class separation 0.42" in fig.layout.title.text
+    assert sorted(int(c[0]) for trace in fig.data for c in trace.customdata) == [0, 1, 2]  # rows for click-to-see
+    assert any(trace.marker.symbol == "x" for trace in fig.data)  # the wrong prediction stands out
+    lr = lr_finder_figure([1e-5, 1e-4, 1e-3, 1e-2, 1e-1], [2.3, 2.2, 1.4, 1.0, 5.0], 1e-3)
+    assert lr.layout.xaxis.type == "log" and lr.layout.yaxis.range[1] < 5.0  # the blow-up does not squash the valley
+    bars = top_k_figure([("cat", 0.7), ("dog", 0.2), ("fox", 0.1)])
+    assert list(bars.data[0].y) == ["fox", "dog", "cat"]  # most likely on top
+    histories = {"r1": pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.5, 0.7]}), "r2": pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.1, 0.3]})}
+    assert len(compare_curves_figure(histories).data) == 2
+    f1 = compare_f1_figure(pd.DataFrame({"run": ["r1", "r2"], "class": ["0", "0"], "f1": [0.5, 0.9]}))
+    assert f1.layout.xaxis.type == "category" and len(f1.data) == 2
