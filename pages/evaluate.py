@@ -153,12 +153,17 @@ if len(fixes):
             st.error(str(exc))
 
 st.subheader("Embedding map")
-st.caption("Each dot is a validation image, placed by its backbone features (PCA to 2-D). Before training, pretrained "
+st.caption("Each dot is a validation image, placed by its backbone features (projected to 2-D). Before training, pretrained "
            "features; after, the fine-tuned ones. Tighter, separate colour clusters mean the classes became easier to tell apart.")
 if st.button("Show the embedding map", key="show_map") or st.session_state.get("map_for") == run.name:
     st.session_state["map_for"] = run.name
+    method_col, thumbs_col = st.columns([2, 3])
+    method = method_col.radio("Projection", ["pca", "tsne"], horizontal=True, key="map_method",
+                              format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
+                              help="PCA keeps overall distances; t-SNE keeps neighbourhoods, so clusters stand out more.")
+    show_thumbs = thumbs_col.toggle("Draw the images on the map", key="map_thumbs", help="Up to 300 images.")
     try:
-        points, before, after = insight.embedding_points(str(run.path), stamp)
+        points, before, after = insight.embedding_points(str(run.path), stamp, method)
     except WarmstartError as exc:
         st.error(str(exc))
     else:
@@ -168,8 +173,9 @@ if st.button("Show the embedding map", key="show_map") or st.session_state.get("
                     "training reshape the feature space.")
         left, right = st.columns(2)
         picked = []
+        thumbs = [insight.thumbnail_data_uri(p) for p in points["path"][:300]] + [None] * max(0, len(points) - 300) if show_thumbs else None
         for column, when, score in ((left, "before", before), (right, "after", after)):
-            event = column.plotly_chart(embedding_figure(points, when, score), on_select="rerun", selection_mode="points",
+            event = column.plotly_chart(embedding_figure(points, when, score, thumbs), on_select="rerun", selection_mode="points",
                                         key=f"map_{when}", width="stretch")
             picked += (event.selection.get("points") if event and hasattr(event, "selection") else None) or []
         if picked:

@@ -1,7 +1,8 @@
 """What training did to the feature space: validation features before and after, in 2-D.
 
 Before: the backbone as the run started (pretrained weights, or the seeded random ones of a
-from-scratch run). After: the trained run's backbone. Each is projected with its own PCA;
+from-scratch run). After: the trained run's backbone. Each is projected on its own (PCA, or
+t-SNE from scikit-learn);
 a silhouette score (-1..1, higher = classes form tighter, better separated clusters) puts a
 number on the change.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
 from .augment import eval_transform
@@ -25,7 +27,7 @@ from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .predict import load_trained_model
 from .runs import RunDir
 
-__all__ = ["EmbeddingMap", "embedding_map", "project_2d"]
+__all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d"]
 
 
 @dataclass
@@ -35,8 +37,17 @@ class EmbeddingMap:
     separation_after: float | None = None
 
 
-def project_2d(features: np.ndarray) -> np.ndarray:
-    """PCA to two dimensions (centred; deterministic)."""
+PROJECTIONS = ("pca", "tsne")
+
+
+def project_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Two dimensions by PCA (linear, keeps global distances; deterministic) or t-SNE (keeps
+    neighbourhoods, so clusters separate more clearly; seeded)."""
+    if method == "tsne":
+        perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+    if method != "pca":
+        raise WarmstartError(f"Unknown projection '{method}'; choose one of: {', '.join(PROJECTIONS)}.")
     return PCA(n_components=2, svd_solver="full").fit_transform(features)
 
 
@@ -47,8 +58,8 @@ def _separation(features: np.ndarray, labels: list[str]) -> float | None:
 
 
 @torch.no_grad()
-def embedding_map(run: RunDir | str | Path, limit: int = 2000) -> EmbeddingMap:
-    """Before/after 2-D maps of up to ``limit`` validation images of ``run``."""
+def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pca") -> EmbeddingMap:
+    """Before/after 2-D maps of up to ``limit`` validation images of ``run`` (``method``: pca or tsne)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.read_config()
     model, info = load_trained_model(run)
@@ -71,7 +82,7 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000) -> EmbeddingMap:
     after = encode_cached(model.backbone, images, trained_key, torch.device("cpu")).numpy()
     probabilities = model.head(torch.from_numpy(after)).softmax(1).numpy()
     labels = [r.label for r in images.records]
-    xy_before, xy_after = project_2d(before), project_2d(after)
+    xy_before, xy_after = project_2d(before, method, config.seed), project_2d(after, method, config.seed)
     classes = info["classes"]
     points = [
         {

@@ -133,10 +133,13 @@ def per_class_f1_figure(per_class: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def embedding_figure(points: pd.DataFrame, when: str, separation: float | None) -> go.Figure:
+def embedding_figure(
+    points: pd.DataFrame, when: str, separation: float | None, thumbnails: Sequence[str | None] | None = None
+) -> go.Figure:
     """Validation images in 2-D (``when`` is 'before' or 'after'), coloured by class, wrong ones as crosses.
 
-    ``customdata`` holds the row position, so a selected point can show its image.
+    ``customdata`` holds the row position, so a selected point can show its image. With
+    ``thumbnails`` (data URIs, one per row) each image is drawn at its point.
     """
     data = points.assign(
         x=points[f"{when}_x"], y=points[f"{when}_y"], result=np.where(points["label"] == points["predicted"], "correct", "wrong"),
@@ -151,7 +154,13 @@ def embedding_figure(points: pd.DataFrame, when: str, separation: float | None) 
         title=title,
     )
     fig.update_traces(marker=dict(size=9, line=dict(width=0.5, color="white")))
-    fig.update_layout(**{**_LAYOUT, "height": 420}, xaxis_title="PC 1", yaxis_title="PC 2", clickmode="event+select")
+    fig.update_layout(**{**_LAYOUT, "height": 420}, xaxis_title="component 1", yaxis_title="component 2", clickmode="event+select")
+    if thumbnails is not None:
+        span = max(float(np.ptp(data["x"])), float(np.ptp(data["y"])), 1e-9)
+        fig.update_layout(images=[
+            dict(source=uri, x=x, y=y, xref="x", yref="y", sizex=span / 18, sizey=span / 18, xanchor="center", yanchor="middle", layer="above")
+            for uri, x, y in zip(thumbnails, data["x"], data["y"]) if uri
+        ])
     return fig
 
 

@@ -7,7 +7,8 @@ tables in ``cache_data``.
 
 from __future__ import annotations
 
-from pathlib import Path
+import base64
+import io
 
 import pandas as pd
 import streamlit as st
@@ -21,7 +22,7 @@ from transfer_core.image_cache import cache_side_for, shrink_to_tensor
 from transfer_core.predict import Predictor
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["checkpoint_stamp", "grad_cam_image", "embedding_points", "predictor"]
+__all__ = ["checkpoint_stamp", "embedding_points", "grad_cam_for_upload", "grad_cam_image", "predictor", "thumbnail_data_uri"]
 
 
 def checkpoint_stamp(run: RunDir) -> int:
@@ -57,10 +58,19 @@ def grad_cam_for_upload(run_path: str, stamp: int, image: Image.Image, class_nam
 
 
 @st.cache_data(max_entries=8, show_spinner="Computing features before and after training…")
-def embedding_points(run_path: str, stamp: int) -> tuple[pd.DataFrame, float | None, float | None]:
-    result = embedding_map(run_path)
+def embedding_points(run_path: str, stamp: int, method: str = "pca") -> tuple[pd.DataFrame, float | None, float | None]:
+    result = embedding_map(run_path, method=method)
     return pd.DataFrame(result.points), result.separation_before, result.separation_after
 
 
-def file_name(path: str) -> str:
-    return Path(path).name
+@st.cache_data(max_entries=5000, show_spinner=False)
+def thumbnail_data_uri(path: str, size: int = 40) -> str | None:
+    """A tiny PNG of ``path`` as a data URI, for drawing images onto a chart."""
+    try:
+        image = open_rgb(path)
+    except WarmstartError:
+        return None
+    image.thumbnail((size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

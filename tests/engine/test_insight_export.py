@@ -132,6 +132,10 @@ def test_embedding_map_has_every_validation_image_before_and_after(trained_run):
     assert len(result.points) == 9
     assert {"before_x", "after_y", "predicted", "confidence"} <= set(result.points[0])
     assert result.separation_before is not None and result.separation_after is not None
+    tsne = embedding_map(trained_run, method="tsne")
+    assert len(tsne.points) == 9 and tsne.separation_after == pytest.approx(result.separation_after)  # same features
+    with pytest.raises(WarmstartError, match="Unknown projection 'umap'"):
+        embedding_map(trained_run, method="umap")
 
 
 def test_lr_finder_suggests_a_rate_inside_the_range(tiny_config):
