@@ -118,14 +118,18 @@ def _save_fix(image_path: str, original: str, key: str) -> None:
         st.session_state["fix_error"] = str(exc)
 
 
-show_cam = st.toggle("Grad-CAM: show where the model looked", key="gallery_cam",
-                     help="Warm colours mark the regions that pushed the model toward its predicted class.")
+cam_left, cam_right = st.columns([2, 3])
+show_cam = cam_left.toggle("Grad-CAM: show where the model looked", key="gallery_cam",
+                           help="Warm colours mark the regions that pushed the model toward the class explained.")
+explain = cam_right.radio("Explain", ["predicted", "true"], horizontal=True, key="gallery_explain", disabled=not show_cam,
+                          format_func={"predicted": "its predicted class", "true": "its true class"}.get,
+                          help="For a mistake, the true class's map shows what the model missed.")
 fixes = Corrections.load(fixes_path)
 stamp = insight.checkpoint_stamp(run)
 grid = st.columns(6)
 for i, p in enumerate(shown[:GALLERY_SIZE]):
     with grid[i % 6]:
-        picture = insight.grad_cam_image(str(run.path), stamp, p["path"]) if show_cam else thumbnail(p["path"], 200)
+        picture = insight.grad_cam_image(str(run.path), stamp, p["path"], p[explain]) if show_cam else thumbnail(p["path"], 200)
         if picture is None:
             st.caption(f"{Path(p['path']).name} is no longer readable")
             continue

@@ -42,7 +42,10 @@ with single_tab:
         st.markdown(f"**{upload.name}** → **{top[0][0]}** ({top[0][1]:.0%})")
         picture, cam, bars = st.columns([1, 1, 2])
         picture.image(image, caption="uploaded", width="stretch")
-        cam.image(insight.grad_cam_for_upload(str(run.path), stamp, image), caption=f"Grad-CAM for '{top[0][0]}'", width="stretch")
+        ranked = [model.classes[i] for i in probabilities.argsort()[::-1]]
+        target = bars.selectbox("Grad-CAM for class", ranked, key=f"cam_class_{upload.file_id}",
+                                help="Any class: where the image looks most (warm) and least like it.")
+        cam.image(insight.grad_cam_for_upload(str(run.path), stamp, image, target), caption=f"Grad-CAM for '{target}'", width="stretch")
         bars.plotly_chart(top_k_figure(top), width="stretch", key=f"topk_{upload.file_id}")
 
 with batch_tab:

@@ -23,6 +23,9 @@ def test_evaluate_grad_cam_relabel_and_embedding_map(app, finished_run):
     at.toggle(key="gallery_cam").set_value(True).run()
     _no_exception(at)
     assert len(at.get("image")) == plain and plain > 0  # every tile now shows its Grad-CAM overlay
+    at.radio(key="gallery_explain").set_value("true").run()
+    _no_exception(at)
+    assert len(at.get("image")) == plain
     box = next(s for s in at.selectbox if s.key and s.key.startswith("fix_"))
     original = box.value
     other = next(o for o in box.options if o not in (original, "exclude from training"))

@@ -169,7 +169,7 @@ def test_sample_quick_train_evaluate(server):
         _open(page, "Predict")
         files = _digit_images(server_home(page))
         main(page).locator("input[type=file]").first.set_input_files([str(f) for f in files])
-        main(page).get_by_text("Grad-CAM for").nth(1).wait_for(timeout=60_000)
+        main(page).get_by_text("Grad-CAM for '").nth(1).wait_for(timeout=60_000)
         expect(main(page).locator(".js-plotly-plot")).to_have_count(2, timeout=30_000)
         _shot(page, "10-predict")
 
