@@ -67,6 +67,23 @@ def test_zip_bombs_are_refused_before_extraction(tmp_path):
         extract_zip(many, tmp_path / "z", InputLimits(max_archive_files=10))
 
 
+def test_an_entry_that_lies_about_its_size_is_cut_and_skipped(tmp_path):
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("set/a/big.png", b"\x00" * 100_000)
+        zf.writestr("set/a/ok.png", _png())
+    data = bytearray(buffer.getvalue())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local and central "uncompressed size"
+        struct.pack_into("<I", data, data.find(signature) + offset, 1000)
+    archive = tmp_path / "liar.zip"
+    archive.write_bytes(bytes(data))
+    folder, skipped = extract_zip(archive, tmp_path / "x", InputLimits(max_compression_ratio=1e9))
+    assert skipped[0].path == "set/a/big.png" and "damaged entry in the archive (Bad CRC-32" in skipped[0].reason
+    assert [p.name for p in folder.rglob("*.png")] == ["ok.png"]
+
+
 def test_archive_limits_come_from_the_environment(tmp_path, monkeypatch):
     archive = builders.zip_of(tmp_path / "a.zip", _good_entries())
     monkeypatch.setenv("WARMSTART_MAX_ARCHIVE_FILES", "2")
