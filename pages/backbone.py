@@ -109,7 +109,7 @@ st.caption(
     "validation images, so you choose with evidence. Features are cached: a frozen run afterwards starts at once."
 )
 candidates = [row["backbone"] for row in rows if row["availability"] != "needs download"]
-indexes = state.dataset_indexes()
+indexes = state.dataset_indexes(quiet=True)  # already reported above
 if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Needs a dataset (Data page)."):
     from transfer_core.shootout import backbone_shootout
 

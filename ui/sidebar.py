@@ -16,7 +16,7 @@ def render() -> None:
         if choice is None:
             st.markdown("**Dataset:** none yet")
         else:
-            indexes = state.dataset_indexes()
+            indexes = state.dataset_indexes(quiet=True)
             size = f" · {len(indexes[0]) + len(indexes[1]):,} images, {len(indexes[0].classes)} classes" if indexes else ""
             st.markdown(f"**Dataset:** {choice.name}{size}")
         st.markdown(f"**Backbone:** {values['backbone']} · {values['strategy']}")

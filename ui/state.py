@@ -80,8 +80,12 @@ def _active_corrections() -> str | None:
     return str(path) if path is not None and path.exists() else None
 
 
-def dataset_indexes() -> tuple[DatasetIndex, DatasetIndex] | None:
-    """Training and validation indexes of the chosen dataset (with its corrections); errors are shown, not raised."""
+def dataset_indexes(quiet: bool = False) -> tuple[DatasetIndex, DatasetIndex] | None:
+    """Training and validation indexes of the chosen dataset (with its corrections).
+
+    Errors are shown, not raised; ``quiet`` leaves the showing to the page (the sidebar uses it,
+    so a broken dataset is reported once, where the user is looking).
+    """
     choice = dataset()
     if choice is None:
         return None
@@ -91,7 +95,8 @@ def dataset_indexes() -> tuple[DatasetIndex, DatasetIndex] | None:
     try:
         return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp)
     except WarmstartError as exc:
-        st.error(str(exc))
+        if not quiet:
+            st.error(str(exc))
         return None
 
 

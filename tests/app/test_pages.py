@@ -60,6 +60,9 @@ def test_data_page_shows_a_clear_error_for_a_broken_dataset(app_with_data, tmp_p
     app_with_data.session_state["dataset"] = state.DatasetChoice("gone", str(tmp_path / "missing"))
     at = _goto(app_with_data, "data")
     assert "does not exist" in at.error[0].value
+    assert len([e for e in at.error if "does not exist" in e.value]) == 1  # once, not again in the sidebar
+    at = _goto(at, "backbone")
+    assert len([e for e in at.error if "does not exist" in e.value]) == 1
 
 
 def test_backbone_page_table_strategy_and_parameter_counts(app):
