@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import sidebar
+from ui import sidebar, state
 
 st.set_page_config(page_title="Warmstart", page_icon=":material/local_fire_department:", layout="wide")
 
@@ -19,5 +19,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+state.dataset()  # restores the dataset named in the URL after a refresh
+state.keep_dataset_in_url()
 sidebar.render()
 page.run()

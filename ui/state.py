@@ -8,6 +8,8 @@ preset button can fill every control at once.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ import streamlit as st
 
 from transfer_core import AugmentConfig, DatasetIndex, RunStore, TrainConfig, WarmstartError, load_train_val
 from transfer_core.corrections import corrections_path_for
+from transfer_core.runs import atomic_write_json
 from transfer_core.presets import PRESETS
 
 from .jobs import JobManager
@@ -53,13 +56,44 @@ class DatasetChoice:
     val_source: str | None = None
 
 
+def _choice_id(choice: DatasetChoice) -> str:
+    return hashlib.sha256(f"{choice.source}|{choice.val_source}".encode()).hexdigest()[:16]
+
+
+def _choice_file(choice_id: str) -> Path:
+    return workspace() / "datasets" / f"{choice_id}.json"
+
+
 def dataset() -> DatasetChoice | None:
-    return st.session_state.get("dataset")
+    """The session's dataset; after a browser refresh, the one named by the URL's ``?dataset=`` key."""
+    choice = st.session_state.get("dataset")
+    if choice is None:
+        choice_id = st.query_params.get("dataset", "")
+        if choice_id.isalnum() and _choice_file(choice_id).exists():
+            try:
+                choice = DatasetChoice(**json.loads(_choice_file(choice_id).read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                choice = None
+            st.session_state["dataset"] = choice
+    return choice
 
 
 def set_dataset(choice: DatasetChoice | None) -> None:
     st.session_state["dataset"] = choice
     st.session_state.pop("thumb_page", None)
+    if choice is not None:
+        try:
+            atomic_write_json(_choice_file(_choice_id(choice)), dataclasses.asdict(choice))
+        except OSError:
+            pass  # only the refresh convenience is lost
+    keep_dataset_in_url()
+
+
+def keep_dataset_in_url() -> None:
+    """Write the dataset's key into the URL on every run (navigation clears it), so a refresh keeps the dataset."""
+    choice = st.session_state.get("dataset")
+    if choice is not None:
+        st.query_params["dataset"] = _choice_id(choice)
 
 
 @st.cache_data(show_spinner="Reading images…", max_entries=8)

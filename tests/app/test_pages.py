@@ -141,3 +141,19 @@ def test_backbone_shootout_compares_backbones_on_the_dataset(app_with_data):
     bundled = table[table["backbone"].str.startswith("efficientnet_lite")]
     assert len(bundled) == 3
     assert (bundled["validation accuracy"] > 0.9).all()  # colours are easy for real ImageNet features
+
+
+def test_a_refresh_keeps_the_chosen_dataset(app):
+    app.run()
+    app.button[0].click().run()  # Try a sample dataset
+    key = state._choice_id(app.session_state["dataset"])  # what the app writes into the URL
+    fresh = new_app()  # a refreshed browser tab: a new session with the same URL
+    fresh.query_params["dataset"] = key
+    fresh.run()
+    _goto(fresh, "data")
+    assert fresh.subheader[0].value == "Dataset: Handwritten digits (sample)"
+    bogus = new_app()
+    bogus.query_params["dataset"] = "../../etc"
+    bogus.run()
+    _goto(bogus, "data")
+    assert any("No dataset yet" in i.value for i in bogus.info)
