@@ -32,6 +32,7 @@ __all__ = [
     "dataset_root",
     "extract_zip",
     "load_dataset",
+    "load_run_split",
     "load_train_val",
     "scan_csv",
     "scan_folder",
@@ -364,6 +365,12 @@ def split_train_val(index: DatasetIndex, val_fraction: float, seed: int = 0) -> 
     train.sort(key=lambda r: (r.label, r.path))
     val.sort(key=lambda r: (r.label, r.path))
     return DatasetIndex(train, index.skipped, index.source, index.notes), DatasetIndex(val, [], index.source)
+
+
+def load_run_split(config) -> tuple[DatasetIndex, DatasetIndex]:
+    """The training and validation indexes a :class:`~transfer_core.config.TrainConfig` trains on
+    (its data, validation data or split, seed and corrections), so every tool sees the run's own split."""
+    return load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
 
 
 def load_train_val(

@@ -20,9 +20,9 @@ from sklearn.metrics import silhouette_score
 
 from .augment import eval_transform
 from .backbones import Preprocessing, get_backbone
-from .data import load_train_val
+from .data import load_run_split
 from .errors import WarmstartError
-from .feature_cache import encode_cached, feature_key, weights_id
+from .feature_cache import encode_cached, run_feature_key
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .predict import load_trained_model
 from .runs import RunDir
@@ -64,7 +64,7 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
     config = run.read_config()
     model, info = load_trained_model(run)
     pre = Preprocessing.from_dict(info["preprocessing"])
-    _, val = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+    _, val = load_run_split(config)
     class_to_idx = {c: i for i, c in enumerate(info["classes"])}
     records = [r for r in val.records if r.label in class_to_idx][:limit]
     cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
@@ -76,7 +76,7 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
     torch.manual_seed(config.seed)  # the same start as the run itself (matters for from-scratch runs)
     start = spec.build(pretrained=config.pretrained)
     paths = [r.path for r in images.records]
-    key = feature_key(config.backbone, weights_id(spec, config.pretrained, config.seed), pre, pre.input_size, "features", paths)
+    key = run_feature_key(config, spec, pre, "features", paths)
     before = encode_cached(start, images, key, torch.device("cpu")).numpy()
     trained_key = f"trained:{run.path}:{run.checkpoint_file.stat().st_mtime_ns}:{len(paths)}"
     after = encode_cached(model.backbone, images, trained_key, torch.device("cpu")).numpy()

@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .backbones import Preprocessing, get_backbone
-from .data import load_train_val
+from .data import load_run_split
 from .errors import WarmstartError
 from .images import ImageReadError, open_rgb
 from .metadata import ModelInfo, check_weights
@@ -170,7 +170,7 @@ class FormatAgreement:
 
 def _validation_images(run: RunDir, limit: int) -> list:
     config = run.read_config()
-    _, val = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+    _, val = load_run_split(config)
     images = []
     for record in val.records[:limit]:
         try:

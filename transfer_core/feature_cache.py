@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .backbones import BackboneSpec, Preprocessing, WeightsSource
 
-__all__ = ["FeatureCache", "encode_cached", "feature_key", "shared_feature_cache", "weights_id"]
+__all__ = ["FeatureCache", "encode_cached", "feature_key", "run_feature_key", "shared_feature_cache", "weights_id"]
 
 
 def _file_identity(path: str) -> tuple[str, int, int]:
@@ -62,6 +62,15 @@ def feature_key(
         "files": [_file_identity(p) for p in paths],
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def run_feature_key(config, spec: BackboneSpec, preprocessing: Preprocessing, depth: str, paths: Sequence[str]) -> str:
+    """:func:`feature_key` for a :class:`~transfer_core.config.TrainConfig`'s backbone and weights.
+
+    The trainer, the LR finder and the embedding map all key through here, so they share cache entries.
+    """
+    weights = weights_id(spec, config.pretrained, config.seed)
+    return feature_key(config.backbone, weights, preprocessing, preprocessing.input_size, depth, paths)
 
 
 class FeatureCache:

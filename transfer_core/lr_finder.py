@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from .augment import eval_transform, train_transform
 from .backbones import get_backbone
 from .config import TrainConfig
-from .data import load_train_val
+from .data import load_run_split
 from .errors import WarmstartError
-from .feature_cache import encode_cached, feature_key, weights_id
+from .feature_cache import encode_cached, run_feature_key
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .model import TransferModel, freeze_bn_of_frozen_layers, make_optimizer, set_trainable_groups, trainable_groups_at
 
@@ -61,7 +61,7 @@ def find_lr(
         raise WarmstartError("The learning-rate range must go from a small positive rate to a larger one.")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    train, _ = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+    train, _ = load_run_split(config)
     classes = train.classes
     if len(classes) < 2:
         raise WarmstartError("The learning-rate finder needs at least two classes.")
@@ -77,8 +77,7 @@ def find_lr(
     if on_features:
         images = LabeledImages(train.records, class_to_idx, cache, eval_transform(pre, size))
         images = images.without(images.warm())
-        key = feature_key(config.backbone, weights_id(spec, config.pretrained, config.seed), pre, size, "features",
-                          [r.path for r in images.records])
+        key = run_feature_key(config, spec, pre, "features", [r.path for r in images.records])
         features = encode_cached(model.backbone, images, key, torch.device("cpu"))
         dataset, forward, total = TensorDataset(features, torch.tensor(images.targets)), model.head, steps
     else:

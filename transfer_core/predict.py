@@ -13,7 +13,7 @@ from PIL import Image
 
 from .augment import eval_transform
 from .backbones import Preprocessing, get_backbone
-from .data import load_dataset, load_train_val
+from .data import load_dataset, load_run_split
 from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
 from .image_cache import cache_side_for, shrink_to_tensor
@@ -145,7 +145,7 @@ def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch
     predictor = Predictor.from_run(run)
     if data is None:
         config = run.read_config()
-        _, index = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+        _, index = load_run_split(config)
     else:
         index = load_dataset(data)
     unknown = sorted(set(index.classes) - set(predictor.classes))

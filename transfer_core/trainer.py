@@ -33,7 +33,7 @@ from .augment import batch_mixer, eval_transform, train_transform
 from .backbones import get_backbone
 from .batch_augment import BatchAugment, pad_collate
 from .config import Balance, Schedule, Strategy, TrainConfig
-from .data import DatasetIndex, SkippedFile, load_train_val
+from .data import DatasetIndex, SkippedFile, load_run_split
 from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
 from .events import (
@@ -50,7 +50,7 @@ from .events import (
     StorageFailed,
     Subscriber,
 )
-from .feature_cache import encode_cached, feature_key, shared_feature_cache, weights_id
+from .feature_cache import encode_cached, run_feature_key, shared_feature_cache
 from .image_cache import LabeledImages, cache_side_for, shared_image_cache
 from .model import (
     TransferModel,
@@ -211,7 +211,7 @@ class Trainer:
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
-        train_index, val_index = self._data or load_train_val(cfg.data, cfg.val_data, cfg.val_split, cfg.seed, corrections=cfg.corrections)
+        train_index, val_index = self._data or load_run_split(cfg)
         self.skipped = list(train_index.skipped)
         classes = train_index.classes
         if len(classes) < 2:
@@ -224,7 +224,7 @@ class Trainer:
         size = cfg.image_size or spec.preprocessing.input_size
         pre = dataclasses.replace(spec.preprocessing, input_size=size)
         self._preprocessing = pre
-        self._weights_id = weights_id(spec, cfg.pretrained, cfg.seed)
+        self._spec = spec
         _seed_everything(cfg.seed)
         model = TransferModel(spec.build(pretrained=cfg.pretrained), len(classes), cfg.dropout)
         use_amp = device.type == "cuda"
@@ -578,8 +578,7 @@ class Trainer:
 
     def _feature_key(self, depth: str, dataset: LabeledImages) -> str:
         """Feature-cache key for this run's backbone, weights and preprocessing at ``depth``."""
-        pre = self._preprocessing
-        return feature_key(self.config.backbone, self._weights_id, pre, pre.input_size, depth, [r.path for r in dataset.records])
+        return run_feature_key(self.config, self._spec, self._preprocessing, depth, [r.path for r in dataset.records])
 
     def _encode(self, model, dataset, start, features_only, device, progress=None) -> torch.Tensor | None:
         """Run the frozen part once over ``dataset`` through the shared feature cache.
