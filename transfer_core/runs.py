@@ -52,9 +52,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def json_bytes(value: Any) -> bytes:
+    """How every JSON file of the project is written: indented, UTF-8, unknown types as strings."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+
+
 def atomic_write_json(path: Path, value: Any) -> None:
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    data = json_bytes(value)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def safe_torch_load(path: Path) -> Any:
@@ -111,12 +116,6 @@ class RunDir:
 
     __call__ = append_event
 
-    def save_checkpoint(self, state_dict: dict[str, torch.Tensor]) -> None:
-        self.write_bytes(self.checkpoint_file.name, checkpoint_bytes(state_dict))
-
-    def save_resume_state(self, state: dict[str, Any]) -> None:
-        self.write_bytes(self.resume_file.name, resume_bytes(state))
-
     def write_bytes(self, name: str, data: bytes) -> None:
         atomic_write(self.path / name, lambda tmp: tmp.write_bytes(data))
 
@@ -128,9 +127,6 @@ class RunDir:
         """Delete temporary files left by a process killed mid-write (the real files are intact)."""
         for leftover in self.path.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
-
-    def write_json(self, name: str, value: Any) -> None:
-        atomic_write_json(self.path / name, value)
 
     # -- reading -------------------------------------------------------------------------
     def read_config(self) -> TrainConfig:
@@ -252,7 +248,7 @@ class HeldWrites:
             self._failed(exc)
 
     def write_json(self, name: str, value: Any) -> None:
-        self.write(name, json.dumps(value, indent=2, ensure_ascii=False, default=str).encode("utf-8"))
+        self.write(name, json_bytes(value))
 
     def append_line(self, line: str) -> None:
         self.lines.append(line)
