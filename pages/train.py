@@ -5,7 +5,7 @@ import streamlit as st
 from transfer_core import RunDir, WarmstartError
 from ui import state
 from ui.charts import epoch_curves_figure, lr_figure, step_loss_figure
-from ui.progress import summarize_events
+from ui.progress import RunProgress, summarize_events
 
 st.title("4 · Train")
 
@@ -44,15 +44,13 @@ if config is not None and not (job is not None and job.active):
     )
 
 
-def _render_progress(records: list[dict]) -> None:
-    progress = summarize_events(records)
+def _render_progress(progress: RunProgress) -> None:
     st.progress(progress.fraction, text=progress.text)
     if progress.cache_summary:
         st.caption(progress.cache_summary)
 
 
-def _render_charts(records: list[dict], key: str) -> None:
-    progress = summarize_events(records)
+def _render_charts(progress: RunProgress, key: str) -> None:
     if not (progress.epochs_table.empty and progress.steps_table.empty):
         a, b = st.columns(2)
         if not progress.epochs_table.empty:
@@ -64,15 +62,16 @@ def _render_charts(records: list[dict], key: str) -> None:
             d.plotly_chart(lr_figure(progress.steps_table), width="stretch", key=f"{key}_curve_lr")
 
 
-def _render_log(records: list[dict]) -> None:
+def _render_log(progress: RunProgress) -> None:
     with st.expander("Event log", expanded=True):
-        st.code("\n".join(summarize_events(records).log[-200:]) or "No events yet.", language=None)
+        st.code("\n".join(progress.log[-200:]) or "No events yet.", language=None)
 
 
 def _render(records: list[dict], key: str = "current") -> None:
-    _render_progress(records)
-    _render_charts(records, key)
-    _render_log(records)
+    progress = summarize_events(records)
+    _render_progress(progress)
+    _render_charts(progress, key)
+    _render_log(progress)
 
 
 def _unsaved_results(current) -> None:
@@ -106,7 +105,7 @@ def live_view() -> None:
         ahead = manager.runs_ahead(current)
         st.info(f"Waiting: {ahead} run{'s' if ahead != 1 else ''} ahead. It starts on its own when a slot frees up.")
     _unsaved_results(current)
-    _render_progress(current.events())
+    _render_progress(summarize_events(current.events()))
     if current.error:
         st.error(current.error)
     if not current.active:
@@ -119,9 +118,9 @@ def live_charts() -> None:
     CPU from the training itself on a small machine."""
     current = state.current_job()
     if current is not None:
-        records = current.events()
-        _render_charts(records, "current")
-        _render_log(records)
+        progress = summarize_events(current.events())
+        _render_charts(progress, "current")
+        _render_log(progress)
 
 
 def _past_runs() -> None:
