@@ -17,7 +17,7 @@ from torchvision.transforms.v2 import functional as F
 from .backbones import Preprocessing
 from .config import AugmentConfig
 
-__all__ = ["augment_previews", "batch_mixer", "eval_transform", "eval_view", "train_transform"]
+__all__ = ["augment_previews", "batch_mixer", "eval_transform", "eval_view", "normalise", "train_transform"]
 
 
 def _interpolation(name: str) -> v2.InterpolationMode:
@@ -59,6 +59,11 @@ def eval_transform(pre: Preprocessing, size: int | None = None) -> Callable[[tor
 def eval_view(pre: Preprocessing, size: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The evaluation crop as a uint8 image (no normalising): the pixels an explanation is drawn on."""
     return v2.Compose(_geometry(pre, size or pre.input_size, AugmentConfig()))
+
+
+def normalise(pre: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 image → the normalised float input: ``eval_transform`` is ``eval_view`` followed by this."""
+    return v2.Compose(_to_model_input(pre))
 
 
 def train_transform(

@@ -77,7 +77,8 @@ class DatasetIndex:
         return len(self.records)
 
 
-def _is_ignored(part: str) -> bool:
+def is_ignored_name(part: str) -> bool:
+    """Hidden files and OS debris (``__MACOSX``, ``Thumbs.db``): never user data."""
     return part.startswith(".") or part in _IGNORED_NAMES
 
 
@@ -112,7 +113,7 @@ def scan_folder(root: str | Path) -> DatasetIndex:
     records: list[ImageRecord] = []
     skipped: list[SkippedFile] = []
     for entry in sorted(root.iterdir()):
-        if _is_ignored(entry.name):
+        if is_ignored_name(entry.name):
             continue
         if entry.is_file():
             skipped.append(SkippedFile(entry.name, "file is not inside a class folder"))
@@ -122,9 +123,9 @@ def scan_folder(root: str | Path) -> DatasetIndex:
         label = entry.name.strip()
         before = len(records)
         for dirpath, dirnames, filenames in os.walk(entry):
-            dirnames[:] = sorted(d for d in dirnames if not _is_ignored(d))
+            dirnames[:] = sorted(d for d in dirnames if not is_ignored_name(d))
             for name in sorted(filenames):
-                if _is_ignored(name):
+                if is_ignored_name(name):
                     continue
                 path = Path(dirpath) / name
                 shown_as = path.relative_to(root).as_posix()
@@ -231,7 +232,7 @@ def extract_zip(
             if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
                 skipped.append(SkippedFile(name, "unsafe path in archive (absolute or '..')"))
                 continue
-            if any(_is_ignored(part) for part in parts):
+            if any(is_ignored_name(part) for part in parts):
                 continue
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 skipped.append(SkippedFile(name, "symbolic links inside archives are not followed"))
@@ -291,7 +292,7 @@ def _read_skipped(folder: Path) -> list[SkippedFile]:
 def dataset_root(folder: Path) -> Path:
     """Descend through single wrapper folders (``flowers.zip`` → ``flowers/daisy/...``)."""
     while True:
-        children = [c for c in folder.iterdir() if not _is_ignored(c.name)]
+        children = [c for c in folder.iterdir() if not is_ignored_name(c.name)]
         dirs = [c for c in children if c.is_dir()]
         files = [c for c in children if c.is_file()]
         if len(dirs) == 1 and not files:
@@ -325,7 +326,7 @@ def _load(source: str | Path, extract_dir: str | Path | None) -> tuple[DatasetIn
     if path.is_file() and path.suffix.lower() == ".zip":
         path, skipped = extract_zip(path, extract_dir)
         csvs = [c for c in path.iterdir() if c.suffix.lower() == ".csv"]
-        if len(csvs) == 1 and not any(c.is_dir() for c in path.iterdir() if not _is_ignored(c.name)):
+        if len(csvs) == 1 and not any(c.is_dir() for c in path.iterdir() if not is_ignored_name(c.name)):
             index = scan_csv(csvs[0])
             index.skipped[:0] = skipped
             return index, None

@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .backbones import Preprocessing, get_backbone
+from .backbones import get_backbone
 from .data import load_run_split
 from .errors import WarmstartError
 from .images import ImageReadError, open_rgb
@@ -104,9 +104,7 @@ def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMA
                 )
         if "card" in formats:
             write_model_card(staging, info, report, config, title=run.name)
-    except WarmstartError:
-        raise
-    except Exception as exc:
+    except Exception as exc:  # nothing in here raises WarmstartError; exporters raise anything
         shutil.rmtree(staging, ignore_errors=True)
         raise WarmstartError(f"Export of run '{run.name}' failed ({type(exc).__name__}: {exc}).") from None
     shutil.rmtree(folder, ignore_errors=True)
@@ -196,7 +194,7 @@ def verify_export(run: RunDir | str | Path, folder: str | Path | None = None, li
     folder = Path(folder) if folder else run.path / "export"
     info, _ = _read_metadata(folder)
     engine = Predictor.from_run(run)
-    if engine.classes != info.classes or engine.preprocessing != Preprocessing.from_dict(info.preprocessing.to_dict()):
+    if engine.classes != info.classes or engine.preprocessing != info.preprocessing:
         raise WarmstartError(f"The export in '{folder}' does not belong to run '{run.name}' (classes or preprocessing differ).")
     images = _validation_images(run, limit)
     if not images:

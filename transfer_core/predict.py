@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .augment import eval_transform
+from .augment import eval_view, normalise
 from .backbones import Preprocessing, get_backbone
-from .data import load_dataset, load_run_split
+from .data import extract_zip, is_ignored_name, load_dataset, load_run_split
 from .errors import WarmstartError
 from .evaluate import classification_report, per_image_predictions
 from .image_cache import cache_side_for, shrink_to_tensor
@@ -62,7 +62,8 @@ class Predictor:
         self.classes = list(classes)
         self.preprocessing = preprocessing
         self.device = torch.device(device)
-        self._transform = eval_transform(preprocessing)
+        self._view = eval_view(preprocessing)
+        self._normalise = normalise(preprocessing)
         self._short_side = cache_side_for(preprocessing.input_size, preprocessing.crop_pct)
 
     @classmethod
@@ -70,9 +71,13 @@ class Predictor:
         model, info = load_trained_model(run)
         return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device)
 
-    def inputs(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """The normalised ``(n, 3, size, size)`` batch the model sees for RGB PIL images."""
-        return torch.stack([self._transform(shrink_to_tensor(image, self._short_side)) for image in images])
+    def views(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
+        """The uint8 evaluation crops of RGB PIL images: the pixels the model sees, before normalising."""
+        return [self._view(shrink_to_tensor(image, self._short_side)) for image in images]
+
+    def inputs(self, images: Sequence[Image.Image] = (), views: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """The normalised ``(n, 3, size, size)`` batch for RGB PIL images (or for crops from :meth:`views`)."""
+        return torch.stack([self._normalise(view) for view in (views if views is not None else self.views(images))])
 
     @torch.no_grad()
     def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -104,8 +109,6 @@ def expand_inputs(sources: Sequence[str | Path], extract_dir: str | Path | None 
     Hidden files and ``__MACOSX`` are left out; non-image files inside folders and zips are
     ignored, while a file named directly is kept so its prediction can say why it failed.
     """
-    from .data import _is_ignored, extract_zip
-
     out: list[str] = []
     for source in sources:
         path = Path(source)
@@ -115,7 +118,7 @@ def expand_inputs(sources: Sequence[str | Path], extract_dir: str | Path | None 
             out += sorted(
                 str(p) for p in path.rglob("*")
                 if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(_is_ignored(part) for part in p.relative_to(path).parts)
+                and not any(is_ignored_name(part) for part in p.relative_to(path).parts)
             )
         else:
             out.append(str(path))

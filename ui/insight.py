@@ -15,10 +15,8 @@ import streamlit as st
 from PIL import Image
 
 from transfer_core import RunDir, WarmstartError, open_rgb
-from transfer_core.augment import eval_view
 from transfer_core.embedding_map import embedding_map
 from transfer_core.explain import grad_cam, overlay_heatmap
-from transfer_core.image_cache import cache_side_for, shrink_to_tensor
 from transfer_core.predict import Predictor
 from torchvision.transforms.v2 import functional as F
 
@@ -36,12 +34,10 @@ def predictor(run_path: str, _stamp: int) -> Predictor:
 
 def _cam_view(model: Predictor, image: Image.Image, class_name: str | None) -> Image.Image:
     """The evaluation crop of ``image`` with the Grad-CAM of ``class_name`` (default: predicted) over it."""
-    pre = model.preprocessing
-    tensor = shrink_to_tensor(image, cache_side_for(pre.input_size, pre.crop_pct))
-    view = F.to_pil_image(eval_view(pre)(tensor))
+    view = model.views([image])[0]  # resized and cropped once, for the model and for the picture
     target = None if class_name is None else [model.classes.index(class_name)]
-    heat = grad_cam(model.model, model.inputs([image]), target)[0]
-    return overlay_heatmap(view, heat)
+    heat = grad_cam(model.model, model.inputs(views=[view]), target)[0]
+    return overlay_heatmap(F.to_pil_image(view), heat)
 
 
 @st.cache_data(max_entries=500, show_spinner=False)
