@@ -25,9 +25,9 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transfer_core import TrainConfig, Trainer, TransferModel, get_backbone, load_train_val, set_trainable_groups  # noqa: E402
-from transfer_core.events import Event  # noqa: E402
-from transfer_core.feature_cache import shared_feature_cache  # noqa: E402
-from transfer_core.image_cache import clear_image_caches  # noqa: E402
+from transfer_core.training.events import Event  # noqa: E402
+from transfer_core.features.cache import shared_feature_cache  # noqa: E402
+from transfer_core.data.image_cache import clear_image_caches  # noqa: E402
 
 SCENARIOS = {
     "frozen": dict(strategy="frozen", augment="none"),
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if args.data is None:
-        from transfer_core.samples import prepare_sample
+        from transfer_core.data.samples import prepare_sample
 
         args.data = str(prepare_sample("digits", Path(args.out) / "samples"))
     train, val = load_train_val(args.data)

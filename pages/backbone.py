@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import TrainConfig, TransferModel, count_parameters, get_backbone, list_backbones, set_trainable_groups, trainable_groups_at
-from transfer_core.backbones import WeightsSource
+from transfer_core.models.registry import WeightsSource
 from ui import state
 
 STRATEGY_HELP = {
@@ -111,7 +111,7 @@ st.caption(
 candidates = [row["backbone"] for row in rows if row["availability"] != "needs download"]
 indexes = state.dataset_indexes(quiet=True)  # already reported above
 if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Needs a dataset (Data page)."):
-    from transfer_core.shootout import backbone_shootout
+    from transfer_core.insight.shootout import backbone_shootout
 
     bar = st.progress(0.0, text="Computing features…")
     started = time.perf_counter()

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import WarmstartError
-from transfer_core.compare import config_differences, flatten_config, scratch_baseline
+from transfer_core.insight.compare import config_differences, flatten_config, scratch_baseline
 from ui import state
 from ui.charts import compare_curves_figure, compare_f1_figure
 

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import DatasetIndex, WarmstartError, summarize
-from transfer_core.health import health_check
-from transfer_core.samples import SAMPLES, prepare_sample
+from transfer_core.insight.health import health_check
+from transfer_core.data.samples import SAMPLES, prepare_sample
 from ui import state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import RunDir, WarmstartError
-from transfer_core.corrections import Corrections, corrections_path_for
-from transfer_core.evaluate import bootstrap_intervals
+from transfer_core.data.corrections import Corrections, corrections_path_for
+from transfer_core.insight.evaluate import bootstrap_intervals
 from ui import insight, state
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from transfer_core import WarmstartError
-from transfer_core.export import EXPORT_FORMATS, ONNX_OPSET, TOLERANCE, export_run, export_zip, verify_export
+from transfer_core.deploy.export import EXPORT_FORMATS, ONNX_OPSET, TOLERANCE, export_run, export_zip, verify_export
 from ui import state
 
 st.title("Export")

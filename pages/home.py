@@ -3,7 +3,7 @@
 import streamlit as st
 
 from transfer_core import WarmstartError
-from transfer_core.samples import prepare_sample
+from transfer_core.data.samples import prepare_sample
 from ui import state
 
 st.title("Warmstart")

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import WarmstartError, open_rgb
-from transfer_core.images import ImageReadError
-from transfer_core.predict import expand_inputs, predictions_table
+from transfer_core.data.images import ImageReadError
+from transfer_core.deploy.predict import expand_inputs, predictions_table
 from ui import insight, state
 from ui.charts import top_k_figure
 from ui.uploads import save_zip

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from transfer_core import AugmentConfig, TrainConfig, WarmstartError, augment_previews, get_backbone, open_rgb
-from transfer_core.lr_finder import find_lr
+from transfer_core.training.lr_finder import find_lr
 from transfer_core.presets import PRESET_DESCRIPTIONS, PRESETS
 from ui.charts import lr_finder_figure
 from ui import state

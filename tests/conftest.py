@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from torch import nn  # noqa: E402
 
-from transfer_core.backbones import Backbone, BackboneSpec, Preprocessing, WeightsSource, register_backbone  # noqa: E402
+from transfer_core.models.registry import Backbone, BackboneSpec, Preprocessing, WeightsSource, register_backbone  # noqa: E402
 
 TINY = "tiny_cnn"
 COLORS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}

@@ -6,8 +6,8 @@ The app, the command line and the tests all drive this same API::
     result = Trainer(TrainConfig(data="photos/", strategy="frozen"), "runs/first").fit()
 """
 
-from .augment import augment_previews, batch_mixer, eval_transform, train_transform
-from .backbones import (
+from .data.augment import augment_previews, batch_mixer, eval_transform, train_transform
+from .models.registry import (
     Availability,
     Backbone,
     BackboneSpec,
@@ -19,7 +19,7 @@ from .backbones import (
     register_backbone,
 )
 from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
-from .data import (
+from .data.index import (
     DatasetIndex,
     DatasetSummary,
     ImageRecord,
@@ -31,13 +31,13 @@ from .data import (
     summarize,
 )
 from .errors import WarmstartError
-from .evaluate import classification_report, per_image_predictions
-from .events import Event, RunEvent
-from .images import open_rgb
-from .model import TransferModel, count_parameters, set_trainable_groups, trainable_groups_at
-from .predict import Prediction, Predictor, evaluate_run, load_trained_model
-from .runs import RunDir, RunStore
-from .trainer import Trainer, TrainResult, train
+from .insight.evaluate import classification_report, per_image_predictions
+from .training.events import Event, RunEvent
+from .data.images import open_rgb
+from .models.transfer import TransferModel, count_parameters, set_trainable_groups, trainable_groups_at
+from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_model
+from .runs.store import RunDir, RunStore
+from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
     "AugmentConfig",

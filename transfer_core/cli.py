@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
-from .events import Event, RunEvent
-from .runs import RunDir
+from .training.events import Event, RunEvent
+from .runs.store import RunDir
 
 EXIT_BAD_INPUT = 2
 
@@ -81,7 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     p.add_argument("--csv", metavar="OUT.csv", help="also write one row per image to this CSV file")
 
-    from .export import EXPORT_FORMATS
+    from .deploy.export import EXPORT_FORMATS
 
     p = sub.add_parser("export", help="export a run as TorchScript, ONNX, safetensors + model.json and a model card")
     p.add_argument("run", metavar="RUN_DIR")
@@ -176,7 +176,7 @@ class _Progress:
 
 
 def _cmd_backbones(args: argparse.Namespace) -> int:
-    from .backbones import list_backbones, list_timm_models
+    from .models.registry import list_backbones, list_timm_models
 
     rows = [spec.to_dict() for spec in list_backbones()]
     if args.timm:
@@ -194,7 +194,7 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .trainer import Trainer
+    from .training.trainer import Trainer
 
     run = RunDir(args.out)
     if args.resume:
@@ -223,7 +223,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .predict import evaluate_run
+    from .deploy.predict import evaluate_run
 
     report = evaluate_run(args.run, args.data)
     if args.json:
@@ -240,7 +240,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import Predictor, expand_inputs, predictions_table
+    from .deploy.predict import Predictor, expand_inputs, predictions_table
 
     predictor = Predictor.from_run(args.run)
     files = expand_inputs(args.files)
@@ -269,7 +269,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_run, export_zip, verify_export
+    from .deploy.export import export_run, export_zip, verify_export
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     folder = export_run(args.run, formats, args.out)

@@ -15,9 +15,9 @@ import streamlit as st
 from PIL import Image
 
 from transfer_core import RunDir, WarmstartError, open_rgb
-from transfer_core.embedding_map import embedding_map
-from transfer_core.explain import grad_cam, overlay_heatmap
-from transfer_core.predict import Predictor
+from transfer_core.insight.embedding_map import embedding_map
+from transfer_core.insight.explain import grad_cam, overlay_heatmap
+from transfer_core.deploy.predict import Predictor
 from torchvision.transforms.v2 import functional as F
 
 __all__ = ["checkpoint_stamp", "embedding_points", "grad_cam_for_upload", "grad_cam_image", "predictor", "thumbnail_data_uri"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transfer_core import RunDir, RunStore, TrainConfig, Trainer, WarmstartError
-from transfer_core.events import Event, RunEvent
+from transfer_core.training.events import Event, RunEvent
 
 __all__ = ["Job", "JobManager"]
 

@@ -18,8 +18,8 @@ from typing import Any
 import streamlit as st
 
 from transfer_core import AugmentConfig, DatasetIndex, RunStore, TrainConfig, WarmstartError, load_train_val
-from transfer_core.corrections import corrections_path_for
-from transfer_core.runs import atomic_write_json
+from transfer_core.data.corrections import corrections_path_for
+from transfer_core.runs.store import atomic_write_json
 from transfer_core.presets import PRESETS
 
 from .jobs import JobManager

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from transfer_core import WarmstartError
-from transfer_core.images import IMAGE_EXTENSIONS
+from transfer_core.data.images import IMAGE_EXTENSIONS
 from transfer_core.limits import input_limits
 
 __all__ = ["new_upload_folder", "safe_name", "save_files", "save_zip"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from transfer_core import Trainer
-from transfer_core.corrections import Corrections, corrections_path_for
+from transfer_core.data.corrections import Corrections, corrections_path_for
 from ui import state
 
 from .test_pages import _goto, _no_exception

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from transfer_core import Trainer, TrainConfig, WarmstartError, load_dataset, summarize
-from transfer_core.data import extract_zip
+from transfer_core.data.index import extract_zip
 from transfer_core.limits import InputLimits
 
 from ..conftest import TINY, make_image, write_dataset
@@ -166,7 +166,7 @@ def test_uploads_above_the_limit_are_refused_by_name_and_the_rest_kept(tmp_path,
 def test_reloading_checks_metadata_against_the_weights(tiny_config, tmp_path, tamper, message):
     import json
 
-    from transfer_core.predict import load_trained_model
+    from transfer_core.deploy.predict import load_trained_model
 
     run = Trainer(tiny_config.replace(epochs=1), tmp_path / "run").fit().run
     info = json.loads(run.model_file.read_text())
@@ -177,7 +177,7 @@ def test_reloading_checks_metadata_against_the_weights(tiny_config, tmp_path, ta
 
 
 def test_a_damaged_checkpoint_is_refused_with_a_message(tiny_config, tmp_path):
-    from transfer_core.predict import load_trained_model
+    from transfer_core.deploy.predict import load_trained_model
 
     run = Trainer(tiny_config.replace(epochs=1), tmp_path / "run").fit().run
     run.checkpoint_file.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}")

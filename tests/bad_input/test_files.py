@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from transfer_core import Trainer, TrainConfig, load_dataset
-from transfer_core.images import ImageReadError, open_rgb
+from transfer_core.data.images import ImageReadError, open_rgb
 
 from ..conftest import TINY, make_image
 from . import builders

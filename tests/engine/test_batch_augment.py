@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from transfer_core import Trainer
-from transfer_core.augment import eval_transform
-from transfer_core.backbones import Preprocessing
-from transfer_core.batch_augment import BatchAugment, pad_collate
+from transfer_core.data.augment import eval_transform
+from transfer_core.models.registry import Preprocessing
+from transfer_core.data.batch_augment import BatchAugment, pad_collate
 from transfer_core.config import AugmentConfig
 
 PRE = Preprocessing(input_size=48)

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.metrics import f1_score
 
-from transfer_core.evaluate import _macro_f1, bootstrap_intervals, classification_report, per_image_predictions
+from transfer_core.insight.evaluate import _macro_f1, bootstrap_intervals, classification_report, per_image_predictions
 
 
 def test_report_matches_hand_counts():

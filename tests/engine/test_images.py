@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from transfer_core.images import ImageReadError, open_rgb, read_image_size
+from transfer_core.data.images import ImageReadError, open_rgb, read_image_size
 
 from ..conftest import make_image
 

@@ -14,16 +14,16 @@ import pytest
 import torch
 
 from transfer_core import RunStore, Trainer, WarmstartError, load_train_val
-from transfer_core.backbones import get_backbone
-from transfer_core.compare import config_differences, scratch_baseline
-from transfer_core.corrections import Corrections, corrections_path_for
-from transfer_core.embedding_map import embedding_map
-from transfer_core.explain import cam_target_layer, grad_cam, overlay_heatmap
-from transfer_core.export import export_run, export_zip, load_exported, verify_export
-from transfer_core.health import health_check
-from transfer_core.lr_finder import find_lr
-from transfer_core.model import TransferModel
-from transfer_core.predict import Predictor, expand_inputs, predictions_table
+from transfer_core.models.registry import get_backbone
+from transfer_core.insight.compare import config_differences, scratch_baseline
+from transfer_core.data.corrections import Corrections, corrections_path_for
+from transfer_core.insight.embedding_map import embedding_map
+from transfer_core.insight.explain import cam_target_layer, grad_cam, overlay_heatmap
+from transfer_core.deploy.export import export_run, export_zip, load_exported, verify_export
+from transfer_core.insight.health import health_check
+from transfer_core.training.lr_finder import find_lr
+from transfer_core.models.transfer import TransferModel
+from transfer_core.deploy.predict import Predictor, expand_inputs, predictions_table
 
 from ..conftest import TINY, make_image, write_dataset
 
@@ -181,7 +181,7 @@ def test_health_check_finds_leakage_duplicates_and_mislabels(tmp_path):
 
 
 def test_duplicate_threshold_adapts_to_how_alike_the_images_are():
-    from transfer_core.health import _duplicate_threshold
+    from transfer_core.insight.health import _duplicate_threshold
 
     def matrix(nearest):
         n = len(nearest)

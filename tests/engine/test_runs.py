@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from transfer_core import RunDir, RunStore, TrainConfig, WarmstartError
-from transfer_core.events import EpochEnded, RunStarted, RunStopped
-from transfer_core.runs import atomic_write_json, safe_torch_load
+from transfer_core.training.events import EpochEnded, RunStarted, RunStopped
+from transfer_core.runs.store import atomic_write_json, safe_torch_load
 
 
 def test_atomic_write_never_leaves_a_half_file(tmp_path):

@@ -2,7 +2,7 @@ import pytest
 
 from transfer_core import TrainConfig, WarmstartError, load_dataset
 from transfer_core.presets import PRESETS, apply_preset
-from transfer_core.samples import prepare_sample
+from transfer_core.data.samples import prepare_sample
 
 
 def test_digits_sample_is_built_offline_from_real_scans(tmp_path):

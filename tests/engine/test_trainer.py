@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from transfer_core import Event, RunDir, Trainer, WarmstartError
-from transfer_core.events import StepEnded
+from transfer_core.training.events import StepEnded
 
 from ..conftest import write_dataset
 
@@ -144,7 +144,7 @@ def test_unreadable_image_found_late_is_skipped_not_fatal(tiny_config, tmp_path,
 
 
 def test_second_run_reuses_cached_features_and_a_changed_setting_does_not(tiny_config, tmp_path):
-    from transfer_core.feature_cache import shared_feature_cache
+    from transfer_core.features.cache import shared_feature_cache
 
     shared_feature_cache().clear()
     first, second, resized = [], [], []

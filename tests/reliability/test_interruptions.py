@@ -15,9 +15,9 @@ import pytest
 from safetensors.torch import load as load_safetensors
 
 from transfer_core import RunDir, Trainer, WarmstartError
-from transfer_core.events import Event
-from transfer_core.predict import load_trained_model
-from transfer_core.runs import safe_torch_load
+from transfer_core.training.events import Event
+from transfer_core.deploy.predict import load_trained_model
+from transfer_core.runs.store import safe_torch_load
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ CHILD = textwrap.dedent(
     sys.path.insert(0, {root!r})
     import tests.conftest  # registers the tiny test backbone
     from transfer_core import TrainConfig, Trainer, runs
-    from transfer_core.events import Event
+    from transfer_core.training.events import Event
 
     mode, config_json, run_dir = sys.argv[1:4]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import DatasetIndex, ImageRecord
-from .errors import WarmstartError
-from .runs import atomic_write_json
+from .index import DatasetIndex, ImageRecord
+from ..errors import WarmstartError
+from ..runs.store import atomic_write_json
 
 __all__ = ["Corrections", "corrections_path_for"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .config import Strategy, TrainConfig
+from ..config import Strategy, TrainConfig
 
 __all__ = ["config_differences", "flatten_config", "scratch_baseline"]
 

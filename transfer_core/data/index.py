@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import WarmstartError
+from ..errors import WarmstartError
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image_size
-from .limits import InputLimits, input_limits
+from ..limits import InputLimits, input_limits
 
 __all__ = [
     "DatasetIndex",

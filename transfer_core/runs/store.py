@@ -32,9 +32,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save
 
-from .config import TrainConfig
-from .errors import WarmstartError
-from .events import Event, RunEvent
+from ..config import TrainConfig
+from ..errors import WarmstartError
+from ..training.events import Event, RunEvent
 
 __all__ = ["HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "checkpoint_bytes", "safe_torch_load"]
 

@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .augment import eval_view, normalise
-from .backbones import Preprocessing, get_backbone
-from .data import extract_zip, is_ignored_name, load_dataset, load_run_split
-from .errors import WarmstartError
-from .evaluate import classification_report, per_image_predictions
-from .image_cache import cache_side_for, shrink_to_tensor
-from .images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
-from .metadata import ModelInfo, check_weights
-from .model import TransferModel
-from .runs import RunDir
+from ..data.augment import eval_view, normalise
+from ..models.registry import Preprocessing, get_backbone
+from ..data.index import extract_zip, is_ignored_name, load_dataset, load_run_split
+from ..errors import WarmstartError
+from ..insight.evaluate import classification_report, per_image_predictions
+from ..data.image_cache import cache_side_for, shrink_to_tensor
+from ..data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
+from ..models.metadata import ModelInfo, check_weights
+from ..models.transfer import TransferModel
+from ..runs.store import RunDir
 
 __all__ = ["Prediction", "Predictor", "evaluate_run", "expand_inputs", "load_trained_model", "predictions_table"]
 

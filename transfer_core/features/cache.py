@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .backbones import BackboneSpec, Preprocessing, WeightsSource
+from ..models.registry import BackboneSpec, Preprocessing, WeightsSource
 
 __all__ = ["FeatureCache", "encode_cached", "feature_key", "run_feature_key", "shared_feature_cache", "weights_id"]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import dataset_root, extract_zip
-from .errors import WarmstartError
+from .index import dataset_root, extract_zip
+from ..errors import WarmstartError
 
 __all__ = ["SAMPLES", "Sample", "prepare_sample"]
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .model import TransferModel
+from ..models.transfer import TransferModel
 
 __all__ = ["cam_target_layer", "grad_cam", "overlay_heatmap"]
 

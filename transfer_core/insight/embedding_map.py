@@ -18,14 +18,14 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 
-from .augment import eval_transform
-from .backbones import Preprocessing, get_backbone
-from .data import load_run_split
-from .errors import WarmstartError
-from .feature_cache import encode_cached, run_feature_key
-from .image_cache import LabeledImages, cache_side_for, shared_image_cache
-from .predict import load_trained_model
-from .runs import RunDir
+from ..data.augment import eval_transform
+from ..models.registry import Preprocessing, get_backbone
+from ..data.index import load_run_split
+from ..errors import WarmstartError
+from ..features.cache import encode_cached, run_feature_key
+from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..deploy.predict import load_trained_model
+from ..runs.store import RunDir
 
 __all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d"]
 

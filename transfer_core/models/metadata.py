@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import Preprocessing
-from .errors import WarmstartError
+from .registry import Preprocessing
+from ..errors import WarmstartError
 
 __all__ = ["ModelInfo", "check_weights"]
 

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .backbones import Preprocessing
-from .config import AugmentConfig
+from ..models.registry import Preprocessing
+from ..config import AugmentConfig
 
 __all__ = ["BatchAugment", "pad_collate"]
 

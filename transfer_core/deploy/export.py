@@ -29,15 +29,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .backbones import get_backbone
-from .data import load_run_split
-from .errors import WarmstartError
-from .images import ImageReadError, open_rgb
-from .metadata import ModelInfo, check_weights
-from .model import TransferModel
+from ..models.registry import get_backbone
+from ..data.index import load_run_split
+from ..errors import WarmstartError
+from ..data.images import ImageReadError, open_rgb
+from ..models.metadata import ModelInfo, check_weights
+from ..models.transfer import TransferModel
 from .model_card import write_model_card
 from .predict import Predictor, load_trained_model
-from .runs import RunDir
+from ..runs.store import RunDir
 
 __all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported", "verify_export"]
 

@@ -29,13 +29,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset, WeightedRandomSampler
 
-from .augment import batch_mixer, eval_transform, train_transform
-from .backbones import get_backbone
-from .batch_augment import BatchAugment, pad_collate
-from .config import Balance, Schedule, Strategy, TrainConfig
-from .data import DatasetIndex, SkippedFile, load_run_split
-from .errors import WarmstartError
-from .evaluate import classification_report, per_image_predictions
+from ..data.augment import batch_mixer, eval_transform, train_transform
+from ..models.registry import get_backbone
+from ..data.batch_augment import BatchAugment, pad_collate
+from ..config import Balance, Schedule, Strategy, TrainConfig
+from ..data.index import DatasetIndex, SkippedFile, load_run_split
+from ..errors import WarmstartError
+from ..insight.evaluate import classification_report, per_image_predictions
 from .events import (
     CacheBuilt,
     CacheProgress,
@@ -50,9 +50,9 @@ from .events import (
     StorageFailed,
     Subscriber,
 )
-from .feature_cache import encode_cached, run_feature_key, shared_feature_cache
-from .image_cache import LabeledImages, cache_side_for, shared_image_cache
-from .model import (
+from ..features.cache import encode_cached, run_feature_key, shared_feature_cache
+from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..models.transfer import (
     TransferModel,
     first_trainable_stage,
     freeze_bn_of_frozen_layers,
@@ -60,7 +60,7 @@ from .model import (
     set_trainable_groups,
     trainable_groups_at,
 )
-from .runs import HeldWrites, RunDir, checkpoint_bytes, resume_bytes
+from ..runs.store import HeldWrites, RunDir, checkpoint_bytes, resume_bytes
 
 __all__ = ["TrainResult", "Trainer", "resolve_device", "train"]
 

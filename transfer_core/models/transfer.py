@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .backbones import Backbone
-from .config import OptimizerName, Strategy, TrainConfig
+from .registry import Backbone
+from ..config import OptimizerName, Strategy, TrainConfig
 
 __all__ = [
     "ParameterCounts",

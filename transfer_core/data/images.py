@@ -16,8 +16,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import WarmstartError
-from .limits import input_limits
+from ..errors import WarmstartError
+from ..limits import input_limits
 
 __all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "ImageReadError", "open_rgb", "read_image_size"]
 

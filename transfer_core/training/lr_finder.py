@@ -18,14 +18,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .augment import eval_transform, train_transform
-from .backbones import get_backbone
-from .config import TrainConfig
-from .data import load_run_split
-from .errors import WarmstartError
-from .feature_cache import encode_cached, run_feature_key
-from .image_cache import LabeledImages, cache_side_for, shared_image_cache
-from .model import TransferModel, freeze_bn_of_frozen_layers, make_optimizer, set_trainable_groups, trainable_groups_at
+from ..data.augment import eval_transform, train_transform
+from ..models.registry import get_backbone
+from ..config import TrainConfig
+from ..data.index import load_run_split
+from ..errors import WarmstartError
+from ..features.cache import encode_cached, run_feature_key
+from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..models.transfer import TransferModel, freeze_bn_of_frozen_layers, make_optimizer, set_trainable_groups, trainable_groups_at
 
 __all__ = ["LRFinderResult", "find_lr"]
 

@@ -17,13 +17,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .augment import eval_transform
-from .backbones import get_backbone
-from .data import DatasetIndex
-from .errors import WarmstartError
-from .feature_cache import encode_cached, feature_key, shared_feature_cache, weights_id
-from .image_cache import LabeledImages, cache_side_for, shared_image_cache
-from .images import ImageReadError
+from ..data.augment import eval_transform
+from ..models.registry import get_backbone
+from ..data.index import DatasetIndex
+from ..errors import WarmstartError
+from ..features.cache import encode_cached, feature_key, shared_feature_cache, weights_id
+from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.images import ImageReadError
 
 __all__ = ["ProbeResult", "backbone_shootout", "lazy_pretrained_backbone", "pretrained_features"]
 

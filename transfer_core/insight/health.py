@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .backbones import DEFAULT_BACKBONE
-from .data import DatasetIndex
-from .errors import WarmstartError
+from ..models.registry import DEFAULT_BACKBONE
+from ..data.index import DatasetIndex
+from ..errors import WarmstartError
 from .shootout import lazy_pretrained_backbone, pretrained_features
 
 __all__ = ["HealthReport", "health_check"]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .evaluate import bootstrap_intervals
+from ..insight.evaluate import bootstrap_intervals
 
 __all__ = ["confusion_matrix_image", "most_confused_pairs", "write_model_card"]
 

@@ -14,8 +14,8 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from .backbones import Preprocessing
-from .config import AugmentConfig
+from ..models.registry import Preprocessing
+from ..config import AugmentConfig
 
 __all__ = ["augment_previews", "batch_mixer", "eval_transform", "eval_view", "normalise", "train_transform"]
 

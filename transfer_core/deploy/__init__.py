@@ -1,0 +1,1 @@
+"""Using a trained model elsewhere: prediction, export formats and the model card."""

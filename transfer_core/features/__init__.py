@@ -1,0 +1,1 @@
+"""The one inference path and the cache of what frozen network parts compute."""
