@@ -4,6 +4,11 @@ The app, the command line and the tests all drive this same API::
 
     from transfer_core import TrainConfig, Trainer, RunDir
     result = Trainer(TrainConfig(data="photos/", strategy="frozen"), "runs/first").fit()
+
+Layout: ``data/`` (sources, splits, decoding, augmentation), ``models/`` (registry, transfer model,
+metadata), ``features/`` (the one inference path and the feature cache), ``training/`` (the loop,
+callbacks, events), ``runs/`` (the run store), ``insight/`` (metrics, explanations, health),
+``deploy/`` (prediction, export). See ARCHITECTURE.md for the path the data takes.
 """
 
 from .data.augment import augment_previews, batch_mixer, eval_transform, train_transform
@@ -37,6 +42,10 @@ from .data.images import open_rgb
 from .models.transfer import TransferModel, count_parameters, set_trainable_groups, trainable_groups_at
 from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_model
 from .runs.store import RunDir, RunStore
+from .training.callbacks import Callback
+from .training.loop import Loop
+from .training.progress import ProgressBar
+from .training.tensorboard import TensorBoardLogger
 from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
@@ -46,12 +55,15 @@ __all__ = [
     "Backbone",
     "BackboneSpec",
     "Balance",
+    "Callback",
     "DatasetIndex",
     "DatasetSummary",
     "Event",
     "ImageRecord",
+    "Loop",
     "OptimizerName",
     "Prediction",
+    "ProgressBar",
     "Predictor",
     "Preprocessing",
     "RunDir",
@@ -60,6 +72,7 @@ __all__ = [
     "Schedule",
     "SkippedFile",
     "Strategy",
+    "TensorBoardLogger",
     "TrainConfig",
     "TrainResult",
     "Trainer",

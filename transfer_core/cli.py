@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
-from .training.events import Event, RunEvent
 from .runs.store import RunDir
 
 EXIT_BAD_INPUT = 2
@@ -68,6 +67,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N", help="frozen + augmentation: cache N augmented views per image and cycle through them (0 = new views every epoch)")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--tensorboard", metavar="DIR", default=None,
+        help="also log the run's curves to a TensorBoard folder (needs the optional 'tensorboard' package)",
+    )
 
     p = sub.add_parser("evaluate", help="metrics of a trained run on its validation set or another labeled dataset")
     p.add_argument("run", metavar="RUN_DIR")
@@ -133,48 +136,6 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-class _Progress:
-    """CLI subscriber: a tqdm bar per epoch on a terminal, one line per epoch otherwise."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.interactive = self.stream.isatty()
-        self.bar = None
-
-    def __call__(self, event: RunEvent) -> None:
-        kind = event.kind
-        if kind is Event.CACHED:
-            self._print(event.message)
-        elif kind is Event.STARTED:
-            self._print(
-                f"Training on {event.train_size} images, validating on {event.val_size}, "
-                f"{len(event.classes)} classes, device {event.device}."
-            )
-        elif kind is Event.STEP and self.interactive:
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=event.steps, desc=f"epoch {event.epoch}", file=self.stream, leave=False)
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{event.loss:.3f}")
-        elif kind is Event.EPOCH:
-            self._close_bar()
-            self._print(
-                f"epoch {event.epoch}/{event.epochs}  train loss {event.train_loss:.3f} acc {event.train_accuracy:.3f}  "
-                f"val loss {event.val_loss:.3f} acc {event.val_accuracy:.3f}  ({event.seconds:.1f} s)"
-            )
-        elif kind in (Event.STOPPED, Event.FAILED):
-            self._close_bar()
-
-    def _close_bar(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
-
-
 def _cmd_backbones(args: argparse.Namespace) -> int:
     from .models.registry import list_backbones, list_timm_models
 
@@ -194,6 +155,8 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .training.progress import ProgressBar
+    from .training.tensorboard import TensorBoardLogger
     from .training.trainer import Trainer
 
     run = RunDir(args.out)
@@ -205,7 +168,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if run.path.exists() and any(run.path.iterdir()):
             raise WarmstartError(f"'{args.out}' already exists and is not empty; choose a new --out or add --resume.")
         config = _config_from_args(args)
-    trainer = Trainer(config, run, [_Progress()])
+    callbacks = [ProgressBar()]
+    if args.tensorboard:
+        callbacks.append(TensorBoardLogger(args.tensorboard))
+    trainer = Trainer(config, run, callbacks)
     try:
         result = trainer.fit(resume=args.resume)
     except KeyboardInterrupt:

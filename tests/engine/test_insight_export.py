@@ -60,7 +60,9 @@ def test_grad_cam_of_a_trained_model_overlays_the_image(trained_run):
     predictor = Predictor.from_run(trained_run)
     image = make_image((200, 40, 40), size=(40, 40))
     heat = grad_cam(predictor.model, predictor.inputs([image]))
-    assert heat.shape == (1, 32, 32) and heat.max() == pytest.approx(1.0)
+    assert heat.shape == (1, 32, 32) and heat.min() >= 0
+    # Normalised to [0, 1], or all zero when no place adds positive evidence (Grad-CAM's ReLU).
+    assert heat.max() == pytest.approx(1.0) or heat.max() == 0.0
     blended = overlay_heatmap(image, heat[0])
     assert blended.size == image.size and blended.mode == "RGB"
     assert np.abs(np.asarray(blended, float) - np.asarray(image, float)).mean() > 1  # the heatmap shows

@@ -2,7 +2,8 @@ import torch
 from torch import nn
 
 from transfer_core import TrainConfig, TransferModel, count_parameters, get_backbone, set_trainable_groups, trainable_groups_at
-from transfer_core.models.transfer import freeze_bn_of_frozen_layers, optimizer_param_groups
+from transfer_core.models.transfer import freeze_bn_of_frozen_layers
+from transfer_core.training.optim import optimizer_param_groups
 
 from ..conftest import TINY
 

@@ -3,6 +3,8 @@ import json
 import pytest
 import torch
 
+from transfer_core.randomness import seeded_scope
+
 from transfer_core import Event, RunDir, Trainer, WarmstartError
 from transfer_core.training.events import StepEnded
 
@@ -72,8 +74,8 @@ def test_frozen_backbone_weights_do_not_change(tiny_config, tmp_path):
 
     _fit(tiny_config.replace(strategy="partial", trainable_blocks=1), tmp_path / "run")
     model, _ = load_trained_model(tmp_path / "run")
-    torch.manual_seed(tiny_config.seed)
-    initial = get_backbone("tiny_cnn").build(pretrained=False)
+    with seeded_scope(tiny_config.seed):  # how the trainer builds its starting weights
+        initial = get_backbone("tiny_cnn").build(pretrained=False)
     assert torch.equal(model.backbone.stages[0][0].weight, initial.stages[0][0].weight)
     assert not torch.equal(model.backbone.stages[2][0].weight, initial.stages[2][0].weight)
 

@@ -28,7 +28,8 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     sys.path.insert(0, {root!r})
     import tests.conftest  # registers the tiny test backbone
-    from transfer_core import TrainConfig, Trainer, runs
+    from transfer_core import TrainConfig, Trainer
+    from transfer_core.runs import store as runs
     from transfer_core.training.events import Event
 
     mode, config_json, run_dir = sys.argv[1:4]

@@ -7,6 +7,7 @@ are returned separately by :func:`batch_mixer`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,7 @@ from torchvision.transforms.v2 import functional as F
 
 from ..models.registry import Preprocessing
 from ..config import AugmentConfig
+from ..randomness import seeded_scope
 
 __all__ = ["augment_previews", "batch_mixer", "eval_transform", "eval_view", "normalise", "train_transform"]
 
@@ -104,10 +106,8 @@ def augment_previews(
     to_tensor = lambda im: im if isinstance(im, torch.Tensor) else F.pil_to_tensor(im.convert("RGB"))
     tensor = to_tensor(image)
     ops = v2.Compose(_geometry(pre, size, augment))
-    generator_state = torch.random.get_rng_state()
-    if seed is not None:
-        torch.manual_seed(seed)
-    try:
+    # Previews draw from their own generator, never from the numbers a run in another thread is using.
+    with seeded_scope(seed if seed is not None else secrets.randbits(31)):
         out = []
         other = ops(to_tensor(partner)) if partner is not None else None
         mixer = batch_mixer(augment, 2)
@@ -119,6 +119,3 @@ def augment_previews(
                 view = (mixed[0] * 255).round().clamp(0, 255).to(torch.uint8)
             out.append(F.to_pil_image(view))
         return out
-    finally:
-        if seed is not None:
-            torch.random.set_rng_state(generator_state)

@@ -32,6 +32,7 @@ from torch import nn
 from ..models.registry import get_backbone
 from ..data.index import load_run_split
 from ..errors import WarmstartError
+from ..features.inference import run_inference
 from ..data.images import ImageReadError, open_rgb
 from ..models.metadata import ModelInfo, check_weights
 from ..models.transfer import TransferModel
@@ -200,8 +201,7 @@ def verify_export(run: RunDir | str | Path, folder: str | Path | None = None, li
     if not images:
         raise WarmstartError("No readable validation images to check the export on.")
     batch = engine.inputs(images)
-    with torch.no_grad():
-        expected = engine.model(batch).softmax(1).numpy()
+    expected = engine.probabilities(inputs=batch)
     results = []
     for name, path, run_format in (("onnx", folder / "model.onnx", _run_onnx), ("torchscript", folder / "model.torchscript.pt", _run_torchscript)):
         if not path.exists():
@@ -233,8 +233,7 @@ def _run_torchscript(path: Path, batch: torch.Tensor, info: ModelInfo) -> np.nda
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still the widest runtime
         module = torch.jit.load(str(path), map_location="cpu").eval()
-    with torch.no_grad():
-        out = torch.cat([module(batch[i : i + 64]) for i in range(0, len(batch), 64)]).numpy()
+    out = run_inference(module, batch, "cpu", batch_size=64).numpy()
     if out.shape[1] != len(info.classes):
         raise WarmstartError(f"the TorchScript output has {out.shape[1]} classes, model.json lists {len(info.classes)}")
     return out

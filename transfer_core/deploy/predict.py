@@ -15,6 +15,7 @@ from ..data.augment import eval_view, normalise
 from ..models.registry import Preprocessing, get_backbone
 from ..data.index import extract_zip, is_ignored_name, load_dataset, load_run_split
 from ..errors import WarmstartError
+from ..features.inference import run_inference
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..data.image_cache import cache_side_for, shrink_to_tensor
 from ..data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
@@ -59,6 +60,7 @@ class Predictor:
 
     def __init__(self, model: TransferModel, classes: Sequence[str], preprocessing: Preprocessing, device: str = "cpu") -> None:
         self.model = model.to(device).eval()
+        self.batch_size = 64
         self.classes = list(classes)
         self.preprocessing = preprocessing
         self.device = torch.device(device)
@@ -79,10 +81,11 @@ class Predictor:
         """The normalised ``(n, 3, size, size)`` batch for RGB PIL images (or for crops from :meth:`views`)."""
         return torch.stack([self._normalise(view) for view in (views if views is not None else self.views(images))])
 
-    @torch.no_grad()
-    def probabilities(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """``(n, n_classes)`` class probabilities for RGB PIL images."""
-        return self.model(self.inputs(images).to(self.device)).float().softmax(1).cpu().numpy()
+    def probabilities(self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None) -> np.ndarray:
+        """``(n, n_classes)`` class probabilities for RGB PIL images (or an already normalised batch)."""
+        batch = inputs if inputs is not None else self.inputs(images)
+        logits = run_inference(self.model, batch, self.device, module=self.model, batch_size=self.batch_size)
+        return logits.softmax(1).numpy()
 
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
         """Top-k classes per file; unreadable files get an ``error`` instead of failing the batch."""

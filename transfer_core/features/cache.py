@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..models.registry import BackboneSpec, Preprocessing, WeightsSource
+from .inference import run_inference
 
 __all__ = ["FeatureCache", "encode_cached", "feature_key", "run_feature_key", "shared_feature_cache", "weights_id"]
 
@@ -118,7 +119,6 @@ def shared_feature_cache() -> FeatureCache:
     return _SHARED
 
 
-@torch.no_grad()
 def encode_cached(
     backbone: nn.Module,
     dataset: Dataset,
@@ -141,23 +141,8 @@ def encode_cached(
         if on_batch:
             on_batch(len(cached))
         return cached
-    was_training = backbone.training
-    backbone.eval()
-    chunks, used, done = [], 0, 0
-    for images, _ in DataLoader(dataset, batch_size=batch_size):
-        images = images.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out = backbone(images) if depth is None else backbone.forward_prefix(images, depth)
-        out = out.float().cpu()
-        used += out.numel() * 4
-        if max_bytes is not None and used > max_bytes:
-            backbone.train(was_training)
-            return None
-        chunks.append(out)
-        done += len(out)
-        if on_batch:
-            on_batch(done)
-    backbone.train(was_training)
-    result = torch.cat(chunks)
-    _SHARED.put(key, result)
+    forward = backbone if depth is None else (lambda x: backbone.forward_prefix(x, depth))
+    result = run_inference(forward, dataset, device, module=backbone, batch_size=batch_size, max_bytes=max_bytes, on_batch=on_batch)
+    if result is not None:
+        _SHARED.put(key, result)
     return result

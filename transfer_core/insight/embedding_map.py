@@ -22,7 +22,9 @@ from ..data.augment import eval_transform
 from ..models.registry import Preprocessing, get_backbone
 from ..data.index import load_run_split
 from ..errors import WarmstartError
+from ..randomness import seeded_scope
 from ..features.cache import encode_cached, run_feature_key
+from ..features.inference import run_inference
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..deploy.predict import load_trained_model
 from ..runs.store import RunDir
@@ -57,7 +59,6 @@ def _separation(features: np.ndarray, labels: list[str]) -> float | None:
     return float(silhouette_score(features, labels, metric="cosine"))
 
 
-@torch.no_grad()
 def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pca") -> EmbeddingMap:
     """Before/after 2-D maps of up to ``limit`` validation images of ``run`` (``method``: pca or tsne)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
@@ -73,14 +74,14 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
     if len(images) < 3:
         raise WarmstartError("The embedding map needs at least three readable validation images.")
     spec = get_backbone(config.backbone)
-    torch.manual_seed(config.seed)  # the same start as the run itself (matters for from-scratch runs)
-    start = spec.build(pretrained=config.pretrained)
+    with seeded_scope(config.seed):  # the same start as the run itself (matters for from-scratch runs)
+        start = spec.build(pretrained=config.pretrained)
     paths = [r.path for r in images.records]
     key = run_feature_key(config, spec, pre, "features", paths)
     before = encode_cached(start, images, key, torch.device("cpu")).numpy()
     trained_key = f"trained:{run.path}:{run.checkpoint_file.stat().st_mtime_ns}:{len(paths)}"
     after = encode_cached(model.backbone, images, trained_key, torch.device("cpu")).numpy()
-    probabilities = model.head(torch.from_numpy(after)).softmax(1).numpy()
+    probabilities = run_inference(model.head, torch.from_numpy(after), module=model.head).softmax(1).numpy()
     labels = [r.label for r in images.records]
     xy_before, xy_after = project_2d(before, method, config.seed), project_2d(after, method, config.seed)
     classes = info["classes"]

@@ -21,6 +21,7 @@ from ..data.augment import eval_transform
 from ..models.registry import get_backbone
 from ..data.index import DatasetIndex
 from ..errors import WarmstartError
+from ..randomness import seeded_scope
 from ..features.cache import encode_cached, feature_key, shared_feature_cache, weights_id
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..data.images import ImageReadError
@@ -62,8 +63,8 @@ def lazy_pretrained_backbone(name: str, device: torch.device) -> Callable[[], to
 
     def get() -> torch.nn.Module:
         if not built:
-            torch.manual_seed(0)
-            built.append(get_backbone(name).build(pretrained=True).to(device))
+            with seeded_scope(0):  # test and random-weight backbones start as a seed-0 run's would
+                built.append(get_backbone(name).build(pretrained=True).to(device))
         return built[0]
 
     return get

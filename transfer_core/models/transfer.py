@@ -14,15 +14,13 @@ import torch
 from torch import nn
 
 from .registry import Backbone
-from ..config import OptimizerName, Strategy, TrainConfig
+from ..config import Strategy, TrainConfig
 
 __all__ = [
     "ParameterCounts",
     "TransferModel",
     "count_parameters",
     "freeze_bn_of_frozen_layers",
-    "make_optimizer",
-    "optimizer_param_groups",
     "set_trainable_groups",
     "trainable_groups_at",
 ]
@@ -87,39 +85,6 @@ def first_trainable_stage(model: TransferModel, n_trainable: int) -> int:
     if not model.backbone.stage_aligned:
         return 0
     return len(stages) - n_trainable
-
-
-def optimizer_param_groups(
-    model: TransferModel, lr: float, backbone_lr_factor: float, weight_decay: float
-) -> list[dict]:
-    """Head and backbone at their own learning rates; no weight decay on biases and norms.
-
-    All parameters are included even when frozen (their grads stay None, so optimizers skip
-    them); gradual unfreezing then needs no new optimizer.
-    """
-    out = []
-    for part, part_lr in ((model.backbone, lr * backbone_lr_factor), (model.head, lr)):
-        decay, no_decay = [], []
-        for param in part.parameters():
-            (no_decay if param.ndim <= 1 else decay).append(param)
-        name = "head" if part is model.head else "backbone"
-        out.append({"name": f"{name}", "params": decay, "lr": part_lr, "weight_decay": weight_decay})
-        out.append({"name": f"{name}_no_decay", "params": no_decay, "lr": part_lr, "weight_decay": 0.0})
-    return [group for group in out if group["params"]]
-
-
-def make_optimizer(model: TransferModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """The config's optimizer over :func:`optimizer_param_groups` (L2-SP replaces backbone weight decay)."""
-    groups = optimizer_param_groups(model, config.head_lr, config.backbone_lr_factor, config.weight_decay)
-    if config.l2sp > 0:  # L2-SP pulls toward the pretrained weights instead of toward zero
-        for group in groups:
-            if group["name"].startswith("backbone"):
-                group["weight_decay"] = 0.0
-    if config.optimizer is OptimizerName.SGD:
-        return torch.optim.SGD(groups, lr=config.head_lr, momentum=config.momentum, nesterov=config.momentum > 0)
-    if config.optimizer is OptimizerName.ADAM:
-        return torch.optim.Adam(groups, lr=config.head_lr)
-    return torch.optim.AdamW(groups, lr=config.head_lr)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ reach into the training loop (to stop a run, call ``Trainer.request_stop``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ class RunEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.kind.value, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        """One ``metrics.jsonl`` line."""
+        return json.dumps(self.to_dict(), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,12 @@ from ..data.index import load_run_split
 from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
-from ..models.transfer import TransferModel, freeze_bn_of_frozen_layers, make_optimizer, set_trainable_groups, trainable_groups_at
+from ..models.transfer import TransferModel, set_trainable_groups, trainable_groups_at
+from .callbacks import BackboneFreezing, Callback
+from .loop import Loop, StepOutput
+from .optim import make_optimizer
+from ..randomness import RunRandomness, seeded_scope
+from .trainer import resolve_device
 
 __all__ = ["LRFinderResult", "find_lr"]
 
@@ -49,6 +54,36 @@ def _suggest(lrs: np.ndarray, losses: np.ndarray) -> float:
     return float(lrs[lowest] / 10)
 
 
+class _RangeTest(Callback):
+    """Raises the learning rate exponentially each step and records the smoothed loss until it blows up."""
+
+    name = "lr_range_test"
+
+    def __init__(self, start_lr: float, end_lr: float, total: int, ratios: list[float]) -> None:
+        self.start_lr, self.end_lr, self.total, self.ratios = start_lr, end_lr, total, ratios
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self._count, self._average, self._best, self._lr = 0, 0.0, math.inf, start_lr
+
+    def on_train_batch_start(self, loop: Loop, step: int) -> None:
+        self._lr = self.start_lr * (self.end_lr / self.start_lr) ** (self._count / max(self.total - 1, 1))
+        for group, ratio in zip(loop.optimizer.param_groups, self.ratios):
+            group["lr"] = self._lr * ratio
+
+    def on_train_batch_end(self, loop: Loop, output: StepOutput) -> None:
+        self._count += 1
+        self._average = 0.9 * self._average + 0.1 * output.loss
+        smoothed = self._average / (1 - 0.9**self._count)
+        if not math.isfinite(smoothed) or (self._count > 6 and smoothed > 4 * self._best):
+            loop.should_stop = True
+            return
+        self._best = min(self._best, smoothed)
+        self.lrs.append(self._lr)
+        self.losses.append(smoothed)
+        if self._count >= self.total:
+            loop.should_stop = True
+
+
 def find_lr(
     config: TrainConfig, start_lr: float = 1e-6, end_lr: float = 1.0, steps: int = 100, image_steps: int = 40
 ) -> LRFinderResult:
@@ -60,15 +95,16 @@ def find_lr(
     if not 0 < start_lr < end_lr:
         raise WarmstartError("The learning-rate range must go from a small positive rate to a larger one.")
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
     train, _ = load_run_split(config)
     classes = train.classes
     if len(classes) < 2:
         raise WarmstartError("The learning-rate finder needs at least two classes.")
+    device = resolve_device(config.device)
     spec = get_backbone(config.backbone)
     size = config.image_size or spec.preprocessing.input_size
     pre = dataclasses.replace(spec.preprocessing, input_size=size)
-    model = TransferModel(spec.build(pretrained=config.pretrained), len(classes), config.dropout)
+    with seeded_scope(config.seed):  # the same starting weights as the run itself
+        model = TransferModel(spec.build(pretrained=config.pretrained), len(classes), config.dropout).to(device)
     n_trainable = trainable_groups_at(config, 0, len(model.backbone.groups))
     set_trainable_groups(model, n_trainable)
     cache = shared_image_cache(cache_side_for(size, pre.crop_pct))
@@ -78,39 +114,22 @@ def find_lr(
         images = LabeledImages(train.records, class_to_idx, cache, eval_transform(pre, size))
         images = images.without(images.warm())
         key = run_feature_key(config, spec, pre, "features", [r.path for r in images.records])
-        features = encode_cached(model.backbone, images, key, torch.device("cpu"))
+        features = encode_cached(model.backbone, images, key, device)
         dataset, forward, total = TensorDataset(features, torch.tensor(images.targets)), model.head, steps
     else:
         images = LabeledImages(train.records, class_to_idx, cache, train_transform(pre, config.augment, size))
         dataset, forward, total = images.without(images.warm()), model, image_steps
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(config.seed))
+    randomness = RunRandomness(config.seed, device)
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=randomness.sampler)
     optimizer = make_optimizer(model, config.replace(lr=start_lr))
-    base = [group["lr"] / start_lr for group in optimizer.param_groups]  # keeps the backbone/head ratio
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    model.train()
-    freeze_bn_of_frozen_layers(model)
-    lrs, losses, average, best = [], [], 0.0, math.inf
-    batches = iter(loader)
-    for step in range(total):
-        lr = start_lr * (end_lr / start_lr) ** (step / max(total - 1, 1))
-        for group, ratio in zip(optimizer.param_groups, base):
-            group["lr"] = lr * ratio
-        try:
-            xb, yb = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            xb, yb = next(batches)
-        loss = criterion(forward(xb), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        average = 0.9 * average + 0.1 * loss.item()
-        smoothed = average / (1 - 0.9 ** (step + 1))
-        if not math.isfinite(smoothed) or (step > 5 and smoothed > 4 * best):
-            break
-        best = min(best, smoothed)
-        lrs.append(lr)
-        losses.append(smoothed)
-    if len(lrs) < 5:
+    test = _RangeTest(start_lr, end_lr, total, [group["lr"] / start_lr for group in optimizer.param_groups])
+    loop = Loop(
+        module=model, forward=forward, optimizer=optimizer, criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        train_data=loader, device=device, randomness=randomness,
+        callbacks=[BackboneFreezing(model, lambda epoch: n_trainable), test],
+    )
+    loop.fit(epochs=math.ceil(total / max(len(loader), 1)))
+    if len(test.lrs) < 5:
         raise WarmstartError("The loss diverged at once; lower the start of the range or check the data.")
-    return LRFinderResult(lrs, losses, _suggest(np.array(lrs), np.array(losses)), time.perf_counter() - started, on_features)
+    lrs, losses = np.array(test.lrs), np.array(test.losses)
+    return LRFinderResult(test.lrs, test.losses, _suggest(lrs, losses), time.perf_counter() - started, on_features)

@@ -1,0 +1,118 @@
+"""The training core: one loop with callbacks, run-owned randomness, resumable callback state, loggers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from transfer_core import RunDir, Trainer
+from transfer_core.data.augment import augment_previews
+from transfer_core.data.index import load_run_split
+from transfer_core.insight.shootout import backbone_shootout
+from transfer_core.training.lr_finder import find_lr
+
+from ..conftest import TINY, make_image
+
+
+def _metrics(report: dict) -> dict:
+    keep = ("val_accuracy", "macro_f1", "best_epoch", "confusion_matrix", "per_class")
+    history = [{k: v for k, v in epoch.items()} for epoch in report["history"]]
+    return {"history": history, **{k: report[k] for k in keep}}
+
+
+@pytest.fixture
+def random_recipe(tiny_config):
+    """A recipe whose result depends on every kind of random draw: shuffling, augmentation, dropout, head init."""
+    return tiny_config.replace(
+        strategy="full", epochs=3, dropout=0.3, augment={"crop_scale_min": 0.5, "hflip": 0.5, "rotation": 15, "color_jitter": 0.2}
+    )
+
+
+def test_same_seed_same_metrics_while_another_thread_uses_the_engine(random_recipe, tmp_path):
+    """Previews, the shoot-out and the LR finder in another thread must not change a run's numbers."""
+    alone = Trainer(random_recipe, tmp_path / "alone").fit().report
+    train, val = load_run_split(random_recipe)
+    image = make_image((200, 40, 40))
+    stop, calls = threading.Event(), {"n": 0}
+
+    def busy_page() -> None:
+        while not stop.is_set():
+            augment_previews(image, random_recipe.augment, n=4, size=32, seed=calls["n"])
+            backbone_shootout(train, val, [TINY])
+            find_lr(random_recipe, steps=10, image_steps=6)
+            torch.rand(3)  # and any unrelated draw from the process-wide generator
+            calls["n"] += 1
+
+    worker = threading.Thread(target=busy_page)
+    worker.start()
+    try:
+        loaded = Trainer(random_recipe, tmp_path / "under-load").fit().report
+    finally:
+        stop.set()
+        worker.join(120)
+    assert calls["n"] >= 1, "the other thread never ran during training"
+    assert _metrics(loaded) == _metrics(alone)
+
+
+def test_resume_file_holds_every_callbacks_state(tiny_config, tmp_path):
+    run = RunDir(tmp_path / "run")
+    trainer = Trainer(tiny_config.replace(epochs=4, early_stopping_patience=3, head_warmup_epochs=1, strategy="full"), run)
+    holder = {}
+
+    def stop_after_epoch_2(event):
+        if event.kind == "epoch" and event.epoch == 2:
+            holder["trainer"].request_stop()
+
+    holder["trainer"] = trainer
+    trainer.subscribe(stop_after_epoch_2)
+    assert trainer.fit().status == "stopped"
+    state = run.load_resume_state()
+    callbacks = state["callbacks"]
+    assert callbacks["checkpoint"]["best"]["epoch"] in (1, 2)
+    assert set(callbacks["early_stopping"]) == {"best_loss", "bad_epochs"}
+    assert callbacks["head_warmup"] == {"done": True}
+    resumed = Trainer(run.read_config(), run)
+    result = resumed.fit(resume=True)
+    assert result.status == "finished" and result.report["epochs_run"] == 4
+    warmups = [e for e in run.read_events() if "Warmed up" in e.get("message", "")]
+    assert len(warmups) == 1, "a resumed run must not warm the head up a second time"
+
+
+def test_tensorboard_logger_writes_the_recorded_curves(tiny_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from transfer_core.cli import main
+
+    data = tiny_config.data
+    assert main(["train", data, "--backbone", TINY, "--epochs", "2", "--batch-size", "8", "--val-split", "0.3",
+                 "--out", str(tmp_path / "run"), "--tensorboard", str(tmp_path / "tb")]) == 0
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_per_step", "train/learning_rate", "val/accuracy", "val/loss", "train/accuracy"} <= tags
+    recorded = [e for e in RunDir(tmp_path / "run").read_events() if e["event"] == "epoch"]
+    logged = [s.value for s in events.Scalars("val/accuracy")]
+    assert logged == pytest.approx([e["val_accuracy"] for e in recorded])
+    steps = [e for e in RunDir(tmp_path / "run").read_events() if e["event"] == "step"]
+    assert len(events.Scalars("train/loss_per_step")) == len(steps)
+
+
+def test_tensorboard_missing_is_one_clear_sentence(monkeypatch, tmp_path):
+    import builtins
+
+    from transfer_core import WarmstartError
+    from transfer_core.training.tensorboard import TensorBoardLogger
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(WarmstartError, match="pip install tensorboard"):
+        TensorBoardLogger(tmp_path / "tb")

@@ -1,0 +1,106 @@
+"""The one inference path: batching, device, autocast and memory layout in a single place.
+
+Validation, feature extraction, prediction, export checks and the embedding map all run a
+network forward without gradients. Doing that in one function means they all see the same
+numbers: on a GPU every caller gets the same bf16 autocast and channels-last layout, so
+``evaluate`` can never disagree with the ``report.json`` the training loop wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["autocast_for", "eval_mode", "input_batches", "run_inference", "to_device"]
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA (about twice the throughput, same accuracy); a no-op elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a batch to ``device``; image batches on CUDA go channels-last, which its convolutions prefer."""
+    x = x.to(device, non_blocking=device.type == "cuda")
+    if device.type == "cuda" and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@contextmanager
+def eval_mode(module: nn.Module | None) -> Iterator[None]:
+    """``module`` in eval mode for the block, then back to the mode it had (and its frozen BatchNorms with it)."""
+    if module is None:
+        yield
+        return
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def input_batches(inputs: Dataset | torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of model inputs from a tensor or from a dataset of ``(input, label, ...)`` items.
+
+    The loader gets its own generator: a DataLoader without one draws its base seed from the
+    process-wide generator, which a training run in another thread may be using.
+    """
+    if isinstance(inputs, torch.Tensor):
+        for start in range(0, len(inputs), batch_size):
+            yield inputs[start : start + batch_size]
+        return
+    for batch in DataLoader(inputs, batch_size=batch_size, generator=torch.Generator()):
+        yield batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+@torch.no_grad()
+def run_inference(
+    forward: Forward,
+    inputs: Dataset | torch.Tensor,
+    device: torch.device | str = "cpu",
+    *,
+    module: nn.Module | None = None,
+    batch_size: int = 64,
+    max_bytes: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> torch.Tensor | None:
+    """``forward`` over every input, in order, as one float32 CPU tensor.
+
+    Args:
+        forward: what to run on a batch (a model, its head, ``backbone.forward_prefix``...).
+        inputs: a tensor of inputs, or a dataset whose items start with the input.
+        device: where to run.
+        module: the network ``forward`` belongs to; it runs in eval mode and gets its mode back.
+        batch_size: images per forward pass.
+        max_bytes: give up and return None once the outputs would exceed this many bytes.
+        on_batch: called with the number of inputs done so far.
+
+    Returns:
+        The concatenated outputs, or None when ``max_bytes`` was exceeded.
+    """
+    device = torch.device(device)
+    outputs, used, done = [], 0, 0
+    with eval_mode(module):
+        for x in input_batches(inputs, batch_size):
+            with autocast_for(device):
+                out = forward(to_device(x, device))
+            out = out.float().cpu()
+            used += out.numel() * out.element_size()
+            if max_bytes is not None and used > max_bytes:
+                return None
+            outputs.append(out)
+            done += len(out)
+            if on_batch is not None:
+                on_batch(done)
+    if not outputs:
+        return torch.empty(0)
+    return torch.cat(outputs)

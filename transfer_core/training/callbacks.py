@@ -1,0 +1,229 @@
+"""The hooks of the training loop, and the callbacks that every run uses.
+
+A callback sees the loop at a small fixed set of moments and never reaches into it beyond
+the documented fields (``loop.epoch``, ``loop.history``, ``loop.should_stop``, ...). Anything
+that must survive a restart lives in ``state_dict()``; the run's resume file stores every
+callback's state under its ``name``, so a resumed run continues with the same best epoch,
+patience counter and warm-up status as the uninterrupted one.
+
+Callbacks also receive the run's typed events (:meth:`Callback.on_event`): the run-store
+writer, the CLI progress bar and the TensorBoard logger are event callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..models.transfer import TransferModel, freeze_bn_of_frozen_layers, set_trainable_groups
+from ..runs.store import HeldWrites, checkpoint_bytes, resume_bytes
+from .events import CheckpointSaved, EpochEnded, RunEvent, StepEnded
+
+if TYPE_CHECKING:
+    from .loop import Loop, StepOutput
+
+__all__ = [
+    "BackboneFreezing",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "EventLog",
+    "ModelCheckpoint",
+    "ProgressEvents",
+    "ResumeCheckpoint",
+    "SubscriberCallback",
+]
+
+
+class Callback:
+    """No-op hooks; subclasses override what they need. ``name`` keys the saved state."""
+
+    name = "callback"
+
+    def on_fit_start(self, loop: Loop) -> None: ...
+
+    def on_train_epoch_start(self, loop: Loop) -> None: ...
+
+    def on_train_batch_start(self, loop: Loop, step: int) -> None: ...
+
+    def on_train_batch_end(self, loop: Loop, output: StepOutput) -> None: ...
+
+    def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None: ...
+
+    def on_fit_end(self, loop: Loop) -> None: ...
+
+    def on_event(self, event: RunEvent) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class CallbackList:
+    """Calls a hook on every callback in order; collects and restores their states by name."""
+
+    def __init__(self, callbacks: Iterable[Callback] = ()) -> None:
+        self.callbacks = list(callbacks)
+
+    def append(self, callback: Callback) -> None:
+        self.callbacks.append(callback)
+
+    def call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        return {c.name: c.state_dict() for c in self.callbacks if c.state_dict()}
+
+    def load_state_dict(self, states: dict[str, dict[str, Any]]) -> None:
+        for callback in self.callbacks:
+            if callback.name in states:
+                callback.load_state_dict(states[callback.name])
+
+
+class SubscriberCallback(Callback):
+    """A plain ``event -> None`` function as a callback; a failing display never kills a run."""
+
+    name = "subscriber"
+
+    def __init__(self, subscriber: Callable[[RunEvent], None]) -> None:
+        self.subscriber = subscriber
+
+    def on_event(self, event: RunEvent) -> None:
+        try:
+            self.subscriber(event)
+        except Exception as exc:
+            warnings.warn(f"Event subscriber {self.subscriber!r} failed: {exc}", stacklevel=2)
+
+
+class EventLog(Callback):
+    """The run-store writer: every event becomes one line of the run's ``metrics.jsonl``."""
+
+    name = "event_log"
+
+    def __init__(self, held: HeldWrites) -> None:
+        self.held = held
+
+    def on_event(self, event: RunEvent) -> None:
+        self.held.append_line(event.to_json())
+
+
+class BackboneFreezing(Callback):
+    """Sets which backbone groups train at the start of each epoch (frozen, partial, full, gradual).
+
+    Frozen BatchNorm layers are put back in eval mode after the loop's ``train()``, so a few
+    small batches of new data never overwrite their ImageNet statistics.
+    """
+
+    name = "backbone_freezing"
+
+    def __init__(self, model: TransferModel, trainable_at: Callable[[int], int]) -> None:
+        self.model, self.trainable_at = model, trainable_at
+        self.trainable_groups = 0
+
+    def on_train_epoch_start(self, loop: Loop) -> None:
+        self.trainable_groups = self.trainable_at(loop.epoch)
+        set_trainable_groups(self.model, self.trainable_groups)
+        freeze_bn_of_frozen_layers(self.model)
+
+
+class ProgressEvents(Callback):
+    """Turns loop hooks into the run's :class:`StepEnded` and :class:`EpochEnded` events."""
+
+    name = "progress_events"
+
+    def __init__(self, emit: Callable[[RunEvent], None], epochs: int, freezing: BackboneFreezing) -> None:
+        self.emit, self.epochs, self.freezing = emit, epochs, freezing
+
+    def on_train_batch_end(self, loop: Loop, output: StepOutput) -> None:
+        self.emit(
+            StepEnded(
+                epoch=loop.epoch + 1, step=output.step + 1, steps=loop.steps_per_epoch,
+                global_step=loop.global_step, loss=output.loss, lr=output.lr,
+            )
+        )
+
+    def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
+        self.emit(
+            EpochEnded(epochs=self.epochs, seconds=loop.epoch_seconds, trainable_groups=self.freezing.trainable_groups, **record)
+        )
+
+
+def _better(candidate: dict[str, float], best: dict[str, float] | None) -> bool:
+    """Higher validation accuracy wins; equal accuracy is broken by lower validation loss."""
+    if best is None:
+        return True
+    acc, best_acc = candidate["val_accuracy"], best["val_accuracy"]
+    return acc > best_acc or (acc == best_acc and candidate["val_loss"] < best["val_loss"])
+
+
+class ModelCheckpoint(Callback):
+    """Keeps the best epoch's weights (in memory and as ``best.safetensors``) and says so with an event."""
+
+    name = "checkpoint"
+
+    def __init__(self, model: torch.nn.Module, held: HeldWrites, file_name: str, emit: Callable[[RunEvent], None]) -> None:
+        self.model, self.held, self.file_name, self.emit = model, held, file_name, emit
+        self.best: dict[str, float] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None  # None after a resume: the file has it
+
+    def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
+        candidate = {"epoch": record["epoch"], "val_accuracy": record["val_accuracy"], "val_loss": record["val_loss"]}
+        if not _better(candidate, self.best):
+            return
+        self.best = candidate
+        self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        self.held.write(self.file_name, checkpoint_bytes(self.best_state))
+        if self.file_name not in self.held.files:
+            self.emit(CheckpointSaved(path=str(self.held.run.path / self.file_name), **candidate))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
+
+
+class EarlyStopping(Callback):
+    """Stops after ``patience`` epochs without a lower validation loss (0 = never)."""
+
+    name = "early_stopping"
+
+    def __init__(self, patience: int, epochs: int, min_delta: float = 1e-6) -> None:
+        self.patience, self.epochs, self.min_delta = patience, epochs, min_delta
+        self.best_loss = math.inf
+        self.bad_epochs = 0
+        self.stopped = False
+
+    def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
+        if record["val_loss"] < self.best_loss - self.min_delta:
+            self.best_loss, self.bad_epochs = record["val_loss"], 0
+        else:
+            self.bad_epochs += 1
+        if self.patience and self.bad_epochs >= self.patience and record["epoch"] < self.epochs:
+            self.stopped = loop.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_loss": self.best_loss, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_loss, self.bad_epochs = state["best_loss"], state["bad_epochs"]
+
+
+class ResumeCheckpoint(Callback):
+    """Writes the loop's whole state (weights, optimiser, schedule, history, every callback's
+    state) after each epoch, so an interrupted run continues as if it never stopped. Goes last,
+    after the callbacks whose state it saves."""
+
+    name = "resume_checkpoint"
+
+    def __init__(self, held: HeldWrites, file_name: str) -> None:
+        self.held, self.file_name = held, file_name
+
+    def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
+        self.held.write(self.file_name, resume_bytes(loop.state_dict()))

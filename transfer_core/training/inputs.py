@@ -1,0 +1,211 @@
+"""What a run's epochs iterate over: decoded images, or what the frozen part of the network made of them.
+
+Work that does not change between epochs is done once. Images are decoded once into the
+image cache. While the first backbone stages are frozen and the inputs are not augmented,
+their output is computed once (through the shared feature cache, so a shoot-out or an earlier
+run may already have it) and the epochs run only the trainable rest of the network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from ..config import Strategy, TrainConfig
+from ..data.augment import eval_transform, train_transform
+from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.index import DatasetIndex, SkippedFile
+from ..errors import WarmstartError
+from ..features.cache import encode_cached, run_feature_key, shared_feature_cache
+from ..models.registry import BackboneSpec, Preprocessing
+from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
+from .events import CacheBuilt, CacheProgress, RunEvent
+from ..randomness import seeded_scope
+
+__all__ = ["CycledViews", "EpochInputs", "RunInputs"]
+
+# Cached activations of a frozen prefix are kept only while they fit in this many bytes.
+PREFIX_CACHE_BYTES = 3 * 1024**3
+
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class EpochInputs:
+    """What the epochs iterate over and how each kind of input runs through the model."""
+
+    train: Dataset
+    val: Dataset
+    train_forward: Forward
+    val_forward: Forward
+    augment_on_the_fly: bool
+
+
+class CycledViews(Dataset):
+    """Cached features of several augmented views; epoch ``e`` reads view ``e % n``."""
+
+    def __init__(self, views: list[torch.Tensor], targets: list[int]) -> None:
+        self.views, self.targets, self.epoch = views, torch.tensor(targets), 0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        return self.views[self.epoch % len(self.views)][i], self.targets[i]
+
+
+def _forward_from(model: TransferModel, start: int, features_only: bool) -> Forward:
+    """The model's forward for inputs that already went through the first ``start`` stages."""
+    if features_only:
+        return model.head
+    return lambda x: model(x, start_stage=start)
+
+
+def _unreadable_note(unreadable: list[SkippedFile]) -> str:
+    """' Skipped 2 unreadable files: a.jpg (reason); b.png (reason).' or nothing."""
+    if not unreadable:
+        return ""
+    shown = "; ".join(f"{Path(s.path).name} ({s.reason})" for s in unreadable[:5])
+    more = f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
+    return f" Skipped {len(unreadable)} unreadable file(s): {shown}{more}."
+
+
+class RunInputs:
+    """Builds a run's datasets and caches, reporting each one-off pass as events.
+
+    Args:
+        config: the recipe.
+        spec, preprocessing: the backbone and the preprocessing at the run's image size.
+        device: where the frozen part runs.
+        emit: receives :class:`CacheProgress` / :class:`CacheBuilt` events.
+    """
+
+    def __init__(self, config: TrainConfig, spec: BackboneSpec, preprocessing: Preprocessing, device: torch.device, emit: Callable[[RunEvent], None]) -> None:
+        self.config, self.spec, self.pre, self.device, self.emit = config, spec, preprocessing, device, emit
+        self.size = preprocessing.input_size
+        self.skipped: list[SkippedFile] = []
+        self.reused_features = 0  # images whose frozen-part output came from the feature cache
+
+    def image_sets(self, train_index: DatasetIndex, val_index: DatasetIndex, class_to_idx: dict[str, int]) -> tuple[LabeledImages, LabeledImages]:
+        """Datasets over the decoded-image cache; images that fail to decode are skipped and reported."""
+        cache = shared_image_cache(cache_side_for(self.size, self.pre.crop_pct))
+        train_set = LabeledImages(train_index.records, class_to_idx, cache, train_transform(self.pre, self.config.augment, self.size))
+        val_set = LabeledImages(val_index.records, class_to_idx, cache, eval_transform(self.pre, self.size))
+        started, cached_before = time.perf_counter(), len(cache)
+        unreadable: list[SkippedFile] = []
+
+        def report(record, exc) -> None:
+            unreadable.append(SkippedFile(record.path, str(exc)))
+
+        train_set = train_set.without(train_set.warm(report))
+        val_set = val_set.without(val_set.warm(report))
+        self.skipped += unreadable
+        if len(train_set) == 0 or len(val_set) == 0:
+            raise WarmstartError("No readable images are left for training or validation; see the skipped files.")
+        decoded, seconds = len(cache) - cached_before, time.perf_counter() - started
+        where = "kept in memory" if cache.fits_everything else "partly streamed from disk (cache full)"
+        total = len(train_set) + len(val_set)
+        self.emit(
+            CacheBuilt(
+                what="images", items=total, seconds=seconds,
+                message=f"Decoded {decoded:,} images in {seconds:.1f} s ({where}); {total - decoded:,} were already cached."
+                + _unreadable_note(unreadable),
+            )
+        )
+        return train_set, val_set
+
+    def epoch_inputs(self, model: TransferModel, train_set: LabeledImages, val_set: LabeledImages, n_groups: int) -> EpochInputs:
+        """Precompute what stays fixed for the whole run: pooled features or the frozen prefix."""
+        cfg = self.config
+        n_trainable = trainable_groups_at(cfg, 0, n_groups)
+        fixed = cfg.strategy in (Strategy.FROZEN, Strategy.PARTIAL)
+        start = first_trainable_stage(model, n_trainable) if fixed else 0
+        on_images = _forward_from(model, 0, False)
+        if start == 0:
+            return EpochInputs(train_set, val_set, on_images, on_images, True)
+        features_only = n_trainable == 0
+        set_trainable_groups(model, n_trainable)
+        cache_train = cfg.augment.is_none
+        started = time.perf_counter()
+        encoded = []
+        datasets = (val_set, train_set) if cache_train else (val_set,)
+        total, offset = sum(len(d) for d in datasets), 0
+        for dataset in datasets:
+            activations = self.encode(model, dataset, start, features_only, (offset, total))
+            offset += len(dataset)
+            if activations is None:  # too large to keep: run the whole network every epoch
+                return EpochInputs(train_set, val_set, on_images, on_images, True)
+            encoded.append(TensorDataset(activations, torch.tensor(dataset.targets)))
+        seconds = time.perf_counter() - started
+        items = sum(len(e) for e in encoded)
+        what = "features" if features_only else f"the output of {start} frozen stages"
+        reused = f" ({self.reused_features:,} reused from an earlier run)" if self.reused_features else ""
+        self.emit(
+            CacheBuilt(
+                what="features" if features_only else "prefix", items=items, seconds=seconds,
+                message=f"Cached {what} for {items:,} images in {seconds:.1f} s{reused}; epochs now run only the trainable part.",
+            )
+        )
+        on_cache = _forward_from(model, start, features_only)
+        if cache_train:
+            return EpochInputs(encoded[1], encoded[0], on_cache, on_cache, False)
+        if features_only and cfg.augment_views and not cfg.augment.mixes_batches:
+            views = self._encode_views(model, train_set)
+            if views is not None:
+                return EpochInputs(views, encoded[0], on_cache, on_cache, False)
+        return EpochInputs(train_set, encoded[0], on_images, on_cache, True)
+
+    def encode(self, model: TransferModel, dataset: LabeledImages, start: int, features_only: bool, progress: tuple[int, int] | None = None) -> torch.Tensor | None:
+        """Run the frozen part once over ``dataset`` through the shared feature cache.
+
+        Returns None when the activations would not fit in memory. ``progress`` is (images
+        done before this set, total images) for progress events.
+        """
+        offset, total = progress or (0, len(dataset))
+        what = "features" if features_only else "prefix"
+        key = self._feature_key("features" if features_only else f"stage-{start}", dataset)
+        hit = shared_feature_cache().get(key) is not None
+        result = encode_cached(
+            model.backbone, dataset, key, self.device, depth=None if features_only else start,
+            batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
+            on_batch=lambda done: self.emit(CacheProgress(what=what, done=offset + done, total=total)),
+        )
+        if hit and result is not None:
+            self.reused_features += len(result)
+        return result
+
+    def _encode_views(self, model: TransferModel, train_set: LabeledImages) -> CycledViews | None:
+        """Features of ``augment_views`` seeded augmented views per training image, computed once."""
+        cfg = self.config
+        started = time.perf_counter()
+        views, n = [], cfg.augment_views
+        for view in range(n):
+            key = self._feature_key(f"features-view-{view}-seed-{cfg.seed}-{cfg.augment}", train_set)
+            with seeded_scope(cfg.seed * 7_919 + view):  # the view's random crops and flips
+                features = encode_cached(
+                    model.backbone, train_set, key, self.device, batch_size=max(cfg.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
+                    on_batch=lambda done, v=view: self.emit(CacheProgress(what="views", done=v * len(train_set) + done, total=n * len(train_set))),
+                )
+            if features is None:
+                return None
+            views.append(features)
+        seconds = time.perf_counter() - started
+        self.emit(
+            CacheBuilt(
+                what="views", items=n * len(train_set), seconds=seconds,
+                message=(
+                    f"Cached features of {n} augmented views of {len(train_set):,} training images in {seconds:.1f} s; "
+                    "epochs cycle through them instead of running the backbone again."
+                ),
+            )
+        )
+        return CycledViews(views, train_set.targets)
+
+    def _feature_key(self, depth: str, dataset: LabeledImages) -> str:
+        """Feature-cache key for this run's backbone, weights and preprocessing at ``depth``."""
+        return run_feature_key(self.config, self.spec, self.pre, depth, [r.path for r in dataset.records])
