@@ -58,8 +58,12 @@ class Prediction:
 class Predictor:
     """A trained model ready for inference on image files or PIL images."""
 
-    def __init__(self, model: TransferModel, classes: Sequence[str], preprocessing: Preprocessing, device: str = "cpu") -> None:
+    def __init__(
+        self, model: TransferModel, classes: Sequence[str], preprocessing: Preprocessing, device: str = "cpu", weights: str | None = None
+    ) -> None:
+        """``weights`` names this model's weights (run folder + checkpoint time): lets a CPU use ONNX Runtime."""
         self.model = model.to(device).eval()
+        self.weights = weights
         self.batch_size = 64
         self.classes = list(classes)
         self.preprocessing = preprocessing
@@ -70,8 +74,10 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run: RunDir | str | Path, device: str = "cpu") -> Predictor:
+        run = run if isinstance(run, RunDir) else RunDir(run)
         model, info = load_trained_model(run)
-        return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device)
+        weights = f"run:{run.path.resolve()}:{run.checkpoint_file.stat().st_mtime_ns}"
+        return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device, weights)
 
     def views(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
         """The uint8 evaluation crops of RGB PIL images: the pixels the model sees, before normalising."""
@@ -84,7 +90,7 @@ class Predictor:
     def probabilities(self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None) -> np.ndarray:
         """``(n, n_classes)`` class probabilities for RGB PIL images (or an already normalised batch)."""
         batch = inputs if inputs is not None else self.inputs(images)
-        logits = run_inference(self.model, batch, self.device, module=self.model, batch_size=self.batch_size)
+        logits = run_inference(self.model, batch, self.device, module=self.model, batch_size=self.batch_size, frozen_key=self.weights)
         return logits.softmax(1).numpy()
 
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:

@@ -22,7 +22,10 @@ from torch.utils.data import Dataset
 from ..models.registry import BackboneSpec, Preprocessing, WeightsSource
 from .inference import run_inference
 
-__all__ = ["FeatureCache", "encode_cached", "feature_key", "run_feature_key", "shared_feature_cache", "weights_id"]
+__all__ = [
+    "FeatureCache", "encode_cached", "feature_key", "network_key", "run_feature_key", "run_network_key",
+    "shared_feature_cache", "weights_id",
+]
 
 
 def _file_identity(path: str) -> tuple[str, int, int]:
@@ -63,6 +66,16 @@ def feature_key(
         "files": [_file_identity(p) for p in paths],
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def network_key(backbone: str, weights: str) -> str:
+    """Names a network and its weights (not the images): the key of its exported fast forward."""
+    return f"{backbone}|{weights}"
+
+
+def run_network_key(config, spec: BackboneSpec) -> str:
+    """:func:`network_key` of a :class:`~transfer_core.config.TrainConfig`'s starting backbone."""
+    return network_key(config.backbone, weights_id(spec, config.pretrained, config.seed))
 
 
 def run_feature_key(config, spec: BackboneSpec, preprocessing: Preprocessing, depth: str, paths: Sequence[str]) -> str:
@@ -128,6 +141,8 @@ def encode_cached(
     batch_size: int = 64,
     max_bytes: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    weights: str | None = None,
+    on_runtime: Callable[[str], None] | None = None,
 ) -> torch.Tensor | None:
     """Output of the frozen ``backbone`` over ``dataset`` (images, labels) once, through the shared cache.
 
@@ -135,6 +150,9 @@ def encode_cached(
         depth: None for pooled features, N for the input of stage N (``forward_prefix``).
         max_bytes: give up (return None) when the result would exceed this.
         on_batch: called with the number of images done so far.
+        weights: names the backbone and its weights (see :func:`network_key`); lets a CPU run
+            the backbone through ONNX Runtime.
+        on_runtime: told which runtime computed the features (nothing on a cache hit).
     """
     cached = _SHARED.get(key)
     if cached is not None:
@@ -142,7 +160,11 @@ def encode_cached(
             on_batch(len(cached))
         return cached
     forward = backbone if depth is None else (lambda x: backbone.forward_prefix(x, depth))
-    result = run_inference(forward, dataset, device, module=backbone, batch_size=batch_size, max_bytes=max_bytes, on_batch=on_batch)
+    frozen_key = f"{weights}|depth={depth}" if weights else None
+    result = run_inference(
+        forward, dataset, device, module=backbone, batch_size=batch_size, max_bytes=max_bytes, on_batch=on_batch,
+        frozen_key=frozen_key, on_runtime=on_runtime,
+    )
     if result is not None:
         _SHARED.put(key, result)
     return result

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .cpu_runtime import cpu_runtime_enabled, onnx_forward
+
 __all__ = ["autocast_for", "eval_mode", "input_batches", "run_inference", "to_device"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -72,8 +74,14 @@ def run_inference(
     batch_size: int = 64,
     max_bytes: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    frozen_key: str | None = None,
+    on_runtime: Callable[[str], None] | None = None,
 ) -> torch.Tensor | None:
     """``forward`` over every input, in order, as one float32 CPU tensor.
+
+    On a CPU, a network whose weights do not change (``frozen_key`` names it and its weights)
+    runs through ONNX Runtime, exported once and checked against PyTorch
+    (:mod:`transfer_core.features.cpu_runtime`); eager PyTorch is the fallback.
 
     Args:
         forward: what to run on a batch (a model, its head, ``backbone.forward_prefix``...).
@@ -83,16 +91,21 @@ def run_inference(
         batch_size: images per forward pass.
         max_bytes: give up and return None once the outputs would exceed this many bytes.
         on_batch: called with the number of inputs done so far.
+        frozen_key: names ``module``'s frozen weights; allows the ONNX Runtime path on a CPU.
+        on_runtime: told which runtime ran, in a few words ("ONNX Runtime", or "PyTorch (reason)").
 
     Returns:
         The concatenated outputs, or None when ``max_bytes`` was exceeded.
     """
     device = torch.device(device)
     outputs, used, done = [], 0, 0
+    run = None
     with eval_mode(module):
         for x in input_batches(inputs, batch_size):
+            if run is None:
+                run = _fastest(forward, module, device, frozen_key, tuple(x.shape[1:]), on_runtime)
             with autocast_for(device):
-                out = forward(to_device(x, device))
+                out = run(to_device(x, device))
             out = out.float().cpu()
             used += out.numel() * out.element_size()
             if max_bytes is not None and used > max_bytes:
@@ -104,3 +117,19 @@ def run_inference(
     if not outputs:
         return torch.empty(0)
     return torch.cat(outputs)
+
+
+def _fastest(forward: Forward, module: nn.Module | None, device: torch.device, frozen_key: str | None, shape: tuple, on_runtime) -> Forward:
+    """ONNX Runtime for a frozen network on a CPU when it exports and agrees, else ``forward`` itself."""
+    if device.type != "cpu" or frozen_key is None or module is None or not cpu_runtime_enabled():
+        if on_runtime is not None:
+            on_runtime("PyTorch")
+        return forward
+    fast = onnx_forward(module, forward, frozen_key, shape)
+    if isinstance(fast, str):
+        if on_runtime is not None:
+            on_runtime(f"PyTorch ({fast})")
+        return forward
+    if on_runtime is not None:
+        on_runtime("ONNX Runtime")
+    return fast

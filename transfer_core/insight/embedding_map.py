@@ -23,7 +23,7 @@ from ..models.registry import Preprocessing, get_backbone
 from ..data.index import load_run_split
 from ..errors import WarmstartError
 from ..randomness import seeded_scope
-from ..features.cache import encode_cached, run_feature_key
+from ..features.cache import encode_cached, run_feature_key, run_network_key
 from ..features.inference import run_inference
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..deploy.predict import load_trained_model
@@ -78,9 +78,10 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
         start = spec.build(pretrained=config.pretrained)
     paths = [r.path for r in images.records]
     key = run_feature_key(config, spec, pre, "features", paths)
-    before = encode_cached(start, images, key, torch.device("cpu")).numpy()
-    trained_key = f"trained:{run.path}:{run.checkpoint_file.stat().st_mtime_ns}:{len(paths)}"
-    after = encode_cached(model.backbone, images, trained_key, torch.device("cpu")).numpy()
+    before = encode_cached(start, images, key, torch.device("cpu"), weights=run_network_key(config, spec)).numpy()
+    trained_weights = f"trained:{run.path}:{run.checkpoint_file.stat().st_mtime_ns}"
+    trained_key = f"{trained_weights}:{len(paths)}"
+    after = encode_cached(model.backbone, images, trained_key, torch.device("cpu"), weights=trained_weights).numpy()
     probabilities = run_inference(model.head, torch.from_numpy(after), module=model.head).softmax(1).numpy()
     labels = [r.label for r in images.records]
     xy_before, xy_after = project_2d(before, method, config.seed), project_2d(after, method, config.seed)

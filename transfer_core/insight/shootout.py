@@ -22,7 +22,7 @@ from ..models.registry import get_backbone
 from ..data.index import DatasetIndex
 from ..errors import WarmstartError
 from ..randomness import seeded_scope
-from ..features.cache import encode_cached, feature_key, shared_feature_cache, weights_id
+from ..features.cache import encode_cached, feature_key, network_key, shared_feature_cache, weights_id
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..data.images import ImageReadError
 
@@ -53,7 +53,7 @@ def pretrained_features(
     key = feature_key(name, weights_id(spec, True, 0), pre, pre.input_size, "features", [r.path for r in readable.records])
     features = shared_feature_cache().get(key)
     if features is None:
-        features = encode_cached(build(), readable, key, device, on_batch=on_batch)
+        features = encode_cached(build(), readable, key, device, on_batch=on_batch, weights=network_key(name, weights_id(spec, True, 0)))
     return features, np.asarray(readable.targets), readable.records
 
 

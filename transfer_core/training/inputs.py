@@ -21,7 +21,7 @@ from ..data.augment import eval_transform, train_transform
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..data.index import DatasetIndex, SkippedFile
 from ..errors import WarmstartError
-from ..features.cache import encode_cached, run_feature_key, shared_feature_cache
+from ..features.cache import encode_cached, run_feature_key, run_network_key, shared_feature_cache
 from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
 from .events import CacheBuilt, CacheProgress, RunEvent
@@ -90,6 +90,13 @@ class RunInputs:
         self.size = preprocessing.input_size
         self.skipped: list[SkippedFile] = []
         self.reused_features = 0  # images whose frozen-part output came from the feature cache
+        self.runtime: str | None = None  # what ran the frozen part ("ONNX Runtime", or "PyTorch (why)")
+
+    def _note_runtime(self, runtime: str) -> None:
+        self.runtime = runtime
+
+    def _runtime_note(self) -> str:
+        return f" with {self.runtime}" if self.runtime else ""
 
     def image_sets(self, train_index: DatasetIndex, val_index: DatasetIndex, class_to_idx: dict[str, int]) -> tuple[LabeledImages, LabeledImages]:
         """Datasets over the decoded-image cache; images that fail to decode are skipped and reported."""
@@ -148,7 +155,7 @@ class RunInputs:
         self.emit(
             CacheBuilt(
                 what="features" if features_only else "prefix", items=items, seconds=seconds,
-                message=f"Cached {what} for {items:,} images in {seconds:.1f} s{reused}; epochs now run only the trainable part.",
+                message=f"Cached {what} for {items:,} images in {seconds:.1f} s{self._runtime_note()}{reused}; epochs now run only the trainable part.",
             )
         )
         on_cache = _forward_from(model, start, features_only)
@@ -174,6 +181,7 @@ class RunInputs:
             model.backbone, dataset, key, self.device, depth=None if features_only else start,
             batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
             on_batch=lambda done: self.emit(CacheProgress(what=what, done=offset + done, total=total)),
+            weights=run_network_key(self.config, self.spec), on_runtime=self._note_runtime,
         )
         if hit and result is not None:
             self.reused_features += len(result)
@@ -190,6 +198,7 @@ class RunInputs:
                 features = encode_cached(
                     model.backbone, train_set, key, self.device, batch_size=max(cfg.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
                     on_batch=lambda done, v=view: self.emit(CacheProgress(what="views", done=v * len(train_set) + done, total=n * len(train_set))),
+                    weights=run_network_key(cfg, self.spec), on_runtime=self._note_runtime,
                 )
             if features is None:
                 return None
@@ -199,7 +208,7 @@ class RunInputs:
             CacheBuilt(
                 what="views", items=n * len(train_set), seconds=seconds,
                 message=(
-                    f"Cached features of {n} augmented views of {len(train_set):,} training images in {seconds:.1f} s; "
+                    f"Cached features of {n} augmented views of {len(train_set):,} training images in {seconds:.1f} s{self._runtime_note()}; "
                     "epochs cycle through them instead of running the backbone again."
                 ),
             )

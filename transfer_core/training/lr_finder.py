@@ -23,7 +23,7 @@ from ..models.registry import get_backbone
 from ..config import TrainConfig
 from ..data.index import load_run_split
 from ..errors import WarmstartError
-from ..features.cache import encode_cached, run_feature_key
+from ..features.cache import encode_cached, run_feature_key, run_network_key
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..models.transfer import TransferModel, set_trainable_groups, trainable_groups_at
 from .callbacks import BackboneFreezing, Callback
@@ -114,7 +114,7 @@ def find_lr(
         images = LabeledImages(train.records, class_to_idx, cache, eval_transform(pre, size))
         images = images.without(images.warm())
         key = run_feature_key(config, spec, pre, "features", [r.path for r in images.records])
-        features = encode_cached(model.backbone, images, key, device)
+        features = encode_cached(model.backbone, images, key, device, weights=run_network_key(config, spec))
         dataset, forward, total = TensorDataset(features, torch.tensor(images.targets)), model.head, steps
     else:
         images = LabeledImages(train.records, class_to_idx, cache, train_transform(pre, config.augment, size))

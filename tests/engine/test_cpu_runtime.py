@@ -1,0 +1,69 @@
+"""The CPU fast path: frozen networks through ONNX Runtime, checked against eager PyTorch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transfer_core import RunDir, Trainer, get_backbone
+from transfer_core.features import cpu_runtime
+from transfer_core.features.inference import run_inference
+from transfer_core.randomness import seeded_scope
+
+from ..conftest import TINY
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions(monkeypatch, tmp_path):
+    monkeypatch.setenv("WARMSTART_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cpu_runtime, "_SESSIONS", {})
+
+
+@pytest.mark.parametrize("name, pretrained", [(TINY, False), ("efficientnet_lite0", True)])
+def test_onnx_features_equal_pytorch(name, pretrained):
+    spec = get_backbone(name)
+    with seeded_scope(0):
+        backbone = spec.build(pretrained=pretrained)
+        size = spec.preprocessing.input_size
+        images = torch.randn(5, 3, size, size)
+    eager = run_inference(backbone, images, module=backbone, batch_size=4)
+    runtimes = []
+    fast = run_inference(backbone, images, module=backbone, batch_size=4, frozen_key=f"{name}|test", on_runtime=runtimes.append)
+    assert runtimes == ["ONNX Runtime"]
+    assert fast.shape == eager.shape
+    assert (fast - eager).abs().max().item() <= 1e-4
+    # A prefix of the network (a partial run's frozen stages) goes the same way.
+    prefix = lambda x: backbone.forward_prefix(x, 2)
+    eager_prefix = run_inference(prefix, images, module=backbone)
+    fast_prefix = run_inference(prefix, images, module=backbone, frozen_key=f"{name}|test|depth=2")
+    assert (fast_prefix - eager_prefix).abs().max().item() <= 1e-4
+
+
+def test_export_failure_falls_back_to_pytorch_with_a_reason(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("operator not supported\nlong trace")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    backbone = get_backbone(TINY).build(pretrained=False)
+    runtimes = []
+    out = run_inference(backbone, torch.randn(3, 3, 32, 32), module=backbone, frozen_key="tiny|x", on_runtime=runtimes.append)
+    assert out.shape == (3, 32)
+    assert runtimes == ["PyTorch (ONNX export not possible (RuntimeError: operator not supported))"]
+
+
+def test_a_stale_export_on_disk_is_checked_and_replaced(tmp_path):
+    with seeded_scope(1):
+        first = get_backbone(TINY).build(pretrained=False)
+    with seeded_scope(2):
+        second = get_backbone(TINY).build(pretrained=False)  # same key, other weights: a stale file
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    run_inference(first, images, module=first, frozen_key="same")
+    cpu_runtime._SESSIONS.clear()  # a new process finds the first network's file on disk
+    fast = run_inference(second, images, module=second, frozen_key="same")
+    assert torch.allclose(fast, run_inference(second, images, module=second), atol=1e-5)
+
+
+def test_a_frozen_run_says_which_runtime_computed_its_features(tiny_config, tmp_path):
+    run = Trainer(tiny_config.replace(strategy="frozen"), tmp_path / "run").fit().run
+    messages = [e["message"] for e in RunDir(run.path).read_events() if e["event"] == "cached"]
+    assert any("with ONNX Runtime" in m for m in messages), messages

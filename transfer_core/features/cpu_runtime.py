@@ -1,0 +1,151 @@
+"""The fastest forward pass a CPU offers for a network that does not change: ONNX Runtime.
+
+On a laptop CPU, ONNX Runtime runs EfficientNet-Lite0 several times faster than eager PyTorch
+(measured in ``bench/run.py``), and feature extraction is most of what people wait for. A frozen
+network (a pretrained backbone, a frozen prefix of one, or a finished model) is exported to ONNX
+once, checked against PyTorch on a random batch, kept on disk under a key naming the network,
+its weights and its input shape, and reused by every later job. When the export or the check
+fails (some timm models do not export), the caller keeps eager PyTorch and is told why in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
+
+AGREEMENT_TOLERANCE = 1e-4  # largest |ONNX − PyTorch| accepted, relative to the output's scale
+
+_SESSIONS: dict[str, OnnxForward | str] = {}  # key → ready forward, or the reason it is not possible
+_LOCK = threading.Lock()
+
+
+def cpu_runtime_enabled() -> bool:
+    """ONNX Runtime is used unless ``WARMSTART_CPU_RUNTIME=torch`` asks for eager PyTorch (benchmarks compare both)."""
+    return os.environ.get("WARMSTART_CPU_RUNTIME", "onnx").lower() != "torch"
+
+
+class _AsModule(nn.Module):
+    """Wraps a forward callable of ``module`` so the exporter can trace it."""
+
+    def __init__(self, module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.inner, self._forward = module, forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x)
+
+
+class OnnxForward:
+    """A batch → output function backed by an ONNX Runtime session (float32 in, float32 tensor out)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.path = path
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+
+
+def _cache_dir() -> Path:
+    from ..workspace import home
+
+    return home() / "cache" / "onnx"
+
+
+def _export(module: nn.Module, forward: Callable, example: torch.Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notices are not the user's concern
+            torch.onnx.export(
+                _AsModule(module, forward).eval(), (example,), str(tmp), dynamo=False, opset_version=17,
+                input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check(module: nn.Module, forward: Callable, fast: OnnxForward, example: torch.Tensor) -> str | None:
+    """None when ONNX Runtime agrees with PyTorch on ``example``, else the reason it does not."""
+    was_training = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        with torch.no_grad():
+            expected = forward(example).float()
+    finally:
+        for m, training in was_training.items():
+            m.training = training
+    got = fast(example)
+    if got.shape != expected.shape:
+        return f"ONNX output shape {tuple(got.shape)} differs from PyTorch's {tuple(expected.shape)}"
+    scale = max(1.0, float(expected.abs().max()))
+    difference = float((got - expected).abs().max())
+    if difference > AGREEMENT_TOLERANCE * scale:
+        return f"ONNX Runtime differs from PyTorch by {difference:.1e}"
+    return None
+
+
+def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], key: str, input_shape: tuple[int, ...]) -> OnnxForward | str:
+    """ONNX Runtime for ``forward`` (a function of ``module``'s frozen weights), or why not.
+
+    Args:
+        module: the network whose weights ``forward`` uses (exported and checked in eval mode).
+        forward: batch → output.
+        key: names the network and its weights (e.g. backbone, weights id, depth); the input
+            shape is added here.
+        input_shape: one input's shape, e.g. ``(3, 224, 224)``.
+
+    Returns:
+        A ready :class:`OnnxForward`, or a one-line reason why eager PyTorch must be used.
+    """
+    full_key = hashlib.sha256(f"{key}|{tuple(input_shape)}|{torch.__version__}".encode()).hexdigest()[:24]
+    with _LOCK:
+        found = _SESSIONS.get(full_key)
+        if found is not None:
+            return found
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return _remember(full_key, "onnxruntime is not installed")
+        example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
+        path = _cache_dir() / f"{full_key}.onnx"
+        try:
+            problem = "not exported yet"
+            if path.exists():  # exported by an earlier process: checked again before it is trusted
+                fast = OnnxForward(path)
+                problem = _check(module, forward, fast, example)
+            if problem is not None:
+                _export(module, forward, example, path)
+                fast = OnnxForward(path)
+                problem = _check(module, forward, fast, example)
+        except Exception as exc:  # exporters raise anything; eager PyTorch still works
+            path.unlink(missing_ok=True)
+            return _remember(full_key, f"ONNX export not possible ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+        if problem is not None:
+            path.unlink(missing_ok=True)
+            return _remember(full_key, problem)
+        return _remember(full_key, fast)
+
+
+def _remember(key: str, value: OnnxForward | str) -> OnnxForward | str:
+    _SESSIONS[key] = value
+    return value
