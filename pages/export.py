@@ -3,7 +3,7 @@
 import streamlit as st
 
 from transfer_core import WarmstartError
-from transfer_core.deploy.export import EXPORT_FORMATS, ONNX_OPSET, TOLERANCE, export_run, export_zip, verify_export
+from transfer_core.deploy.export import EXPORT_FORMATS, EXPORT_TOLERANCE, ONNX_OPSET, export_run, export_zip, verify_export
 from ui import state
 
 st.title("Export")
@@ -39,7 +39,7 @@ if checked and checked[0] == run.name and folder.exists():
                        f"(top-1 agreement {result.agreement:.0%}, largest probability difference {result.max_difference:.1e}).")
         else:
             st.error(f"{result.format}: DISAGREES with the app: top-1 agreement {result.agreement:.1%} on {result.images} images, "
-                     f"largest probability difference {result.max_difference:.1e} (allowed {TOLERANCE:.0e}). Do not deploy this file.")
+                     f"largest probability difference {result.max_difference:.1e} (allowed {EXPORT_TOLERANCE:.0e}). Do not deploy this file.")
     if not results:
         st.caption("No ONNX or TorchScript file in this export, so there was nothing to re-run.")
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
