@@ -68,8 +68,8 @@ options = gallery.filter_options(predictions, classes)
 # Apply a chart click once; afterwards the selectbox is the user's to change.
 if selected is not None and state.applied_cell.get() != selected:
     state.applied_cell.set(selected)
-    if gallery.cell_filter(*selected) in options:
-        state.gallery_filter.set(gallery.cell_filter(*selected))
+    if (cell := gallery.cell_filter(*selected)) in options:
+        state.gallery_filter.set(cell)
     else:
         st.info(f"No validation image of '{selected[0]}' was predicted as '{selected[1]}'.")
 choice = st.selectbox("Show", options, key=state.gallery_filter.key)
