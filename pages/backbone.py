@@ -5,9 +5,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from transfer_core import TrainConfig, TransferModel, count_parameters, get_backbone, list_backbones, set_trainable_groups, trainable_groups_at
-from transfer_core.models.registry import WeightsSource
-from ui import state
+from transfer_core import WeightsSource, backbone_shootout, get_backbone, list_backbones
+from ui import insight, state
 
 STRATEGY_HELP = {
     "frozen": "Feature extraction: the backbone stays as ImageNet trained it and only a new final layer learns. Fastest; best with few images.",
@@ -72,33 +71,19 @@ with left:
                         help="Fewer epochs unfreeze the network sooner.")
 
 
-@st.cache_data(show_spinner="Counting parameters…")
-def _parameter_counts(backbone: str, strategy: str, trainable_blocks: int, unfreeze_every: int, epochs: int, classes: int) -> dict:
-    config = TrainConfig(backbone=backbone, strategy=strategy, trainable_blocks=trainable_blocks,
-                               unfreeze_every=unfreeze_every, epochs=epochs)
-    model = TransferModel(get_backbone(backbone).build(pretrained=False), num_classes=classes)
-    groups = len(model.backbone.groups)
-    out = {"groups": groups}
-    for when, epoch in (("start", 0), ("end", epochs - 1)):
-        set_trainable_groups(model, trainable_groups_at(config, epoch, groups))
-        counts = count_parameters(model)
-        out[when] = (counts.trainable, counts.frozen)
-    return out
-
-
 with right:
     values = state.settings()
     indexes = state.dataset_indexes()
     n_classes = len(indexes[0].classes) if indexes else 2
-    counts = _parameter_counts(values["backbone"], values["strategy"], values["trainable_blocks"],
-                               values["unfreeze_every"], values["epochs"], n_classes)
-    trainable, frozen = counts["end"]
+    counts = insight.strategy_parameters(values["backbone"], values["strategy"], values["trainable_blocks"],
+                                         values["unfreeze_every"], values["epochs"], n_classes)
+    trainable = counts.last_epoch.trainable
     st.metric("Trainable parameters", f"{trainable:,}")
-    st.metric("Frozen parameters", f"{frozen:,}")
-    st.caption(f"The backbone has {counts['groups']} blocks. Its ImageNet classifier is replaced by a new layer for "
+    st.metric("Frozen parameters", f"{counts.last_epoch.frozen:,}")
+    st.caption(f"The backbone has {counts.groups} blocks. Its ImageNet classifier is replaced by a new layer for "
                f"your {n_classes} classes, which always trains.")
     if values["strategy"] == "gradual":
-        st.caption(f"At the first epoch only {counts['start'][0]:,} parameters train; by the last epoch {trainable:,}.")
+        st.caption(f"At the first epoch only {counts.first_epoch.trainable:,} parameters train; by the last epoch {trainable:,}.")
     availability = get_backbone(values["backbone"]).availability().value
     if availability == "needs download":
         st.warning("This backbone's weights are not on this machine; training will try to download them.")
@@ -111,8 +96,6 @@ st.caption(
 candidates = [row["backbone"] for row in rows if row["availability"] != "needs download"]
 indexes = state.dataset_indexes(quiet=True)  # already reported above
 if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Needs a dataset (Data page)."):
-    from transfer_core.insight.shootout import backbone_shootout
-
     bar = st.progress(0.0, text="Computing features…")
     started = time.perf_counter()
     results = backbone_shootout(
@@ -120,22 +103,17 @@ if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Ne
         on_progress=lambda name, done, total: bar.progress(min(done / total, 1.0), text=f"{name}: {done:,} of {total:,} images"),
     )
     bar.empty()
-    st.session_state["shootout_result"] = {
-        "dataset": state.dataset(),
-        "seconds": time.perf_counter() - started,
-        "rows": [
-            {"backbone": r.backbone, "validation accuracy": r.val_accuracy, "seconds": round(r.seconds, 1), "note": r.error or ""}
-            for r in results
-        ],
-    }
-outcome = st.session_state.get("shootout_result")
-if outcome and outcome["dataset"] == state.dataset():
+    ranking = [{"backbone": r.backbone, "validation accuracy": r.val_accuracy, "seconds": round(r.seconds, 1), "note": r.error or ""}
+               for r in results]
+    state.shootout_result.set(state.dataset(), state.ShootoutOutcome(ranking, time.perf_counter() - started))
+outcome = state.shootout_result.get(state.dataset())
+if outcome is not None:
     st.dataframe(
-        pd.DataFrame(outcome["rows"]).sort_values("validation accuracy", ascending=False, na_position="last"),
+        pd.DataFrame(outcome.rows).sort_values("validation accuracy", ascending=False, na_position="last"),
         hide_index=True,
         width="stretch",
         column_config={"validation accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
-    st.caption(f"{len(outcome['rows'])} backbones compared in {outcome['seconds']:.0f} s on {len(indexes[1]) if indexes else 0} validation images.")
+    st.caption(f"{len(outcome.rows)} backbones compared in {outcome.seconds:.0f} s on {len(indexes[1]) if indexes else 0} validation images.")
 
 state.mark_done("Backbone")

@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WarmstartError
-from transfer_core.insight.compare import config_differences, flatten_config, scratch_baseline
+from transfer_core import WarmstartError, config_differences, flatten_config, scratch_baseline
 from ui import state
 from ui.charts import compare_curves_figure, compare_f1_figure
 
@@ -71,7 +70,7 @@ else:
     st.caption("Finish a run with pretrained weights first.")
 
 st.subheader("Manage runs")
-name = st.selectbox("Run", [r["run"] for r in rows], key="manage_run")
+name = st.selectbox("Run", [r["run"] for r in rows], key=state.managed_run.key)
 target = store.get(name)
 rename_col, download_col, delete_col = st.columns([3, 1, 1])
 with rename_col:
@@ -79,7 +78,7 @@ with rename_col:
     if st.button("Rename", key="do_rename", disabled=new_name.strip() in ("", name)):
         try:
             store.rename(name, new_name)
-            st.session_state.pop("manage_run", None)
+            state.managed_run.clear()
             st.rerun()
         except WarmstartError as exc:
             st.error(str(exc))
@@ -93,7 +92,7 @@ with delete_col:
         if st.button("Yes, delete it", type="primary", key="confirm_delete"):
             try:
                 store.delete(name)
-                st.session_state.pop("manage_run", None)
+                state.managed_run.clear()
                 st.rerun()
             except WarmstartError as exc:
                 st.error(str(exc))

@@ -5,9 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import DatasetIndex, WarmstartError, summarize
-from transfer_core.insight.health import health_check
-from transfer_core.data.samples import SAMPLES, prepare_sample
+from transfer_core import SAMPLES, DatasetIndex, WarmstartError, health_check, prepare_sample, summarize
 from ui import state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
@@ -51,21 +49,21 @@ with zip_tab:
 
 with class_tab:
     st.caption("Name a class, drop its images, add it; repeat for every class.")
-    folder = st.session_state.get("manual_folder")
+    folder = state.manual_folder.get()
     name = st.text_input("Class name", key="manual_class", placeholder="e.g. healthy leaf")
     files = st.file_uploader(
-        "Images of this class", accept_multiple_files=True, key=f"manual_files_{st.session_state.get('manual_round', 0)}",
+        "Images of this class", accept_multiple_files=True, key=f"manual_files_{state.manual_round.get()}",
         type=["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"],
     )
     if st.button("Add class", key="add_class", disabled=not (name and files)):
         if folder is None:
             folder = str(new_upload_folder(state.workspace(), "classes"))
-            st.session_state["manual_folder"] = folder
+            state.manual_folder.set(folder)
         saved, refused = save_files(Path(folder) / safe_name(name), [(f.name, f.getvalue()) for f in files])
-        st.session_state["manual_round"] = st.session_state.get("manual_round", 0) + 1
-        st.session_state["manual_note"] = (f"Added {saved} images to '{name}'.", refused)
+        state.manual_round.set(state.manual_round.get() + 1)  # a fresh, empty uploader for the next class
+        state.manual_note.set((f"Added {saved} images to '{name}'.", refused))
         st.rerun()
-    if note := st.session_state.pop("manual_note", None):
+    if note := state.manual_note.take():
         st.success(note[0])
         for reason in note[1]:
             st.error(reason)
@@ -133,12 +131,11 @@ st.caption("Uses the chosen backbone's pretrained features to find the same pict
 if st.button("Run the health check", key="run_health"):
     try:
         with st.spinner("Computing features (once; later checks and runs reuse them)…"):
-            st.session_state["health"] = (choice.source, health_check(train, val, backbone=state.settings()["backbone"]))
+            state.health_report.set(choice.source, health_check(train, val, backbone=state.settings()["backbone"]))
     except WarmstartError as exc:
         st.error(str(exc))
-health = st.session_state.get("health")
-if health and health[0] == choice.source:
-    report = health[1]
+report = state.health_report.get(choice.source)
+if report is not None:
     if report.clean:
         st.success(f"No duplicates, leakage or likely mislabels among {report.images:,} images.")
     st.caption(f"Two images count as the same picture above {report.duplicate_threshold:.3f} feature similarity "

@@ -6,10 +6,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import RunDir, WarmstartError
-from transfer_core.data.corrections import Corrections, corrections_path_for
-from transfer_core.insight.evaluate import bootstrap_intervals
-from ui import insight, state
+from transfer_core import Corrections, WarmstartError, corrections_path_for
+from ui import gallery, insight, state
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
 
@@ -25,16 +23,8 @@ except WarmstartError as exc:
     st.error(str(exc))
     st.stop()
 classes = report["classes"]
-index = {c: i for i, c in enumerate(classes)}
 
-
-@st.cache_data(show_spinner=False)
-def _intervals(run_path: str, report_mtime: float) -> dict:
-    rows = RunDir(run_path).read_predictions()
-    return bootstrap_intervals([index[r["true"]] for r in rows], [index[r["predicted"]] for r in rows], len(classes))
-
-
-intervals = _intervals(str(run.path), run.report_file.stat().st_mtime)
+intervals = insight.intervals(str(run.path), insight.report_stamp(run))  # the model card shows the same
 a, b, c = st.columns(3)
 acc_low, acc_high = intervals["val_accuracy"]
 f1_low, f1_high = intervals["macro_f1"]
@@ -74,48 +64,31 @@ if points:
     selected = (str(point["y"]), str(point["x"]))
 
 st.subheader("Mistakes")
-pairs = sorted({(p["true"], p["predicted"]) for p in predictions if not p["correct"]})
-options = ["All mistakes"] + [f"{t} → {p}" for t, p in pairs]
+options = gallery.filter_options(predictions, classes)
 # Apply a chart click once; afterwards the selectbox is the user's to change.
-if selected is not None and st.session_state.get("cm_applied") != selected:
-    st.session_state["cm_applied"] = selected
-    label = f"{selected[0]} → {selected[1]}" if selected[0] != selected[1] else None
-    if label and label in options:
-        st.session_state["gallery_filter"] = label
-    elif label:
-        st.info(f"No validation image of '{selected[0]}' was predicted as '{selected[1]}'.")
+if selected is not None and state.applied_cell.get() != selected:
+    state.applied_cell.set(selected)
+    if (cell := gallery.cell_filter(*selected)) in options:
+        state.gallery_filter.set(cell)
     else:
-        st.session_state["gallery_filter"] = f"Correct: {selected[0]}"
-options += [f"Correct: {c}" for c in classes]
-choice = st.selectbox("Show", options, key="gallery_filter")
-if choice == "All mistakes":
-    shown = [p for p in predictions if not p["correct"]]
-elif choice.startswith("Correct: "):
-    shown = [p for p in predictions if p["correct"] and p["true"] == choice[len("Correct: "):]]
-else:
-    true, predicted = choice.split(" → ")
-    shown = [p for p in predictions if p["true"] == true and p["predicted"] == predicted]
-shown.sort(key=lambda p: p["loss"], reverse=True)
+        st.info(f"No validation image of '{selected[0]}' was predicted as '{selected[1]}'.")
+choice = st.selectbox("Show", options, key=state.gallery_filter.key)
+shown = gallery.gallery_images(predictions, choice)
 st.caption(f"{len(shown)} images, highest loss (most confidently wrong) first.")
 
 
 config = run.read_config()
 fixes_path = corrections_path_for(config.data)
-EXCLUDE = "exclude from training"
 
 
-def _save_fix(image_path: str, original: str, key: str) -> None:
+def _save_fix(image_path: str, original: str, box: state.SessionValue[str]) -> None:
     """on_change of a tile's label box: write the choice into the dataset's corrections file."""
     try:
         fixes = Corrections.load(fixes_path)
-        choice = st.session_state[key]
-        if choice == EXCLUDE:
-            fixes.set_excluded(image_path)
-        else:
-            fixes.set_label(image_path, choice, original)
+        gallery.apply_label(fixes, image_path, box.get(), original)
         fixes.save(fixes_path)
     except WarmstartError as exc:
-        st.session_state["fix_error"] = str(exc)
+        state.fix_error.set(str(exc))
 
 
 cam_left, cam_right = st.columns([2, 3])
@@ -135,14 +108,13 @@ for i, p in enumerate(shown[:GALLERY_SIZE]):
             continue
         st.image(picture, width="stretch")
         st.caption(f"true **{p['true']}** · predicted **{p['predicted']}** ({p['confidence']:.0%}); p(true) {p['true_probability']:.0%}")
-        key = f"fix_{abs(hash(p['path']))}"
-        if key not in st.session_state:
-            st.session_state[key] = EXCLUDE if p["path"] in fixes.exclude else fixes.relabel.get(p["path"], p["true"])
-        st.selectbox("Label", [p["true"], *[c for c in classes if c != p["true"]], EXCLUDE], key=key, label_visibility="collapsed",
-                     on_change=_save_fix, args=(p["path"], p["true"], key), help="Relabel this image or leave it out of training.")
+        box = state.relabel_box(p["path"])
+        box.setdefault(gallery.current_label(fixes, p["path"], p["true"]))
+        st.selectbox("Label", gallery.label_options(p["true"], classes), key=box.key, label_visibility="collapsed",
+                     on_change=_save_fix, args=(p["path"], p["true"], box), help="Relabel this image or leave it out of training.")
 if len(shown) > GALLERY_SIZE:
     st.caption(f"Showing the first {GALLERY_SIZE}.")
-if error := st.session_state.pop("fix_error", None):
+if error := state.fix_error.take():
     st.error(error)
 fixes = Corrections.load(fixes_path)
 if len(fixes):
@@ -159,8 +131,8 @@ if len(fixes):
 st.subheader("Embedding map")
 st.caption("Each dot is a validation image, placed by its backbone features (projected to 2-D). Before training, pretrained "
            "features; after, the fine-tuned ones. Tighter, separate colour clusters mean the classes became easier to tell apart.")
-if st.button("Show the embedding map", key="show_map") or st.session_state.get("map_for") == run.name:
-    st.session_state["map_for"] = run.name
+if st.button("Show the embedding map", key="show_map") or state.embedding_map_open.get(run.name):
+    state.embedding_map_open.set(run.name, True)
     method_col, thumbs_col = st.columns([2, 3])
     method = method_col.radio("Projection", ["pca", "tsne"], horizontal=True, key="map_method",
                               format_func={"pca": "PCA", "tsne": "t-SNE"}.get,

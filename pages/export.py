@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from transfer_core import WarmstartError
-from transfer_core.deploy.export import EXPORT_FORMATS, ONNX_OPSET, TOLERANCE, export_run, export_zip, verify_export
+from transfer_core import EXPORT_FORMATS, EXPORT_TOLERANCE, ONNX_OPSET, WarmstartError, export_run, export_zip, verify_export
 from ui import state
 
 st.title("Export")
@@ -24,13 +23,12 @@ if st.button("Export and check", type="primary", disabled=not formats, key="do_e
     try:
         with st.spinner("Exporting and re-running the exported models on the validation images…"):
             folder = export_run(run, tuple(formats))
-            st.session_state["export_check"] = (run.name, verify_export(run, folder))
+            state.export_check.set(run.name, verify_export(run, folder))
     except WarmstartError as exc:
         st.error(str(exc))
 
-checked = st.session_state.get("export_check")
-if checked and checked[0] == run.name and folder.exists():
-    results = checked[1]
+results = state.export_check.get(run.name)
+if results is not None and folder.exists():
     for result in results:
         if result.error:
             st.error(f"{result.format}: could not be checked ({result.error}).")
@@ -39,7 +37,7 @@ if checked and checked[0] == run.name and folder.exists():
                        f"(top-1 agreement {result.agreement:.0%}, largest probability difference {result.max_difference:.1e}).")
         else:
             st.error(f"{result.format}: DISAGREES with the app: top-1 agreement {result.agreement:.1%} on {result.images} images, "
-                     f"largest probability difference {result.max_difference:.1e} (allowed {TOLERANCE:.0e}). Do not deploy this file.")
+                     f"largest probability difference {result.max_difference:.1e} (allowed {EXPORT_TOLERANCE:.0e}). Do not deploy this file.")
     if not results:
         st.caption("No ONNX or TorchScript file in this export, so there was nothing to re-run.")
     files = sorted(p.name for p in folder.iterdir() if p.is_file())

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from transfer_core import WarmstartError
-from transfer_core.data.samples import prepare_sample
+from transfer_core import WarmstartError, prepare_sample
 from ui import state
 
 st.title("Warmstart")
@@ -32,12 +31,12 @@ def _start_with_sample() -> None:
     try:
         folder = prepare_sample("digits", state.workspace() / "samples")
     except WarmstartError as exc:
-        st.session_state["home_error"] = str(exc)
+        state.home_error.set(str(exc))
         return
     state.set_dataset(state.DatasetChoice("Handwritten digits (sample)", str(folder)))
     state.apply_preset("Quick")
     state.mark_done("Backbone")
-    st.session_state["go_to"] = "pages/train.py"
+    state.pending_page.set("pages/train.py")  # st.switch_page cannot run inside a callback
 
 
 left, right = st.columns(2)
@@ -45,7 +44,7 @@ left.button("Try a sample dataset", type="primary", on_click=_start_with_sample,
             help="Loads 300 handwritten digits and the Quick recipe; training takes well under a minute.")
 if right.button("Upload my images", width="stretch"):
     st.switch_page("pages/data.py")
-if "home_error" in st.session_state:
-    st.error(st.session_state.pop("home_error"))
-if target := st.session_state.pop("go_to", None):
+if error := state.home_error.take():
+    st.error(error)
+if target := state.pending_page.take():
     st.switch_page(target)

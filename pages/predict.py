@@ -5,9 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WarmstartError, open_rgb
-from transfer_core.data.images import ImageReadError
-from transfer_core.deploy.predict import expand_inputs, predictions_table
+from transfer_core import ImageReadError, WarmstartError, expand_inputs, open_rgb, predictions_table
 from ui import insight, state
 from ui.charts import top_k_figure
 from ui.uploads import save_zip
@@ -62,10 +60,10 @@ with batch_tab:
             if not files:
                 raise WarmstartError("No image files found in the zip or folder.")
             with st.spinner(f"Predicting {len(files):,} images…"):
-                st.session_state["batch_table"] = pd.DataFrame(predictions_table(model.predict_files(files, top_k=top_k)))
+                state.batch_table.set(pd.DataFrame(predictions_table(model.predict_files(files, top_k=top_k))))
         except WarmstartError as exc:
             st.error(str(exc))
-    table = st.session_state.get("batch_table")
+    table = state.batch_table.get()
     if table is not None:
         failed = int((table["error"] != "").sum())
         st.caption(f"{len(table):,} images; {failed} could not be read" + (" (see the error column)." if failed else "."))

@@ -2,11 +2,19 @@
 
 import streamlit as st
 
-from transfer_core import AugmentConfig, TrainConfig, WarmstartError, augment_previews, get_backbone, open_rgb
-from transfer_core.training.lr_finder import find_lr
-from transfer_core.presets import PRESET_DESCRIPTIONS, PRESETS
-from ui.charts import lr_finder_figure
+from transfer_core import (
+    PRESET_DESCRIPTIONS,
+    PRESETS,
+    AugmentConfig,
+    TrainConfig,
+    WarmstartError,
+    augment_previews,
+    find_lr,
+    get_backbone,
+    open_rgb,
+)
 from ui import state
+from ui.charts import lr_finder_figure
 
 st.title("3 · Settings")
 st.caption("Start from a preset, then adjust. Every control says what it changes in the result.")
@@ -14,11 +22,11 @@ st.caption("Start from a preset, then adjust. Every control says what it changes
 columns = st.columns(len(PRESETS))
 for column, name in zip(columns, PRESETS):
     with column:
-        current = st.session_state.get("preset") == name
+        current = state.preset() == name
         st.button(name, key=f"preset_{name}", on_click=state.apply_preset, args=(name,),
                   type="primary" if current else "secondary", width="stretch")
         st.caption(PRESET_DESCRIPTIONS[name])
-st.caption(f"Current recipe: **{st.session_state.get('preset') or 'custom'}**")
+st.caption(f"Current recipe: **{state.preset() or 'custom'}**")
 
 
 def control(kind, label: str, name: str, help: str, **kwargs):
@@ -67,10 +75,10 @@ with aug_right:
         partner = next((p for c, p in by_class.items() if c != example), None)
         pre = get_backbone(values["backbone"]).preprocessing
         size = values["image_size"] or pre.input_size
-        st.button("New random views", key="reshuffle", on_click=lambda: st.session_state.update(preview_seed=st.session_state.get("preview_seed", 0) + 1))
+        st.button("New random views", key="reshuffle", on_click=lambda: state.preview_seed.set(state.preview_seed.get() + 1))
         views = augment_previews(
             open_rgb(by_class[example]), augment, n=8, size=size, pre=pre,
-            seed=st.session_state.get("preview_seed", 0), partner=open_rgb(partner) if partner else None,
+            seed=state.preview_seed.get(), partner=open_rgb(partner) if partner else None,
         )
         grid = st.columns(4)
         for i, view in enumerate(views):
@@ -88,22 +96,11 @@ with reg[2]:
     control(st.number_input, "Early stopping patience (epochs)", "early_stopping_patience", "Stops when validation loss has not improved for this many epochs; 0 never stops early.", min_value=0, max_value=50, step=1)
     control(st.selectbox, "Class imbalance", "balance", "Class weights or a balanced sampler give rare classes as much say as common ones.", options=["none", "class_weights", "sampler"])
 
-def _toggle_automatic_lr() -> None:
-    state.update_setting("lr", None if st.session_state["w_lr_auto"] else 3e-3)
-    st.session_state.pop("w_lr", None)
-
-
 def _run_lr_finder() -> None:
     try:
-        st.session_state["lr_result"] = find_lr(state.config())
+        state.lr_finder_result.set(find_lr(state.config()))
     except WarmstartError as exc:
-        st.session_state["lr_result"] = str(exc)
-
-
-def _use_lr(value: float) -> None:
-    st.session_state["w_lr_auto"] = False
-    state.update_setting("lr", float(f"{value:.2g}"))
-    st.session_state.pop("w_lr", None)
+        state.lr_finder_result.set(str(exc))
 
 
 st.subheader("Optimization")
@@ -111,9 +108,7 @@ opt = st.columns(3)
 with opt[0]:
     control(st.selectbox, "Optimizer", "optimizer", "AdamW is a robust default; SGD with momentum can generalize slightly better with tuning.", options=["adamw", "adam", "sgd"])
     control(st.selectbox, "Learning-rate schedule", "schedule", "One-cycle warms up then anneals; cosine anneals smoothly; step drops it every few epochs.", options=["onecycle", "cosine", "step", "constant"])
-    if "w_lr_auto" not in st.session_state:
-        st.session_state["w_lr_auto"] = values["lr"] is None
-    if st.checkbox("Automatic learning rate", key="w_lr_auto", on_change=_toggle_automatic_lr,
+    if st.checkbox("Automatic learning rate", key=state.lr_auto_key(), on_change=state.sync_lr_auto,
                    help="1e-2 for a frozen backbone, 3e-3 when fine-tuning."):
         st.caption(f"Using {TrainConfig(strategy=values['strategy']).head_lr:g} for the head.")
     else:
@@ -131,16 +126,13 @@ with opt[1]:
 with opt[2]:
     control(st.number_input, "Epochs", "epochs", "Passes over the training images; more epochs learn more and risk overfitting.", min_value=1, max_value=200, step=1)
     control(st.number_input, "Batch size", "batch_size", "Images per update; larger is faster per image on a GPU and smoother, smaller uses less memory.", min_value=1, max_value=512, step=1)
-    if "w_image_size" not in st.session_state:
-        st.session_state["w_image_size"] = values["image_size"] or 0
     st.selectbox(
-        "Image size", [0, 128, 160, 192, 224, 240, 260, 288, 320, 384], key="w_image_size",
-        format_func=lambda s: "backbone default" if s == 0 else f"{s} px",
-        on_change=lambda: state.update_setting("image_size", st.session_state["w_image_size"] or None),
+        "Image size", [0, 128, 160, 192, 224, 240, 260, 288, 320, 384], key=state.image_size_key(),
+        format_func=lambda s: "backbone default" if s == 0 else f"{s} px", on_change=state.sync_image_size,
         help="Larger inputs keep detail but cost time quadratically; 'backbone default' matches its pretraining.",
     )
 
-found = st.session_state.get("lr_result")
+found = state.lr_finder_result.get()
 if isinstance(found, str):
     st.error(found)
 elif found is not None:
@@ -149,7 +141,7 @@ elif found is not None:
     advice.markdown(f"**Suggested head learning rate: {found.suggestion:.1e}**")
     advice.caption("Where the loss falls fastest, before it bottoms out and climbs. "
                    f"Ran {'on cached features' if found.on_features else 'on real batches'} in {found.seconds:.0f} s.")
-    advice.button(f"Use {found.suggestion:.2g}", key="lr_apply", type="primary", on_click=_use_lr, args=(found.suggestion,))
+    advice.button(f"Use {found.suggestion:.2g}", key="lr_apply", type="primary", on_click=state.use_lr, args=(found.suggestion,))
 
 try:
     state.config()

@@ -12,6 +12,9 @@ callbacks, events), ``runs/`` (the run store), ``insight/`` (metrics, explanatio
 """
 
 from .data.augment import augment_previews, batch_mixer, eval_transform, train_transform
+from .data.corrections import Corrections, corrections_path_for
+from .data.images import IMAGE_EXTENSIONS, ImageReadError
+from .data.samples import SAMPLES, prepare_sample
 from .models.registry import (
     Availability,
     Backbone,
@@ -36,16 +39,29 @@ from .data.index import (
     summarize,
 )
 from .errors import WarmstartError
+from .insight.compare import config_differences, flatten_config, scratch_baseline
+from .insight.embedding_map import embedding_map
 from .insight.evaluate import classification_report, per_image_predictions
+from .insight.evaluate import report_intervals
+from .insight.explain import grad_cam, overlay_heatmap
+from .insight.health import HealthReport, health_check
+from .insight.shootout import backbone_shootout
+from .limits import input_limits
 from .training.events import Event, RunEvent
 from .data.images import open_rgb
 from .models.transfer import TransferModel, count_parameters, set_trainable_groups, trainable_groups_at
+from .models.transfer import StrategyParameters, parameter_counts
+from .deploy.export import EXPORT_FORMATS, EXPORT_TOLERANCE, ONNX_OPSET, FormatAgreement, export_run, export_zip, verify_export
 from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_model
+from .deploy.predict import expand_inputs, predictions_table
+from .presets import PRESET_DESCRIPTIONS, PRESETS
 from .runs.store import RunDir, RunStore
 from .training.callbacks import Callback
 from .training.loop import Loop
 from .training.progress import ProgressBar
 from .training.tensorboard import TensorBoardLogger
+from .runs.store import atomic_write_json
+from .training.lr_finder import LRFinderResult, find_lr
 from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
@@ -56,22 +72,35 @@ __all__ = [
     "BackboneSpec",
     "Balance",
     "Callback",
+    "Corrections",
     "DatasetIndex",
     "DatasetSummary",
+    "EXPORT_FORMATS",
+    "EXPORT_TOLERANCE",
     "Event",
+    "FormatAgreement",
+    "HealthReport",
+    "IMAGE_EXTENSIONS",
+    "ImageReadError",
     "ImageRecord",
+    "LRFinderResult",
     "Loop",
+    "ONNX_OPSET",
     "OptimizerName",
+    "PRESETS",
+    "PRESET_DESCRIPTIONS",
     "Prediction",
-    "ProgressBar",
     "Predictor",
     "Preprocessing",
+    "ProgressBar",
     "RunDir",
     "RunEvent",
     "RunStore",
+    "SAMPLES",
     "Schedule",
     "SkippedFile",
     "Strategy",
+    "StrategyParameters",
     "TensorBoardLogger",
     "TrainConfig",
     "TrainResult",
@@ -79,26 +108,46 @@ __all__ = [
     "TransferModel",
     "WarmstartError",
     "WeightsSource",
+    "atomic_write_json",
     "augment_previews",
+    "backbone_shootout",
     "batch_mixer",
     "classification_report",
+    "config_differences",
+    "corrections_path_for",
     "count_parameters",
+    "embedding_map",
     "eval_transform",
     "evaluate_run",
+    "expand_inputs",
+    "export_run",
+    "export_zip",
     "extract_zip",
+    "find_lr",
+    "flatten_config",
     "get_backbone",
+    "grad_cam",
+    "health_check",
+    "input_limits",
     "list_backbones",
     "list_timm_models",
     "load_dataset",
     "load_train_val",
     "load_trained_model",
     "open_rgb",
+    "overlay_heatmap",
+    "parameter_counts",
     "per_image_predictions",
+    "predictions_table",
+    "prepare_sample",
     "register_backbone",
+    "report_intervals",
+    "scratch_baseline",
     "set_trainable_groups",
     "split_train_val",
     "summarize",
     "train",
     "train_transform",
     "trainable_groups_at",
+    "verify_export",
 ]

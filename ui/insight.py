@@ -2,7 +2,8 @@
 
 A retrained or replaced checkpoint changes the modification time, so no stale explanation
 is ever served; the heavy objects (models) live in ``cache_resource``, the pictures and
-tables in ``cache_data``.
+tables in ``cache_data``. Parameter counts and report intervals are cached here too, keyed by
+the settings or the report they come from.
 """
 
 from __future__ import annotations
@@ -14,13 +15,33 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from transfer_core import RunDir, WarmstartError, open_rgb
-from transfer_core.insight.embedding_map import embedding_map
-from transfer_core.insight.explain import grad_cam, overlay_heatmap
-from transfer_core.deploy.predict import Predictor
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["checkpoint_stamp", "embedding_points", "grad_cam_for_upload", "grad_cam_image", "predictor", "thumbnail_data_uri"]
+from transfer_core import (
+    Predictor,
+    RunDir,
+    StrategyParameters,
+    TrainConfig,
+    WarmstartError,
+    embedding_map,
+    grad_cam,
+    open_rgb,
+    overlay_heatmap,
+    parameter_counts,
+    report_intervals,
+)
+
+__all__ = [
+    "checkpoint_stamp",
+    "embedding_points",
+    "grad_cam_for_upload",
+    "grad_cam_image",
+    "intervals",
+    "predictor",
+    "report_stamp",
+    "strategy_parameters",
+    "thumbnail_data_uri",
+]
 
 
 def checkpoint_stamp(run: RunDir) -> int:
@@ -70,3 +91,23 @@ def thumbnail_data_uri(path: str, size: int = 40) -> str | None:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@st.cache_data(show_spinner="Counting parameters…")
+def strategy_parameters(
+    backbone: str, strategy: str, trainable_blocks: int, unfreeze_every: int, epochs: int, n_classes: int
+) -> StrategyParameters:
+    """Trainable and frozen parameters of a backbone under a strategy (keyed by just the settings that matter)."""
+    config = TrainConfig(backbone=backbone, strategy=strategy, trainable_blocks=trainable_blocks,
+                         unfreeze_every=unfreeze_every, epochs=epochs)
+    return parameter_counts(config, n_classes)
+
+
+def report_stamp(run: RunDir) -> int:
+    return run.report_file.stat().st_mtime_ns if run.report_file.exists() else 0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def intervals(run_path: str, stamp: int) -> dict[str, tuple[float, float]]:
+    """The 95 % intervals of a run's report (computed here only for reports that predate them)."""
+    return report_intervals(RunDir(run_path).read_report())

@@ -15,8 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from transfer_core import RunDir, RunStore, TrainConfig, Trainer, WarmstartError
-from transfer_core.training.events import Event, RunEvent
+from transfer_core import Event, RunDir, RunEvent, RunStore, TrainConfig, Trainer, WarmstartError
 
 __all__ = ["Job", "JobManager"]
 

@@ -20,8 +20,7 @@ def render() -> None:
             size = f" · {len(indexes[0]) + len(indexes[1]):,} images, {len(indexes[0].classes)} classes" if indexes else ""
             st.markdown(f"**Dataset:** {choice.name}{size}")
         st.markdown(f"**Backbone:** {values['backbone']} · {values['strategy']}")
-        preset = st.session_state.get("preset")
-        st.markdown(f"**Recipe:** {preset or 'custom'} · {values['epochs']} epochs")
+        st.markdown(f"**Recipe:** {state.preset() or 'custom'} · {values['epochs']} epochs")
         job = state.current_job()
         if job is None:
             st.markdown("**Run:** not started")

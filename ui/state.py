@@ -3,6 +3,10 @@
 Settings live in a plain dict (``settings``) that survives page switches; widgets use keys
 ``w_<setting>`` that are seeded from it before they render and copied back on change, so a
 preset button can fill every control at once.
+
+What a page keeps between its runs (a result, a message for the next run, a widget the code
+sets) is a :class:`SessionValue` or a :class:`ValueFor` declared at the end of this module;
+pages use those objects and never name a session-state key.
 """
 
 from __future__ import annotations
@@ -13,14 +17,25 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import pandas as pd
 import streamlit as st
 
-from transfer_core import AugmentConfig, DatasetIndex, RunStore, TrainConfig, WarmstartError, load_train_val
-from transfer_core.data.corrections import corrections_path_for
-from transfer_core.runs.store import atomic_write_json
-from transfer_core.presets import PRESETS
+from transfer_core import (
+    PRESETS,
+    AugmentConfig,
+    DatasetIndex,
+    FormatAgreement,
+    HealthReport,
+    LRFinderResult,
+    RunStore,
+    TrainConfig,
+    WarmstartError,
+    atomic_write_json,
+    corrections_path_for,
+    load_train_val,
+)
 
 from .jobs import JobManager
 
@@ -151,6 +166,12 @@ def settings() -> dict[str, Any]:
     return st.session_state["settings"]
 
 
+def preset() -> str | None:
+    """The preset the settings came from; None once a control was changed by hand (a custom recipe)."""
+    settings()
+    return st.session_state.get("preset")
+
+
 _NOT_RECIPE = {"val_split", "seed", "device", "backbone"}
 
 
@@ -183,6 +204,41 @@ def widget_key(name: str) -> str:
 def sync_widget(name: str) -> None:
     """on_change callback: copy widget ``name``'s value into the settings."""
     update_setting(name, st.session_state[f"w_{name}"])
+
+
+_DEFAULT_MANUAL_LR = 3e-3  # where the learning-rate box starts when automatic is switched off
+
+
+def lr_auto_key() -> str:
+    """Key of the "Automatic learning rate" checkbox, seeded from whether the rate is unset."""
+    if "w_lr_auto" not in st.session_state:
+        st.session_state["w_lr_auto"] = settings()["lr"] is None
+    return "w_lr_auto"
+
+
+def sync_lr_auto() -> None:
+    """on_change of the checkbox: automatic means no rate; manual starts the rate box at 3e-3."""
+    update_setting("lr", None if st.session_state["w_lr_auto"] else _DEFAULT_MANUAL_LR)
+    st.session_state.pop("w_lr", None)  # the rate box re-seeds from the new value
+
+
+def use_lr(value: float) -> None:
+    """Switch to a manual learning rate of ``value`` (two significant digits), as the LR finder suggests."""
+    st.session_state["w_lr_auto"] = False
+    update_setting("lr", float(f"{value:.2g}"))
+    st.session_state.pop("w_lr", None)
+
+
+def image_size_key() -> str:
+    """Key of the image-size box, where 0 stands for the backbone's own size (setting None)."""
+    if "w_image_size" not in st.session_state:
+        st.session_state["w_image_size"] = settings()["image_size"] or 0
+    return "w_image_size"
+
+
+def sync_image_size() -> None:
+    """on_change of the image-size box."""
+    update_setting("image_size", st.session_state["w_image_size"] or None)
 
 
 def config() -> TrainConfig:
@@ -247,3 +303,99 @@ def selected_run() -> str | None:
 
 def select_run(name: str | None) -> None:
     st.session_state["selected_run"] = name
+
+
+# -- what pages keep between runs ------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class SessionValue(Generic[T]):
+    """A value a page keeps for the session, under a key that only this module names.
+
+    ``key`` may also be given to a widget (``key=state.gallery_filter.key``) when code sets
+    that widget's value, as a chart click choosing the gallery filter does.
+    """
+
+    def __init__(self, key: str, default: T | None = None) -> None:
+        self.key = key
+        self.default = default
+
+    def get(self) -> T | None:
+        return st.session_state.get(self.key, self.default)
+
+    def set(self, value: T) -> None:
+        st.session_state[self.key] = value
+
+    def setdefault(self, value: T) -> T:
+        """Seed the value (a widget's, before it renders) unless it has one."""
+        return st.session_state.setdefault(self.key, value)
+
+    def take(self) -> T | None:
+        """Read and forget: for a message set before a rerun and shown once after it."""
+        return st.session_state.pop(self.key, self.default)
+
+    def clear(self) -> None:
+        st.session_state.pop(self.key, None)
+
+
+class ValueFor(Generic[T]):
+    """A value that belongs to one dataset or run (its owner): read back only while that owner
+    is still the one chosen, so a result never shows under another dataset or run."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def get(self, owner: object) -> T | None:
+        stored = st.session_state.get(self.key)
+        return stored[1] if stored is not None and stored[0] == owner else None
+
+    def set(self, owner: object, value: T) -> None:
+        st.session_state[self.key] = (owner, value)
+
+
+@dataclass(frozen=True)
+class ShootoutOutcome:
+    """The backbone shoot-out as the Backbone page shows it: one row per backbone."""
+
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+# Home
+home_error: SessionValue[str] = SessionValue("home_error")  # shown once, after the sample failed to load
+pending_page: SessionValue[str] = SessionValue("go_to")  # page to switch to after a button's callback
+
+# Data
+manual_folder: SessionValue[str] = SessionValue("manual_folder")  # where "Images per class" uploads go
+manual_round: SessionValue[int] = SessionValue("manual_round", 0)  # bumped to empty the uploader after each class
+manual_note: SessionValue[tuple[str, list[str]]] = SessionValue("manual_note")  # (what was added, refusals), shown once
+health_report: ValueFor[HealthReport] = ValueFor("health")  # owner: the dataset's source
+
+# Backbone
+shootout_result: ValueFor[ShootoutOutcome] = ValueFor("shootout_result")  # owner: the DatasetChoice
+
+# Settings
+preview_seed: SessionValue[int] = SessionValue("preview_seed", 0)  # bumped by "New random views"
+lr_finder_result: SessionValue[LRFinderResult | str] = SessionValue("lr_result")  # the result, or why it failed
+
+# Evaluate
+gallery_filter: SessionValue[str] = SessionValue("gallery_filter")  # the gallery's filter box
+applied_cell: SessionValue[tuple[str, str]] = SessionValue("cm_applied")  # confusion-matrix click already applied
+fix_error: SessionValue[str] = SessionValue("fix_error")  # a correction that could not be saved, shown once
+embedding_map_open: ValueFor[bool] = ValueFor("map_for")  # owner: the run's name
+
+
+def relabel_box(image_path: str) -> SessionValue[str]:
+    """The gallery's label box of one image (its widget key and value)."""
+    return SessionValue(f"fix_{hashlib.sha256(image_path.encode()).hexdigest()[:16]}")
+
+
+# Predict
+batch_table: SessionValue[pd.DataFrame] = SessionValue("batch_table")  # predictions for a zip or folder
+
+# Export
+export_check: ValueFor[list[FormatAgreement]] = ValueFor("export_check")  # owner: the run's name
+
+# Compare
+managed_run: SessionValue[str] = SessionValue("manage_run")  # the "Manage runs" picker

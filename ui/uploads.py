@@ -8,9 +8,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from transfer_core import WarmstartError
-from transfer_core.data.images import IMAGE_EXTENSIONS
-from transfer_core.limits import input_limits
+from transfer_core import IMAGE_EXTENSIONS, WarmstartError, input_limits
 
 __all__ = ["new_upload_folder", "safe_name", "save_files", "save_zip"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from transfer_core import Trainer
+from transfer_core import Trainer, export_run
 from transfer_core.data.corrections import Corrections, corrections_path_for
 from ui import state
 
@@ -44,6 +44,23 @@ def test_evaluate_grad_cam_relabel_and_embedding_map(app, finished_run):
     _no_exception(at)
     after = json.loads(at.get("plotly_chart")[2].proto.spec)
     assert len(after["layout"]["images"]) == 9 and after["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
+
+
+def test_report_json_carries_intervals_that_the_evaluate_page_and_model_card_share(app, finished_run):
+    report = json.loads(finished_run.report_file.read_text())
+    acc_low, acc_high = report["intervals"]["val_accuracy"]
+    f1_low, f1_high = report["intervals"]["macro_f1"]
+    assert acc_low <= report["val_accuracy"] <= acc_high and f1_low <= report["macro_f1"] <= f1_high
+    card = (export_run(finished_run, ("card",)) / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert f"interval {acc_low:.1%}–{acc_high:.1%}" in card and f"interval {f1_low:.3f}–{f1_high:.3f}" in card
+    shown = [f"95 % interval: {acc_low:.1%} – {acc_high:.1%}", f"95 % interval: {f1_low:.3f} – {f1_high:.3f}"]
+    app.run()
+    at = _goto(app, "evaluate")
+    assert all(text in [c.value for c in at.caption] for text in shown)
+    del report["intervals"]  # a run from before intervals were stored: the page computes the same numbers
+    finished_run.report_file.write_text(json.dumps(report))
+    at = _goto(at, "evaluate")
+    assert all(text in [c.value for c in at.caption] for text in shown)
 
 
 def test_predict_page_batch_table_and_csv(app, finished_run, color_dataset):

@@ -1,8 +1,10 @@
-"""The Streamlit-free parts of the UI: job manager, progress summaries, figures."""
+"""The Streamlit-free parts of the UI: job manager, progress summaries, figures, gallery filters."""
 
 import time
 
 from transfer_core import RunStore
+from transfer_core import Corrections
+from ui import gallery
 from ui.charts import class_counts_figure, confusion_matrix_figure, epoch_curves_figure, lr_figure, step_loss_figure
 from ui.jobs import JobManager
 from ui.progress import summarize_events
@@ -95,3 +97,48 @@ def test_insight_figures():
     assert len(compare_curves_figure(histories).data) == 2
     f1 = compare_f1_figure(pd.DataFrame({"run": ["r1", "r2"], "class": ["0", "0"], "f1": [0.5, 0.9]}))
     assert f1.layout.xaxis.type == "category" and len(f1.data) == 2
+
+
+def _prediction(path, true, predicted, loss):
+    return {"path": path, "true": true, "predicted": predicted, "correct": true == predicted, "loss": loss}
+
+
+PREDICTIONS = [
+    _prediction("a.png", "cat", "cat", 0.1),
+    _prediction("b.png", "cat", "dog", 0.9),
+    _prediction("c.png", "dog", "cat", 2.5),
+    _prediction("d.png", "cat", "dog", 1.7),
+    _prediction("e.png", "dog", "dog", 0.3),
+    _prediction("f.png", "cat", "cat", 0.4),
+]
+
+
+def test_gallery_filters_offer_mistakes_confused_pairs_and_each_class():
+    options = gallery.filter_options(PREDICTIONS, ["cat", "dog", "fox"])
+    assert options == ["All mistakes", "cat → dog", "dog → cat", "Correct: cat", "Correct: dog", "Correct: fox"]
+    assert gallery.cell_filter("cat", "dog") == "cat → dog"  # an off-diagonal cell of the confusion matrix
+    assert gallery.cell_filter("fox", "fox") == "Correct: fox"  # the diagonal
+    assert gallery.cell_filter("fox", "cat") not in options  # a cell with no images
+
+
+def test_gallery_shows_what_the_filter_names_highest_loss_first():
+    def paths(choice):
+        return [p["path"] for p in gallery.gallery_images(PREDICTIONS, choice)]
+
+    assert paths("All mistakes") == ["c.png", "d.png", "b.png"]
+    assert paths("cat → dog") == ["d.png", "b.png"]
+    assert paths("Correct: cat") == ["f.png", "a.png"]
+    assert paths("Correct: fox") == []
+
+
+def test_gallery_label_box_shows_and_records_corrections():
+    fixes = Corrections()
+    assert gallery.label_options("dog", ["cat", "dog", "fox"]) == ["dog", "cat", "fox", gallery.EXCLUDE]
+    assert gallery.current_label(fixes, "b.png", "cat") == "cat"
+    gallery.apply_label(fixes, "b.png", "dog", "cat")
+    assert fixes.relabel == {"b.png": "dog"} and gallery.current_label(fixes, "b.png", "cat") == "dog"
+    gallery.apply_label(fixes, "b.png", gallery.EXCLUDE, "cat")
+    assert fixes.exclude == {"b.png"} and not fixes.relabel
+    assert gallery.current_label(fixes, "b.png", "cat") == gallery.EXCLUDE
+    gallery.apply_label(fixes, "b.png", "cat", "cat")  # back to its own label: no correction left
+    assert len(fixes) == 0

@@ -1,7 +1,7 @@
 import numpy as np
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix, f1_score
 
-from transfer_core.insight.evaluate import _macro_f1, bootstrap_intervals, classification_report, per_image_predictions
+from transfer_core.insight.evaluate import _macro_f1, bootstrap_intervals, classification_report, per_image_predictions, report_intervals
 
 
 def test_report_matches_hand_counts():
@@ -21,7 +21,8 @@ def test_fast_macro_f1_agrees_with_scikit_learn():
     rng = np.random.default_rng(0)
     for _ in range(20):
         t, p = rng.integers(0, 4, 30), rng.integers(0, 4, 30)
-        assert abs(_macro_f1(t, p, 5) - f1_score(t, p, average="macro")) < 1e-12
+        matrix = confusion_matrix(t, p, labels=range(5))
+        assert abs(_macro_f1(np.diag(matrix), matrix.sum(0) + matrix.sum(1)) - f1_score(t, p, average="macro")) < 1e-12
 
 
 def test_bootstrap_interval_is_wide_for_small_sets_and_narrow_for_large():
@@ -30,3 +31,18 @@ def test_bootstrap_interval_is_wide_for_small_sets_and_narrow_for_large():
     low, high = small["val_accuracy"]
     assert low < 0.8 < high and high - low > 0.2
     assert large["val_accuracy"][1] - large["val_accuracy"][0] < 0.05
+
+
+def test_report_carries_reproducible_intervals_that_old_reports_recompute_the_same():
+    rng = np.random.default_rng(1)
+    targets = rng.integers(0, 3, 60)
+    probs = np.eye(3)[np.where(rng.random(60) < 0.8, targets, rng.integers(0, 3, 60))]
+    report = classification_report(targets, probs, ["a", "b", "c"])
+    low, high = report["intervals"]["val_accuracy"]
+    assert low < report["val_accuracy"] < high
+    assert report["intervals"] == classification_report(targets, probs, ["a", "b", "c"])["intervals"]  # fixed seed
+    old = {k: v for k, v in report.items() if k != "intervals"}  # a report.json from before intervals were stored
+    assert report_intervals(old) == report_intervals(report)
+    shuffled = rng.permutation(60)  # only the counts matter, not the order of the images
+    assert classification_report(targets[shuffled], probs[shuffled], ["a", "b", "c"])["intervals"] == report["intervals"]
+    assert bootstrap_intervals(targets, probs.argmax(1), 3) == report_intervals(report)

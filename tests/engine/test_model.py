@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from transfer_core import TrainConfig, TransferModel, count_parameters, get_backbone, set_trainable_groups, trainable_groups_at
-from transfer_core.models.transfer import freeze_bn_of_frozen_layers
+from transfer_core.models.transfer import freeze_bn_of_frozen_layers, parameter_counts
 from transfer_core.training.optim import optimizer_param_groups
 
 from ..conftest import TINY
@@ -38,6 +38,21 @@ def test_frozen_groups_have_no_grad_and_their_batchnorm_stays_in_eval():
     counts = count_parameters(model)
     expected = sum(p.numel() for p in stages[2].parameters()) + sum(p.numel() for p in model.head.parameters())
     assert counts.trainable == expected and counts.total == sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_follow_the_strategy_from_first_to_last_epoch():
+    head = 32 * 3 + 3  # tiny backbone: 32 features into a 3-class head
+    total = sum(p.numel() for p in _model().parameters())
+    frozen = parameter_counts(TrainConfig(backbone=TINY, strategy="frozen"), 3)
+    assert frozen.groups == 3
+    assert frozen.first_epoch == frozen.last_epoch and frozen.last_epoch.trainable == head
+    assert frozen.last_epoch.total == total
+    full = parameter_counts(TrainConfig(backbone=TINY, strategy="full"), 3)
+    assert full.last_epoch.trainable == total and full.last_epoch.frozen == 0
+    gradual = parameter_counts(TrainConfig(backbone=TINY, strategy="gradual", unfreeze_every=1, epochs=4), 3)
+    assert gradual.first_epoch.trainable == head and gradual.last_epoch.trainable == total
+    partial = parameter_counts(TrainConfig(backbone=TINY, strategy="partial", trainable_blocks=1), 3)
+    assert head < partial.last_epoch.trainable < total
 
 
 def test_discriminative_learning_rates_and_no_decay_on_norms():

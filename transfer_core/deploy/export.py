@@ -40,11 +40,11 @@ from .model_card import write_model_card
 from .predict import Predictor, load_trained_model
 from ..runs.store import RunDir
 
-__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported", "verify_export"]
+__all__ = ["EXPORT_FORMATS", "EXPORT_TOLERANCE", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported", "verify_export"]
 
 EXPORT_FORMATS = ("torchscript", "onnx", "safetensors", "card")
 ONNX_OPSET = 17
-TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
+EXPORT_TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
 
 
 class _WithSoftmax(nn.Module):
@@ -164,7 +164,7 @@ class FormatAgreement:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.agreement == 1.0 and (self.max_difference or 0.0) <= TOLERANCE
+        return self.error is None and self.agreement == 1.0 and (self.max_difference or 0.0) <= EXPORT_TOLERANCE
 
 
 def _validation_images(run: RunDir, limit: int) -> list:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..insight.evaluate import bootstrap_intervals
+from ..insight.evaluate import report_intervals
 
 __all__ = ["confusion_matrix_image", "most_confused_pairs", "write_model_card"]
 
@@ -59,10 +59,9 @@ def write_model_card(
     classes = report["classes"]
     matrix = report["confusion_matrix"]
     confusion_matrix_image(matrix, classes).save(folder / "confusion_matrix.png")
-    targets = [i for i, row in enumerate(matrix) for j, n in enumerate(row) for _ in range(n)]
-    predicted = [j for i, row in enumerate(matrix) for j, n in enumerate(row) for _ in range(n)]
-    intervals = bootstrap_intervals(targets, predicted, len(classes)) if targets else {}
-    acc_low, acc_high = intervals.get("val_accuracy", (float("nan"), float("nan")))
+    intervals = report_intervals(report)  # the numbers the Evaluate page shows
+    acc_low, acc_high = intervals["val_accuracy"]
+    f1_low, f1_high = intervals["macro_f1"]
     pre = model_info["preprocessing"]
     recipe_keys = ["backbone", "pretrained", "strategy", "trainable_blocks", "epochs", "batch_size", "lr", "optimizer",
                    "schedule", "weight_decay", "dropout", "label_smoothing", "augment", "seed"]
@@ -93,7 +92,7 @@ def write_model_card(
         "",
         "## Metrics (validation set)",
         f"- Accuracy: **{report['val_accuracy']:.1%}** (95 % bootstrap interval {acc_low:.1%}–{acc_high:.1%})",
-        f"- Macro-F1: **{report['macro_f1']:.3f}**",
+        f"- Macro-F1: **{report['macro_f1']:.3f}** (95 % bootstrap interval {f1_low:.3f}–{f1_high:.3f})",
         f"- Best epoch: {report.get('best_epoch')} of {report.get('epochs_run')}",
         "",
         "![Confusion matrix](confusion_matrix.png)",

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .registry import Backbone
+from .registry import Backbone, get_backbone
 from ..config import Strategy, TrainConfig
 
 __all__ = [
     "ParameterCounts",
+    "StrategyParameters",
     "TransferModel",
     "count_parameters",
     "freeze_bn_of_frozen_layers",
+    "parameter_counts",
     "set_trainable_groups",
     "trainable_groups_at",
 ]
@@ -102,3 +104,36 @@ def count_parameters(model: TransferModel) -> ParameterCounts:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     return ParameterCounts(trainable, frozen)
+
+
+@dataclass(frozen=True)
+class StrategyParameters:
+    """What a strategy trains: the backbone's block count and the parameter counts at the first
+    and the last epoch (they differ only when gradual unfreezing opens blocks on the way)."""
+
+    groups: int
+    first_epoch: ParameterCounts
+    last_epoch: ParameterCounts
+
+
+def parameter_counts(config: TrainConfig, n_classes: int) -> StrategyParameters:
+    """Trainable and frozen parameters of ``config``'s backbone, strategy and a head for ``n_classes``.
+
+    Builds the model without pretrained weights (the counts do not depend on them), so it works
+    offline and downloads nothing.
+
+    Args:
+        config: the backbone and the strategy fields (``strategy``, ``trainable_blocks``,
+            ``unfreeze_every``, ``epochs``) are read; the rest is ignored.
+        n_classes: classes of the new head.
+
+    Returns:
+        The counts at the first and the last epoch, and the number of backbone blocks.
+    """
+    model = TransferModel(get_backbone(config.backbone).build(pretrained=False), num_classes=n_classes)
+    groups = len(model.backbone.groups)
+    counts = []
+    for epoch in (0, config.epochs - 1):
+        set_trainable_groups(model, trainable_groups_at(config, epoch, groups))
+        counts.append(count_parameters(model))
+    return StrategyParameters(groups, *counts)
