@@ -27,10 +27,11 @@ def autocast_for(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a batch to ``device``; image batches on CUDA go channels-last, which its convolutions prefer."""
+def to_device(x: torch.Tensor, device: torch.device, channels_last: bool | None = None) -> torch.Tensor:
+    """Move a batch to ``device``; image batches go channels-last for a model kept channels-last
+    (by default on CUDA, whose convolutions prefer it; the trainer asks for it on CPUs too)."""
     x = x.to(device, non_blocking=device.type == "cuda")
-    if device.type == "cuda" and x.ndim == 4:
+    if (device.type == "cuda" if channels_last is None else channels_last) and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -76,6 +77,7 @@ def run_inference(
     on_batch: Callable[[int], None] | None = None,
     frozen_key: str | None = None,
     on_runtime: Callable[[str], None] | None = None,
+    channels_last: bool | None = None,
 ) -> torch.Tensor | None:
     """``forward`` over every input, in order, as one float32 CPU tensor.
 
@@ -93,6 +95,7 @@ def run_inference(
         on_batch: called with the number of inputs done so far.
         frozen_key: names ``module``'s frozen weights; allows the ONNX Runtime path on a CPU.
         on_runtime: told which runtime ran, in a few words ("ONNX Runtime", or "PyTorch (reason)").
+        channels_last: image batches in channels-last layout (default: on CUDA); match the model's layout.
 
     Returns:
         The concatenated outputs, or None when ``max_bytes`` was exceeded.
@@ -105,7 +108,7 @@ def run_inference(
             if run is None:
                 run = _fastest(forward, module, device, frozen_key, tuple(x.shape[1:]), on_runtime)
             with autocast_for(device):
-                out = run(to_device(x, device))
+                out = run(to_device(x, device, channels_last))
             out = out.float().cpu()
             used += out.numel() * out.element_size()
             if max_bytes is not None and used > max_bytes:

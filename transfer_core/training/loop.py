@@ -73,6 +73,7 @@ class Loop:
         steps_per_epoch: for progress events; by default ``len(train_data)``.
         lr_group: name prefix of the parameter group whose learning rate is reported.
         batch_size: validation batch size.
+        channels_last: image batches in channels-last layout (default: on CUDA); match the module's layout.
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class Loop:
         steps_per_epoch: int | None = None,
         lr_group: str = "head",
         batch_size: int = 64,
+        channels_last: bool | None = None,
     ) -> None:
         self.module, self.forward, self.optimizer, self.criterion = module, forward, optimizer, criterion
         self.train_data, self.device, self.scheduler = train_data, device, scheduler
@@ -107,7 +109,7 @@ class Loop:
         self.callbacks = CallbackList(callbacks)
         self.stop_event = stop_event or threading.Event()
         self.steps_per_epoch = steps_per_epoch if steps_per_epoch is not None else len(train_data)  # type: ignore[arg-type]
-        self.lr_group, self.batch_size = lr_group, batch_size
+        self.lr_group, self.batch_size, self.channels_last = lr_group, batch_size, channels_last
         self.epoch = 0  # 0-based epoch in progress (or last finished)
         self.global_step = 0
         self.epoch_seconds = 0.0
@@ -176,12 +178,14 @@ class Loop:
 
     def validate(self) -> tuple[np.ndarray, list[int]]:
         """Softmax probabilities over the validation inputs, in order, and their class indices."""
-        logits = run_inference(self.val_forward, self.val_inputs, self.device, module=self.module, batch_size=self.batch_size)
+        logits = run_inference(
+            self.val_forward, self.val_inputs, self.device, module=self.module, batch_size=self.batch_size, channels_last=self.channels_last
+        )
         return logits.softmax(1).numpy(), list(self.val_targets or [])
 
     # -- helpers -------------------------------------------------------------------------------
     def _default_prepare(self, batch: Batch) -> PreparedBatch:
-        x, y = to_device(batch[0], self.device), batch[-1].to(self.device, non_blocking=True)
+        x, y = to_device(batch[0], self.device, self.channels_last), batch[-1].to(self.device, non_blocking=True)
         return x, y, y
 
     def current_lr(self) -> float:

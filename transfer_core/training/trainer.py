@@ -185,9 +185,8 @@ class Trainer:
         pre = dataclasses.replace(spec.preprocessing, input_size=cfg.image_size or spec.preprocessing.input_size)
         with seeded_scope(cfg.seed):  # the new head's (and a from-scratch backbone's) initial weights
             model = TransferModel(spec.build(pretrained=cfg.pretrained), len(classes), cfg.dropout)
-        model.to(device)
-        if device.type == "cuda":
-            model.to(memory_format=torch.channels_last)
+        # Channels-last convolutions are faster on CUDA and, measured in bench/run.py, on CPUs too.
+        model.to(device, memory_format=torch.channels_last)
         info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
         self.held.write_json(self.run.model_file.name, info.to_dict())
 
@@ -254,6 +253,7 @@ class Trainer:
             stop_event=self._stop,
             steps_per_epoch=steps_per_epoch,
             batch_size=max(cfg.batch_size, 64),
+            channels_last=True,
         )
 
     def _head_warmup(self, model: TransferModel, train_set: LabeledImages, eval_transform) -> HeadWarmup:
@@ -293,9 +293,9 @@ class Trainer:
         mixer = batch_mixer(self.config.augment, n_classes_to_mix) if n_classes_to_mix else None
 
         def prepare(batch) -> PreparedBatch:
-            x, y = to_device(batch[0], device), batch[-1].to(device, non_blocking=True)
+            x, y = to_device(batch[0], device, channels_last=True), batch[-1].to(device, non_blocking=True)
             if batch_augment is not None:
-                x = to_device(batch_augment(x, batch[1]), device)
+                x = to_device(batch_augment(x, batch[1]), device, channels_last=True)
             target = y
             if mixer is not None:
                 x, target = mixer(x, y)
