@@ -16,7 +16,7 @@ from ..conftest import TINY
 @pytest.fixture(autouse=True)
 def fresh_sessions(monkeypatch, tmp_path):
     monkeypatch.setenv("WARMSTART_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(cpu_runtime, "_SESSIONS", {})
+    monkeypatch.setattr(cpu_runtime, "_SESSIONS", cpu_runtime.OrderedDict())
 
 
 @pytest.mark.parametrize("name, pretrained", [(TINY, False), ("efficientnet_lite0", True)])

@@ -14,6 +14,7 @@ import hashlib
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,12 +26,14 @@ __all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
 
 AGREEMENT_TOLERANCE = 1e-4  # largest |ONNX − PyTorch| accepted, relative to the output's scale
 
-_SESSIONS: dict[str, OnnxForward | str] = {}  # key → ready forward, or the reason it is not possible
+MAX_SESSIONS = 8  # sessions kept in memory (each holds a copy of its network's weights)
+_SESSIONS: OrderedDict[str, OnnxForward | str] = OrderedDict()  # key → ready forward, or why not
 _LOCK = threading.Lock()
 
 
 def cpu_runtime_enabled() -> bool:
-    """ONNX Runtime is used unless ``WARMSTART_CPU_RUNTIME=torch`` asks for eager PyTorch (benchmarks compare both)."""
+    """The CPU fast paths (ONNX Runtime for frozen networks, channels-last training) are on unless
+    ``WARMSTART_CPU_RUNTIME=torch`` asks for plain eager PyTorch (an escape hatch, and the benchmark's baseline)."""
     return os.environ.get("WARMSTART_CPU_RUNTIME", "onnx").lower() != "torch"
 
 
@@ -121,6 +124,7 @@ def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
     with _LOCK:
         found = _SESSIONS.get(full_key)
         if found is not None:
+            _SESSIONS.move_to_end(full_key)
             return found
         try:
             import onnxruntime  # noqa: F401
@@ -148,4 +152,6 @@ def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
 
 def _remember(key: str, value: OnnxForward | str) -> OnnxForward | str:
     _SESSIONS[key] = value
+    while len(_SESSIONS) > MAX_SESSIONS:
+        _SESSIONS.popitem(last=False)
     return value

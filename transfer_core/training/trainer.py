@@ -31,6 +31,7 @@ from ..data.batch_augment import BatchAugment, pad_collate
 from ..data.image_cache import LabeledImages
 from ..data.index import DatasetIndex, SkippedFile, load_run_split
 from ..errors import WarmstartError
+from ..features.cpu_runtime import cpu_runtime_enabled
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..models.metadata import ModelInfo
 from ..models.registry import get_backbone
@@ -185,8 +186,10 @@ class Trainer:
         pre = dataclasses.replace(spec.preprocessing, input_size=cfg.image_size or spec.preprocessing.input_size)
         with seeded_scope(cfg.seed):  # the new head's (and a from-scratch backbone's) initial weights
             model = TransferModel(spec.build(pretrained=cfg.pretrained), len(classes), cfg.dropout)
-        # Channels-last convolutions are faster on CUDA and, measured in bench/run.py, on CPUs too.
-        model.to(device, memory_format=torch.channels_last)
+        # Channels-last convolutions are faster on CUDA and, measured in bench/run.py, on CPUs too
+        # (WARMSTART_CPU_RUNTIME=torch keeps the plain PyTorch layout, the benchmark's baseline).
+        self._channels_last = device.type == "cuda" or cpu_runtime_enabled()
+        model.to(device, memory_format=torch.channels_last if self._channels_last else torch.contiguous_format)
         info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
         self.held.write_json(self.run.model_file.name, info.to_dict())
 
@@ -253,7 +256,7 @@ class Trainer:
             stop_event=self._stop,
             steps_per_epoch=steps_per_epoch,
             batch_size=max(cfg.batch_size, 64),
-            channels_last=True,
+            channels_last=self._channels_last,
         )
 
     def _head_warmup(self, model: TransferModel, train_set: LabeledImages, eval_transform) -> HeadWarmup:
@@ -293,9 +296,9 @@ class Trainer:
         mixer = batch_mixer(self.config.augment, n_classes_to_mix) if n_classes_to_mix else None
 
         def prepare(batch) -> PreparedBatch:
-            x, y = to_device(batch[0], device, channels_last=True), batch[-1].to(device, non_blocking=True)
+            x, y = to_device(batch[0], device, self._channels_last), batch[-1].to(device, non_blocking=True)
             if batch_augment is not None:
-                x = to_device(batch_augment(x, batch[1]), device, channels_last=True)
+                x = to_device(batch_augment(x, batch[1]), device, self._channels_last)
             target = y
             if mixer is not None:
                 x, target = mixer(x, y)
