@@ -21,6 +21,7 @@ from transfer_core import AugmentConfig, DatasetIndex, RunStore, TrainConfig, Wa
 from transfer_core.data.corrections import corrections_path_for
 from transfer_core.runs.store import atomic_write_json
 from transfer_core.presets import PRESETS
+from transfer_core.workspace import home
 
 from .jobs import JobManager
 
@@ -30,8 +31,8 @@ STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
 
 
 def workspace() -> Path:
-    """Where runs, uploads and samples live (outside git): $WARMSTART_HOME or ./.warmstart."""
-    root = Path(os.environ.get("WARMSTART_HOME", Path(__file__).resolve().parents[1] / ".warmstart"))
+    """The engine's workspace (runs, uploads, samples, extracted zips), created on first use."""
+    root = home()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -100,7 +101,7 @@ def keep_dataset_in_url() -> None:
 def _load_indexes(
     source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, _stamp: float
 ) -> tuple[DatasetIndex, DatasetIndex]:
-    return load_train_val(source, val_source, val_split, seed, extract_dir=workspace() / "extracted", corrections=corrections)
+    return load_train_val(source, val_source, val_split, seed, corrections=corrections)  # zips: where training looks too
 
 
 def corrections_file() -> Path | None:

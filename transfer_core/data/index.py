@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import WarmstartError
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image_size
 from ..limits import InputLimits, input_limits
+from ..workspace import extraction_dir
 
 __all__ = [
     "DatasetIndex",
@@ -179,14 +180,13 @@ def scan_csv(manifest: str | Path) -> DatasetIndex:
     return DatasetIndex(records, skipped, str(manifest), notes)
 
 
-def _default_cache_dir() -> Path:
-    return Path(os.environ.get("WARMSTART_CACHE", Path.home() / ".cache" / "warmstart"))
-
-
 def extract_zip(
     archive: str | Path, dest_root: str | Path | None = None, limits: InputLimits | None = None
 ) -> tuple[Path, list[SkippedFile]]:
     """Safely extract the image files of a zip into a folder keyed by the archive's content.
+
+    ``dest_root`` defaults to the workspace's extraction folder (:func:`transfer_core.workspace.extraction_dir`),
+    the one place every part of Warmstart looks, so a zip is extracted once and its files have one path.
 
     Absolute paths, ``..`` components, symlinks and nested archives are skipped and reported;
     archives above ``limits`` (default: the configured ones) are refused before anything is
@@ -205,7 +205,7 @@ def extract_zip(
         zf = zipfile.ZipFile(archive)
     except (OSError, zipfile.BadZipFile) as exc:
         raise WarmstartError(f"'{archive.name}' is not a readable zip file ({exc}).") from None
-    dest = Path(dest_root or _default_cache_dir() / "extracted") / digest.hexdigest()[:16]
+    dest = Path(dest_root or extraction_dir()) / digest.hexdigest()[:16]
     skipped: list[SkippedFile] = []
     with zf:
         entries = [info for info in zf.infolist() if not info.is_dir()]
