@@ -99,8 +99,9 @@ def keep_dataset_in_url() -> None:
 
 @st.cache_data(show_spinner="Reading images…", max_entries=8)
 def _load_indexes(
-    source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, _stamp: float
+    source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, stamp: int
 ) -> tuple[DatasetIndex, DatasetIndex]:
+    """Cached indexes; ``stamp`` (the corrections file's mtime) is part of the key, so every edit shows (no ``_``)."""
     return load_train_val(source, val_source, val_split, seed, corrections=corrections)  # zips: where training looks too
 
 
