@@ -19,17 +19,11 @@ from .models.registry import (
     register_backbone,
 )
 from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
-from .data.index import (
-    DatasetIndex,
-    DatasetSummary,
-    ImageRecord,
-    SkippedFile,
-    extract_zip,
-    load_dataset,
-    load_train_val,
-    split_train_val,
-    summarize,
-)
+from .data.archives import extract_zip
+from .data.records import DatasetIndex, ImageRecord, SkippedFile
+from .data.sources import load_dataset
+from .data.splits import load_train_val, split_train_val
+from .data.summary import DatasetSummary, summarize
 from .errors import WarmstartError
 from .insight.evaluate import classification_report, per_image_predictions
 from .training.events import Event, RunEvent

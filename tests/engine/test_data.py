@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from transfer_core import TrainConfig, WarmstartError, load_dataset, load_train_val, split_train_val, summarize
-from transfer_core.data.index import load_run_split
+from transfer_core.data.splits import load_run_split
 
 from ..conftest import make_image, write_dataset, zip_folder
 

@@ -33,7 +33,8 @@ from ..data.augment import batch_mixer, eval_transform, train_transform
 from ..models.registry import get_backbone
 from ..data.batch_augment import BatchAugment, pad_collate
 from ..config import Balance, Schedule, Strategy, TrainConfig
-from ..data.index import DatasetIndex, SkippedFile, load_run_split
+from ..data.records import DatasetIndex, SkippedFile
+from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..insight.evaluate import classification_report, per_image_predictions
 from .events import (
