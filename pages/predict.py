@@ -56,7 +56,7 @@ with batch_tab:
                 if not Path(folder).is_dir():
                     raise WarmstartError(f"Folder '{folder}' does not exist on the server.")
                 sources.append(Path(folder))
-            files = expand_inputs(sources, state.workspace() / "extracted")
+            files = expand_inputs(sources)
             if not files:
                 raise WarmstartError("No image files found in the zip or folder.")
             with st.spinner(f"Predicting {len(files):,} images…"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,12 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", lambda self, address: guarded(self, address) or 0)
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Tests never write into the repository's ``.warmstart``: each gets its own workspace home."""
+    monkeypatch.setenv("WARMSTART_HOME", str(tmp_path_factory.mktemp("warmstart-home")))
+
+
 def _tiny_backbone(pretrained: bool) -> Backbone:
     def block(c_in, c_out):
         return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
@@ -79,6 +86,15 @@ def write_dataset(root: Path, per_class: int = 10, colors=COLORS, ext: str = ".p
         for i in range(per_class):
             make_image(color, seed=c_index * 1000 + i).save(folder / f"{label}_{i}{ext}")
     return root
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """``archive`` holding ``folder`` as its single top-level folder, the way people zip a dataset."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder.parent).as_posix())
+    return archive
 
 
 @pytest.fixture

@@ -27,17 +27,11 @@ from .models.registry import (
     register_backbone,
 )
 from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
-from .data.index import (
-    DatasetIndex,
-    DatasetSummary,
-    ImageRecord,
-    SkippedFile,
-    extract_zip,
-    load_dataset,
-    load_train_val,
-    split_train_val,
-    summarize,
-)
+from .data.archives import extract_zip
+from .data.records import DatasetIndex, ImageRecord, SkippedFile
+from .data.sources import load_dataset
+from .data.splits import load_train_val, split_train_val
+from .data.summary import DatasetSummary, summarize
 from .errors import WarmstartError
 from .insight.compare import config_differences, flatten_config, scratch_baseline
 from .insight.embedding_map import embedding_map
@@ -56,6 +50,7 @@ from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_mo
 from .deploy.predict import expand_inputs, predictions_table
 from .presets import PRESET_DESCRIPTIONS, PRESETS
 from .runs.store import RunDir, RunStore
+from .workspace import home as workspace_home
 from .training.callbacks import Callback
 from .training.loop import Loop
 from .training.progress import ProgressBar
@@ -150,4 +145,5 @@ __all__ = [
     "train_transform",
     "trainable_groups_at",
     "verify_export",
+    "workspace_home",
 ]

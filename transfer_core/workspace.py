@@ -1,13 +1,31 @@
-"""Where Warmstart keeps files outside git: runs, uploads, extracted archives, caches."""
+"""Where Warmstart keeps what it makes: runs, uploads, samples and extracted archives.
+
+One folder for the app, the command line and the engine alike. An uploaded zip is extracted
+into it once, so every tool indexes the same files under the same paths; the feature cache,
+corrections and predictions are all keyed by those paths, and a second copy elsewhere would
+silently share none of them.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["home"]
+__all__ = ["extraction_dir", "home"]
 
 
 def home() -> Path:
-    """``$WARMSTART_HOME``, else ``.warmstart`` in the repository root."""
-    return Path(os.environ.get("WARMSTART_HOME", Path(__file__).resolve().parents[1] / ".warmstart"))
+    """The workspace folder: ``$WARMSTART_HOME`` if set, else ``.warmstart`` in the repository root.
+
+    Returns:
+        An absolute path (it may not exist yet), so paths derived from it do not depend on
+        the working directory.
+    """
+    configured = os.environ.get("WARMSTART_HOME")
+    root = Path(configured).expanduser() if configured else Path(__file__).resolve().parents[1] / ".warmstart"
+    return root.absolute()
+
+
+def extraction_dir() -> Path:
+    """Where archives are extracted by default, one sub-folder per archive content."""
+    return home() / "extracted"

@@ -49,7 +49,11 @@ def checkpoint_stamp(run: RunDir) -> int:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")
-def predictor(run_path: str, _stamp: int) -> Predictor:
+def predictor(run_path: str, stamp: int) -> Predictor:
+    """The run's trained model; ``stamp`` (:func:`checkpoint_stamp`) is in the cache key, so a rewritten checkpoint reloads.
+
+    Streamlit leaves parameters named with a leading underscore out of the key: the stamp must not have one.
+    """
     return Predictor.from_run(run_path)
 
 

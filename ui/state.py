@@ -35,6 +35,7 @@ from transfer_core import (
     atomic_write_json,
     corrections_path_for,
     load_train_val,
+    workspace_home,
 )
 
 from .jobs import JobManager
@@ -45,8 +46,8 @@ STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
 
 
 def workspace() -> Path:
-    """Where runs, uploads and samples live (outside git): $WARMSTART_HOME or ./.warmstart."""
-    root = Path(os.environ.get("WARMSTART_HOME", Path(__file__).resolve().parents[1] / ".warmstart"))
+    """The engine's workspace (runs, uploads, samples, extracted zips), created on first use."""
+    root = workspace_home()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
@@ -113,9 +114,10 @@ def keep_dataset_in_url() -> None:
 
 @st.cache_data(show_spinner="Reading images…", max_entries=8)
 def _load_indexes(
-    source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, _stamp: float
+    source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, stamp: int
 ) -> tuple[DatasetIndex, DatasetIndex]:
-    return load_train_val(source, val_source, val_split, seed, extract_dir=workspace() / "extracted", corrections=corrections)
+    """Cached indexes; ``stamp`` (the corrections file's mtime) is part of the key, so every edit shows (no ``_``)."""
+    return load_train_val(source, val_source, val_split, seed, corrections=corrections)  # zips: where training looks too
 
 
 def corrections_file() -> Path | None:

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 
 from transfer_core import Trainer, TrainConfig, WarmstartError, load_dataset, summarize
-from transfer_core.data.index import extract_zip
+from transfer_core.data.archives import extract_zip
 from transfer_core.limits import InputLimits
 
 from ..conftest import TINY, make_image, write_dataset

@@ -1,10 +1,12 @@
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from transfer_core import WarmstartError, load_dataset, load_train_val, split_train_val, summarize
+from transfer_core import TrainConfig, WarmstartError, load_dataset, load_train_val, split_train_val, summarize
+from transfer_core.data.splits import load_run_split
 
-from ..conftest import make_image, write_dataset
+from ..conftest import make_image, write_dataset, zip_folder
 
 
 def test_folder_scan_skips_and_reports(tmp_path):
@@ -79,6 +81,27 @@ def test_zip_is_extracted_safely(tmp_path):
     assert not (tmp_path / "evil.png").exists()
     # A second load reuses the extraction and reports the same skipped entries.
     assert {s.path for s in load_dataset(archive, extract_dir=tmp_path / "extract").skipped} == set(reasons)
+
+
+def test_a_zip_is_extracted_once_under_the_workspace_home(tmp_path, monkeypatch):
+    """The app and the engine resolve an uploaded zip to one folder, so they see the same files."""
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("WARMSTART_HOME", str(tmp_path / "home"))
+    archive = zip_folder(write_dataset(tmp_path / "src" / "photos", per_class=3), tmp_path / "photos.zip")
+    train, val = load_run_split(TrainConfig(data=str(archive), val_split=0.3))
+    extracted = tmp_path / "home" / "extracted"
+    assert len(train) + len(val) == 9
+    assert all(Path(r.path).is_relative_to(extracted) for r in train.records + val.records)
+    assert not (tmp_path / "user" / ".cache").exists()
+
+
+def test_workspace_home_is_warmstart_home_or_the_repository_folder(tmp_path, monkeypatch):
+    from transfer_core.workspace import home
+
+    monkeypatch.setenv("WARMSTART_HOME", str(tmp_path / "elsewhere"))
+    assert home() == tmp_path / "elsewhere"
+    monkeypatch.delenv("WARMSTART_HOME")
+    assert home() == Path(__file__).resolve().parents[2] / ".warmstart"
 
 
 def test_not_a_zip_is_a_clear_error(tmp_path):

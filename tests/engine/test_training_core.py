@@ -9,7 +9,7 @@ import torch
 
 from transfer_core import RunDir, Trainer
 from transfer_core.data.augment import augment_previews
-from transfer_core.data.index import load_run_split
+from transfer_core.data.splits import load_run_split
 from transfer_core.insight.shootout import backbone_shootout
 from transfer_core.training.lr_finder import find_lr
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .index import DatasetIndex, ImageRecord
+from .records import DatasetIndex, ImageRecord
 from ..errors import WarmstartError
 from ..runs.store import atomic_write_json
 

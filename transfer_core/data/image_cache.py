@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
-from .index import ImageRecord
+from .records import ImageRecord
 from .images import ImageReadError, open_rgb
 
 __all__ = ["DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "shared_image_cache", "shrink_to_tensor"]

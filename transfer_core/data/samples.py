@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .index import dataset_root, extract_zip
+from .archives import extract_zip
+from .sources import dataset_root
 from ..errors import WarmstartError
 
 __all__ = ["SAMPLES", "Sample", "prepare_sample"]

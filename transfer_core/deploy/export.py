@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..models.registry import get_backbone
-from ..data.index import load_run_split
+from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.inference import run_inference
 from ..data.images import ImageReadError, open_rgb

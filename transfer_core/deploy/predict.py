@@ -13,7 +13,10 @@ from PIL import Image
 
 from ..data.augment import eval_view, normalise
 from ..models.registry import Preprocessing, get_backbone
-from ..data.index import extract_zip, is_ignored_name, load_dataset, load_run_split
+from ..data.archives import extract_zip
+from ..data.records import is_ignored_name
+from ..data.sources import load_dataset
+from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.inference import run_inference
 from ..insight.evaluate import classification_report, per_image_predictions

@@ -20,7 +20,7 @@ from sklearn.metrics import silhouette_score
 
 from ..data.augment import eval_transform
 from ..models.registry import Preprocessing, get_backbone
-from ..data.index import load_run_split
+from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..randomness import seeded_scope
 from ..features.cache import encode_cached, run_feature_key, run_network_key

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..models.registry import DEFAULT_BACKBONE
-from ..data.index import DatasetIndex
+from ..data.records import DatasetIndex
 from ..errors import WarmstartError
 from .shootout import lazy_pretrained_backbone, pretrained_features
 

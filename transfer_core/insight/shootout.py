@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..data.augment import eval_transform
 from ..models.registry import get_backbone
-from ..data.index import DatasetIndex
+from ..data.records import DatasetIndex
 from ..errors import WarmstartError
 from ..randomness import seeded_scope
 from ..features.cache import encode_cached, feature_key, network_key, shared_feature_cache, weights_id

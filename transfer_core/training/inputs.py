@@ -19,7 +19,7 @@ from torch.utils.data import Dataset, TensorDataset
 from ..config import Strategy, TrainConfig
 from ..data.augment import eval_transform, train_transform
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
-from ..data.index import DatasetIndex, SkippedFile
+from ..data.records import DatasetIndex, SkippedFile
 from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key, shared_feature_cache
 from ..models.registry import BackboneSpec, Preprocessing

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..data.augment import eval_transform, train_transform
 from ..models.registry import get_backbone
 from ..config import TrainConfig
-from ..data.index import load_run_split
+from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache

@@ -29,7 +29,8 @@ from ..config import TrainConfig
 from ..data.augment import batch_mixer
 from ..data.batch_augment import BatchAugment, pad_collate
 from ..data.image_cache import LabeledImages
-from ..data.index import DatasetIndex, SkippedFile, load_run_split
+from ..data.records import DatasetIndex, SkippedFile
+from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cpu_runtime import cpu_runtime_enabled
 from ..insight.evaluate import classification_report, per_image_predictions
