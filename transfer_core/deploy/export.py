@@ -29,11 +29,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..models.registry import get_backbone
 from ..data.index import load_run_split
 from ..errors import WarmstartError
 from ..data.images import ImageReadError, open_rgb
-from ..models.metadata import ModelInfo, check_weights
+from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel
 from .model_card import write_model_card
 from .predict import Predictor, load_trained_model
@@ -145,10 +144,8 @@ def load_exported(folder: str | Path, device: str = "cpu") -> Predictor:
         raise WarmstartError(f"'{folder}' has no model.safetensors.") from None
     except Exception as exc:
         raise WarmstartError(f"'{weights}' is not a readable safetensors file ({exc}).") from None
-    model = TransferModel(get_backbone(info.backbone).build(pretrained=False), len(info.classes), info.dropout)
-    check_weights(model, state, str(weights))
-    model.load_state_dict(state)
-    return Predictor(model.eval(), info.classes, info.preprocessing, device)
+    model = build_model(info, state, source=str(weights))
+    return Predictor(model, info.classes, info.preprocessing, device)
 
 
 @dataclass
