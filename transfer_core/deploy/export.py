@@ -21,7 +21,7 @@ import shutil
 import warnings
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -38,11 +38,12 @@ from .model_card import write_model_card
 from .predict import Predictor, load_trained_model
 from ..runs.store import RunDir
 
-__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported", "verify_export"]
+__all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported", "shared_recipe", "verify_export"]
 
 EXPORT_FORMATS = ("torchscript", "onnx", "safetensors", "card")
 ONNX_OPSET = 17
 TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
+PATH_FIELDS = ("data", "val_data", "corrections")  # config fields that name files on the trainer's machine
 
 
 class _WithSoftmax(nn.Module):
@@ -77,7 +78,7 @@ def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMA
     size = info["preprocessing"]["input_size"]
     example = torch.zeros(1, 3, size, size)
     deployable = _WithSoftmax(model).eval()
-    config = run.read_config().to_dict()
+    config = shared_recipe(run.read_config().to_dict())
     metadata = {
         **info,
         "format_version": 1,
@@ -109,6 +110,32 @@ def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMA
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder
+
+
+def shared_recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's config as an export shows it: each path cut to its final name.
+
+    An export is made to be shared, and the absolute paths of the training data say who
+    trained it where (user names, mount points); ``flowers.zip`` or ``photos`` is all a
+    reader needs to recognise the dataset.
+
+    Args:
+        config: ``TrainConfig.to_dict()`` of the run.
+
+    Returns:
+        A copy with ``data``, ``val_data`` and ``corrections`` reduced to file or folder names.
+    """
+    shared = dict(config)
+    for key in PATH_FIELDS:
+        if shared.get(key):
+            shared[key] = _final_name(str(shared[key]))
+    return shared
+
+
+def _final_name(path: str) -> str:
+    """The last component of a POSIX or Windows path (``.`` and ``..`` resolved against the working folder)."""
+    name = PureWindowsPath(path).name  # splits on both separators, ignores a trailing one
+    return name if name not in ("", ".", "..") else Path(path).resolve().name
 
 
 def export_zip(folder: str | Path) -> bytes:
