@@ -20,7 +20,8 @@ from torch import nn
 
 from ..errors import WarmstartError
 from ..runs.store import json_bytes
-from .registry import Preprocessing, get_backbone
+from .backbone import Preprocessing
+from .registry import get_backbone
 from .transfer import TransferModel
 
 __all__ = ["ModelInfo", "build_model", "check_weights"]

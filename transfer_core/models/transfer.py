@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .registry import Backbone
+from .backbone import Backbone
 from ..config import OptimizerName, Strategy, TrainConfig
 
 __all__ = [
