@@ -7,7 +7,7 @@ from timm.data import ImageNetInfo
 from PIL import Image
 
 from transfer_core import Availability, WarmstartError, WeightsSource, eval_transform, get_backbone, list_backbones
-from transfer_core.models.registry import _lite_weights_path
+from transfer_core.models.catalogs import _lite_weights_path
 from transfer_core.data.image_cache import cache_side_for, shrink_to_tensor
 
 CATALOG = [spec.name for spec in list_backbones() if spec.source is not WeightsSource.LOCAL]
@@ -118,7 +118,7 @@ def test_timm_weights_offline_fail_with_one_sentence(tmp_path, monkeypatch):
 def test_cached_torchvision_weights_are_detected(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     spec = get_backbone("resnet18")
-    from transfer_core.models.registry import _torchvision_cache_path
+    from transfer_core.models.catalogs import _torchvision_cache_path
 
     path = _torchvision_cache_path("resnet18")
     path.parent.mkdir(parents=True)

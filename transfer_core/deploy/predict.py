@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..data.augment import eval_view, normalise
-from ..models.registry import Preprocessing, get_backbone
+from ..models.registry import Preprocessing
 from ..data.archives import extract_zip
 from ..data.records import is_ignored_name
 from ..data.sources import load_dataset
@@ -22,7 +22,7 @@ from ..features.inference import run_inference
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..data.image_cache import cache_side_for, shrink_to_tensor
 from ..data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
-from ..models.metadata import ModelInfo, check_weights
+from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel
 from ..runs.store import RunDir
 
@@ -39,12 +39,7 @@ def load_trained_model(run: RunDir | str | Path) -> tuple[TransferModel, dict]:
     if not run.path.is_dir():
         raise WarmstartError(f"Run folder '{run.path}' does not exist.")
     info = ModelInfo.from_dict(run.read_model_info(), str(run.model_file))
-    spec = get_backbone(info.backbone)
-    model = TransferModel(spec.build(pretrained=False), len(info.classes), info.dropout)
-    state = run.load_checkpoint()
-    check_weights(model, state, str(run.checkpoint_file))
-    model.load_state_dict(state)
-    model.eval()
+    model = build_model(info, run.load_checkpoint(), source=str(run.checkpoint_file))
     return model, info.to_dict()
 
 

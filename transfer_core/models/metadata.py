@@ -4,6 +4,10 @@ A run folder or an exported model says which backbone, which classes (in output 
 and which preprocessing its weights expect. A file edited by hand, truncated, or paired
 with the wrong weights would otherwise predict the wrong labels silently; here every
 field is checked and the weights are compared name by name and shape by shape first.
+
+:class:`ModelInfo` is the only writer of ``model.json`` (:meth:`ModelInfo.to_json_bytes`) and
+:func:`build_model` the only way back from it to a model, so runs and exports cannot drift
+into two layouts.
 """
 
 from __future__ import annotations
@@ -14,14 +18,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import Preprocessing
 from ..errors import WarmstartError
+from ..runs.store import json_bytes
+from .backbone import Preprocessing
+from .registry import get_backbone
+from .transfer import TransferModel
 
-__all__ = ["ModelInfo", "check_weights"]
+__all__ = ["ModelInfo", "build_model", "check_weights"]
 
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """What a set of weights is: the backbone, the classes in output order, the preprocessing."""
+
     backbone: str
     classes: list[str]
     preprocessing: Preprocessing
@@ -36,6 +45,31 @@ class ModelInfo:
             "num_features": self.num_features,
             "dropout": self.dropout,
         }
+
+    def to_json_bytes(self, **extra: Any) -> bytes:
+        """The bytes of a ``model.json``: this description first, then ``extra`` top-level fields.
+
+        The description is read back through :meth:`from_dict` before anything is rendered,
+        so a file that the loaders would refuse is never written.
+
+        Args:
+            **extra: further fields, e.g. an export's ``format_version``, ``input``, ``recipe``;
+                they may not reuse the names of the description's own fields.
+
+        Returns:
+            UTF-8 JSON, laid out like every other JSON file of the project.
+
+        Raises:
+            ValueError: an extra field reuses a description field's name.
+            WarmstartError: the description itself is unusable (e.g. fewer than two classes).
+        """
+        values = self.to_dict()
+        clash = sorted(set(values) & set(extra))
+        if clash:
+            names = ", ".join(f"'{name}'" for name in clash)
+            raise ValueError(f"{names} describe the model itself; set them on ModelInfo, not as extra model.json fields.")
+        ModelInfo.from_dict(values, "model.json")
+        return json_bytes({**values, **extra})
 
     @classmethod
     def from_dict(cls, values: Any, source: str) -> ModelInfo:
@@ -83,3 +117,29 @@ def check_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str)
         f"The weights in '{source}' do not fit the backbone named in the metadata "
         f"({len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} of another shape, e.g. '{detail[0]}')."
     )
+
+
+def build_model(
+    info: ModelInfo, state: dict[str, torch.Tensor] | None = None, *, source: str = "the state dict"
+) -> TransferModel:
+    """The model ``info`` describes, in eval mode, with ``state`` loaded once it is checked to fit.
+
+    The backbone is built without pretrained weights (nothing is downloaded): the trained
+    weights in ``state`` replace all of them anyway.
+
+    Args:
+        info: backbone, classes and dropout of the model.
+        state: its weights; ``None`` leaves the model randomly initialised.
+        source: where ``state`` came from (a file name), for error messages.
+
+    Returns:
+        The :class:`TransferModel`, ready for inference.
+
+    Raises:
+        WarmstartError: unknown backbone, or weights that do not fit the metadata (see :func:`check_weights`).
+    """
+    model = TransferModel(get_backbone(info.backbone).build(pretrained=False), len(info.classes), info.dropout)
+    if state is not None:
+        check_weights(model, state, source)
+        model.load_state_dict(state)
+    return model.eval()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .registry import Backbone, get_backbone
+from .backbone import Backbone
+from .registry import get_backbone
 from ..config import Strategy, TrainConfig
 
 __all__ = [

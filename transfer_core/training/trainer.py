@@ -192,7 +192,7 @@ class Trainer:
         self._channels_last = device.type == "cuda" or cpu_runtime_enabled()
         model.to(device, memory_format=torch.channels_last if self._channels_last else torch.contiguous_format)
         info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
-        self.held.write_json(self.run.model_file.name, info.to_dict())
+        self.held.write(self.run.model_file.name, info.to_json_bytes())
 
         self._inputs = inputs = RunInputs(cfg, spec, pre, device, self.emit)
         inputs.skipped += train_index.skipped
