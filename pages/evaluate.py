@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import Corrections, WarmstartError, corrections_path_for
+from transfer_core import Corrections, WarmstartError, corrections_path_for, small_sample_warning
 from ui import gallery, insight, state
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
@@ -34,11 +34,8 @@ b.metric("Macro-F1", f"{report['macro_f1']:.3f}", help="F1 averaged over classes
 b.caption(f"95 % interval: {f1_low:.3f} – {f1_high:.3f}")
 c.metric("Validation images", f"{report['val_size']:,}")
 c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {report['train_seconds']:.0f} s")
-if acc_high - acc_low > 0.10:
-    st.warning(
-        f"The validation set is small ({report['val_size']} images), so this accuracy could plausibly be anywhere from "
-        f"{acc_low:.0%} to {acc_high:.0%}. Differences between runs smaller than that may be luck."
-    )
+if warning := small_sample_warning(report, intervals):
+    st.warning(warning)
 
 st.subheader("Per class")
 per_class = pd.DataFrame(report["per_class"])

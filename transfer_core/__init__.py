@@ -37,6 +37,7 @@ from .insight.compare import config_differences, flatten_config, scratch_baselin
 from .insight.embedding_map import embedding_map
 from .insight.evaluate import classification_report, per_image_predictions
 from .insight.evaluate import report_intervals
+from .insight.evaluate import small_sample_warning
 from .insight.explain import grad_cam, overlay_heatmap
 from .insight.health import HealthReport, health_check
 from .insight.shootout import backbone_shootout
@@ -139,6 +140,7 @@ __all__ = [
     "report_intervals",
     "scratch_baseline",
     "set_trainable_groups",
+    "small_sample_warning",
     "split_train_val",
     "summarize",
     "train",

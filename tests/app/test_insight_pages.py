@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from transfer_core import Trainer, export_run
+from transfer_core import Trainer, export_run, small_sample_warning
 from transfer_core.data.corrections import Corrections, corrections_path_for
 from ui import state
 
@@ -53,6 +53,7 @@ def test_report_json_carries_intervals_that_the_evaluate_page_and_model_card_sha
     assert acc_low <= report["val_accuracy"] <= acc_high and f1_low <= report["macro_f1"] <= f1_high
     card = (export_run(finished_run, ("card",)) / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert f"interval {acc_low:.1%}–{acc_high:.1%}" in card and f"interval {f1_low:.3f}–{f1_high:.3f}" in card
+    assert small_sample_warning(report) in card  # 9 validation images: the card warns as the page does
     shown = [f"95 % interval: {acc_low:.1%} – {acc_high:.1%}", f"95 % interval: {f1_low:.3f} – {f1_high:.3f}"]
     app.run()
     at = _goto(app, "evaluate")
@@ -61,6 +62,22 @@ def test_report_json_carries_intervals_that_the_evaluate_page_and_model_card_sha
     finished_run.report_file.write_text(json.dumps(report))
     at = _goto(at, "evaluate")
     assert all(text in [c.value for c in at.caption] for text in shown)
+
+
+def test_evaluate_warns_about_four_validation_images_and_their_interval_does_not_collapse(app, finished_run):
+    from transfer_core.insight.evaluate import wilson_interval
+
+    report = json.loads(finished_run.report_file.read_text())
+    report.update(val_accuracy=1.0, macro_f1=1.0, val_size=4, confusion_matrix=[[2, 0, 0], [0, 1, 0], [0, 0, 1]],
+                  intervals={"val_accuracy": [1.0, 1.0], "macro_f1": [1.0, 1.0]})  # a bootstrap interval, as reports stored it
+    report.pop("interval_methods", None)
+    finished_run.report_file.write_text(json.dumps(report))
+    app.run()
+    at = _goto(app, "evaluate")
+    low, high = wilson_interval(4, 4)
+    assert f"95 % interval: {low:.1%} – {high:.1%}" in [c.value for c in at.caption]
+    assert not any("100.0% – 100.0%" in c.value for c in at.caption)
+    assert any("Only 4 validation images" in w.value for w in at.warning)
 
 
 def test_predict_page_batch_table_and_csv(app, finished_run, color_dataset):
