@@ -123,9 +123,20 @@ def live_charts() -> None:
         _render_log(progress)
 
 
-def _past_runs() -> None:
-    """Earlier runs from the store; stopped or interrupted ones can be resumed."""
-    runs = [r for r in state.run_store().runs() if r.status() in ("finished", "stopped", "interrupted")]
+def _resume_button(run: RunDir, key: str) -> None:
+    st.caption("This run ended before its last epoch. Resuming continues from its last complete epoch and ends "
+               "where an uninterrupted run would.")
+    if st.button("Resume this run", key=key):
+        try:
+            state.adopt_job(manager.resume(run))
+            st.rerun()
+        except WarmstartError as exc:
+            st.error(str(exc))
+
+
+def _past_runs(shown: str | None) -> None:
+    """Earlier runs from the store (not ``shown``, drawn above); stopped or interrupted ones can be resumed."""
+    runs = [r for r in state.run_store().runs() if r.name != shown and r.status() in ("finished", "stopped", "interrupted")]
     if not runs:
         return
     st.subheader("Earlier runs")
@@ -133,14 +144,7 @@ def _past_runs() -> None:
     name = st.selectbox("Show run", list(statuses), key="train_past_run", format_func=lambda n: f"{n} ({statuses[n]})")
     run = RunDir(state.run_store().root / name)
     if statuses[name] in ("stopped", "interrupted"):
-        st.caption("This run ended before its last epoch. Resuming continues from its last complete epoch and ends "
-                   "where an uninterrupted run would.")
-        if st.button("Resume this run", key="resume_run"):
-            try:
-                state.adopt_job(manager.resume(run))
-                st.rerun()
-            except WarmstartError as exc:
-                st.error(str(exc))
+        _resume_button(run, "resume_run")
     _render(run.read_events(), key="past")
 
 
@@ -160,8 +164,9 @@ else:
                 state.select_run(job.run.name)
                 st.switch_page("pages/evaluate.py")
         elif job.status == "stopped":
-            st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed below.")
+            st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed.")
+            _resume_button(job.run, "resume_current")
         elif job.status == "cancelled":
             st.info("This run was removed from the queue before it started.")
         _render(job.events())
-    _past_runs()
+    _past_runs(shown=job.run.name if job is not None else None)

@@ -1,5 +1,6 @@
 """Every page renders empty and with data; its key controls exist and do what they say."""
 
+import time
 
 import pytest
 
@@ -113,6 +114,37 @@ def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data):
     assert any("Training finished" in s.value for s in other.success)
     assert len(state.run_store().runs()) == 1
     assert any(b.label == "Evaluate this run" for b in other.button)
+
+
+def test_train_page_draws_a_finished_run_once(app_with_data, tiny_config):
+    earlier = state.job_manager().start(tiny_config.replace(seed=1))
+    earlier.wait(120)
+    job = state.job_manager().start(tiny_config)
+    job.wait(120)
+    assert job.status == "finished", job.error
+    at = _goto(app_with_data, "train")
+    assert [s.value for s in at.subheader if s.value.startswith("Run ")] == [f"Run {job.run.name}"]
+    assert len([e for e in at.expander if e.label == "Event log"]) == 2  # the finished run's and the earlier run's
+    earlier_runs = [option.split(" (")[0] for option in at.selectbox(key="train_past_run").options]
+    assert earlier_runs == [earlier.run.name]  # the finished run is not drawn a second time below
+
+
+def test_train_page_offers_to_resume_its_own_stopped_run(app_with_data, tiny_config):
+    job = state.job_manager().start(tiny_config.replace(epochs=200, strategy="full"))
+    deadline = time.monotonic() + 60
+    while not any(e["event"] == "epoch" for e in job.events()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.stop()
+    job.wait(60)
+    assert job.status == "stopped"
+    at = _goto(app_with_data, "train")
+    assert len([e for e in at.expander if e.label == "Event log"]) == 1
+    at.button(key="resume_current").click().run()
+    _no_exception(at)
+    resumed = state.job_manager().get(job.run.name)
+    assert resumed is not job and resumed.active
+    state.job_manager().cancel(resumed)
+    resumed.wait(60)
 
 
 def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
