@@ -65,15 +65,18 @@ def lr_figure(steps: pd.DataFrame) -> go.Figure:
 
 
 def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], normalize: bool = False) -> go.Figure:
-    """Confusion matrix drawn as square markers, so a click selects a cell (heatmaps cannot be selected).
+    """Confusion matrix as square cells filling the plot, with a clickable point at each cell's centre.
 
-    Each point's ``customdata`` is ``[true class, predicted class, count]``.
+    A heatmap colours the cells (edge to edge, square whatever the number of classes); heatmaps
+    cannot be selected, so a scatter of invisible markers over the cells takes the clicks and
+    carries the numbers. Each point's ``customdata`` is ``[true class, predicted class, count]``.
     """
     counts = np.asarray(matrix, dtype=float)
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    names = [str(c) for c in classes]
     rows = []
-    for i, true in enumerate(classes):
-        for j, predicted in enumerate(classes):
+    for i, true in enumerate(names):
+        for j, predicted in enumerate(names):
             value = values[i, j]
             rows.append(
                 {
@@ -85,40 +88,36 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
                 }
             )
     data = pd.DataFrame(rows)
-    data[["true", "predicted"]] = data[["true", "predicted"]].astype(str)
-    n = len(classes)
-    size = max(18, min(70, 520 // max(n, 1)))
-    fig = go.Figure(
-        go.Scatter(
-            x=data["predicted"],
-            y=data["true"],
-            mode="markers+text",
-            text=data["label"],
-            textfont=dict(
-                size=max(9, min(16, size // 4)),
-                color=["white" if v > 0.55 * max(values.max(), 1e-9) else "#1f2937" for v in data["value"]],
-            ),
-            marker=dict(
-                symbol="square",
-                size=size,
-                color=data["value"],
-                colorscale="Blues",
-                cmin=0,
-                cmax=1 if normalize else max(1.0, float(values.max())),
-                colorbar=dict(title="share" if normalize else "images"),
-                line=dict(width=1, color="white"),
-            ),
-            customdata=data[["true", "predicted", "count"]].values,
-            hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: %{customdata[2]} images<extra></extra>",
-        )
+    n = len(names)
+    cell = max(18, min(120, 600 // max(n, 1)))  # pixels per cell
+    top = 1.0 if normalize else max(1.0, float(values.max()))
+    clicks = go.Scatter(
+        x=data["predicted"],
+        y=data["true"],
+        mode="markers+text",
+        text=data["label"],
+        textfont=dict(
+            size=max(9, min(18, cell // 4)),
+            color=["white" if v > 0.55 * max(values.max(), 1e-9) else "#1f2937" for v in data["value"]],
+        ),
+        marker=dict(symbol="square", size=int(cell * 0.9), color="rgba(0,0,0,0)"),
+        customdata=data[["true", "predicted", "count"]].values,
+        hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: %{customdata[2]} images<extra></extra>",
+        showlegend=False,
     )
-    # type="category": class names such as "0".."9" must not become a numeric axis.
-    axis = dict(type="category", categoryorder="array", showgrid=False, zeroline=False)
-    fig.update_xaxes(title="predicted class", categoryarray=[str(c) for c in classes], side="bottom", **axis)
-    fig.update_yaxes(title="true class", categoryarray=[str(c) for c in reversed(classes)], **axis)
+    cells = go.Heatmap(
+        x=names, y=names, z=values.tolist(), zmin=0, zmax=top, colorscale="Blues", xgap=2, ygap=2,
+        colorbar=dict(title="share" if normalize else "images"), hoverinfo="skip",
+    )
+    fig = go.Figure([clicks, cells])  # heatmaps draw below scatters whatever the order; the clicks stay data[0]
+    # type="category": class names such as "0".."9" must not become a numeric axis. The ranges end at the
+    # cells' outer edges and the y axis is tied to the x axis, so the cells are square and fill the plot.
+    axis = dict(type="category", categoryorder="array", showgrid=False, zeroline=False, range=[-0.5, n - 0.5])
+    fig.update_xaxes(title="predicted class", categoryarray=names, side="bottom", constrain="domain", **axis)
+    fig.update_yaxes(title="true class", categoryarray=names[::-1], scaleanchor="x", scaleratio=1, constrain="domain", **axis)
     fig.update_layout(
         title="Confusion matrix" + (" (share of each true class)" if normalize else " (image counts)"),
-        height=max(360, size * n + 160),
+        height=cell * n + 170,
         margin=dict(l=10, r=10, t=50, b=10),
         plot_bgcolor="white",
         clickmode="event+select",

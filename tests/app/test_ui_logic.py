@@ -76,6 +76,16 @@ def test_figures_are_built_from_tables():
     assert [list(c) for c in matrix.data[0].customdata][1] == ["cat", "dog", 1]
 
 
+def test_a_two_class_confusion_matrix_fills_a_square_plot():
+    fig = confusion_matrix_figure([[3, 1], [0, 4]], ["ant", "bee"])
+    cells = next(trace for trace in fig.data if trace.type == "heatmap")  # colour fills each whole cell
+    assert [list(row) for row in cells.z] == [[3, 1], [0, 4]]
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1  # square cells, not a wide strip
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 1.5) and tuple(fig.layout.yaxis.range) == (-0.5, 1.5)  # edge to edge
+    clicks = next(trace for trace in fig.data if trace.type == "scatter")  # one clickable point per cell
+    assert len(clicks.x) == 4 and clicks.marker.size >= 40
+
+
 def test_insight_figures():
     import pandas as pd
 
