@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from transfer_core import RunStore
 from transfer_core import Corrections
 from ui import gallery
@@ -58,6 +60,27 @@ def test_progress_from_events(tmp_path, tiny_config):
     middle = summarize_events(records[: next(i for i, r in enumerate(records) if r["event"] == "epoch") + 1], now=records[-1]["time"])
     assert middle.status == "running" and 0 < middle.fraction < 1 and middle.eta_seconds is not None
     assert "Epoch 1/3" in middle.text
+
+
+def _step(n, time, steps_per_epoch=10):
+    return {"event": "step", "time": time, "epoch": (n - 1) // steps_per_epoch + 1, "step": (n - 1) % steps_per_epoch + 1,
+            "global_step": n, "loss": 1.0, "lr": 0.01}
+
+
+def test_time_left_says_estimating_until_there_is_data_and_ignores_the_caching():
+    started = {"event": "started", "time": 0.0, "epochs": 29, "steps_per_epoch": 10, "start_epoch": 0,
+               "train_size": 300, "val_size": 100, "device": "cpu"}
+    cached = {"event": "cached", "time": 100.0, "what": "features", "items": 400, "seconds": 100.0, "message": "…"}
+    first = summarize_events([started, cached, _step(1, 101.0)], now=101.0)  # features took 100 s, then one step
+    assert first.eta_seconds is None and "estimating…" in first.text  # not "about 29,000 s left"
+    steps = [_step(n, 101.0 + n) for n in range(1, 6)]  # then a step a second
+    later = summarize_events([started, cached, *steps], now=106.0)
+    assert later.eta_seconds == pytest.approx(285, abs=5)  # 285 steps to go at 1 s each
+    assert "about 4 min 45 s left" in later.text
+    epoch = {"event": "epoch", "time": 112.0, "epoch": 1, "epochs": 29, "train_loss": 1.0, "train_accuracy": 0.5,
+             "val_loss": 1.0, "val_accuracy": 0.5, "lr": 0.01, "seconds": 11.0}
+    after_epoch = summarize_events([started, cached, *[_step(n, 101.0 + n) for n in range(1, 11)], epoch], now=112.0)
+    assert after_epoch.eta_seconds == pytest.approx(28 * 11.0, abs=1)  # whole epochs, validation included
 
 
 def test_figures_are_built_from_tables():
