@@ -21,17 +21,34 @@ except WarmstartError as exc:
 if state.dataset() is None:
     st.info("Choose a dataset on the Data page first.")
 
-busy = bool(manager.active())
-left, middle, _ = st.columns([1, 1, 3])
-start_label = "Queue training" if busy else "Start training"
-start_help = "Another run is training; this one will wait its turn and start on its own." if busy else None
-if left.button(start_label, type="primary", disabled=config is None or state.dataset() is None, width="stretch", help=start_help):
+
+
+def _start(config) -> None:
     try:
-        job = manager.start(config)
-        state.adopt_job(job)
+        state.adopt_job(manager.start(config))
         st.rerun()
     except WarmstartError as exc:
         st.error(str(exc))
+
+
+busy = bool(manager.active())
+following = job is not None and job.active  # this page's run is training or waiting
+cannot_start = config is None or state.dataset() is None
+left, middle, right, _ = st.columns([1, 1, 1, 2])
+if following:
+    # The main button shows what is happening; queueing more is a separate, deliberate choice.
+    left.button("Training…" if job.status == "running" else "Waiting in the queue…", type="primary", disabled=True,
+                width="stretch", key="start_training")
+    same = config is not None and config == job.config
+    if right.button("Queue another run", disabled=cannot_start or same, width="stretch", key="queue_another",
+                    help="This recipe is already training: change a setting to queue a different run." if same
+                    else "Trains the current settings after the runs already waiting."):
+        _start(config)
+else:
+    start_label = "Queue training" if busy else "Start training"
+    start_help = "Another run is training; this one will wait its turn and start on its own." if busy else None
+    if left.button(start_label, type="primary", disabled=cannot_start, width="stretch", help=start_help, key="start_training"):
+        _start(config)
 if middle.button("Stop" if job is None or job.status != "queued" else "Cancel", disabled=job is None or not job.active,
                  width="stretch", help="Stops after the current batch; the best model so far is kept."):
     manager.cancel(job)

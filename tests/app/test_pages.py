@@ -116,6 +116,32 @@ def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data):
     assert any(b.label == "Evaluate this run" for b in other.button)
 
 
+def test_train_button_says_training_while_the_users_run_trains(app_with_data):
+    settings = app_with_data.session_state["settings"]
+    settings.update(epochs=500, strategy="full")
+    app_with_data.session_state["settings"] = settings
+    at = _goto(app_with_data, "train")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exception(at)
+    mine = state.job_manager().get(at.session_state["own_job"])
+    assert mine.status == "running"
+    labels = {b.label: b for b in at.button}
+    assert "Queue training" not in labels and labels["Training…"].disabled
+    assert labels["Queue another run"].disabled  # the same recipe is already training
+    settings = at.session_state["settings"]
+    settings.update(seed=7)  # another recipe
+    at.session_state["settings"] = settings
+    at.run()
+    next(b for b in at.button if b.label == "Queue another run").click().run()
+    _no_exception(at)
+    queued = state.job_manager().get(at.session_state["own_job"])
+    assert queued is not mine and queued.status == "queued"
+    assert next(b for b in at.button if b.label == "Waiting in the queue…").disabled
+    for job in (queued, mine):
+        state.job_manager().cancel(job)
+        job.wait(60)
+
+
 def test_train_page_draws_a_finished_run_once(app_with_data, tiny_config):
     earlier = state.job_manager().start(tiny_config.replace(seed=1))
     earlier.wait(120)
