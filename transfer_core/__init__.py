@@ -34,6 +34,7 @@ from .data.splits import load_train_val, split_train_val
 from .data.summary import DatasetSummary, summarize
 from .errors import WarmstartError
 from .insight.compare import config_differences, flatten_config, scratch_baseline
+from .insight.compare import dataset_name, training_seconds
 from .insight.embedding_map import embedding_map
 from .insight.evaluate import classification_report, per_image_predictions
 from .insight.evaluate import report_intervals
@@ -112,6 +113,7 @@ __all__ = [
     "config_differences",
     "corrections_path_for",
     "count_parameters",
+    "dataset_name",
     "embedding_map",
     "eval_transform",
     "evaluate_run",
@@ -146,6 +148,7 @@ __all__ = [
     "train",
     "train_transform",
     "trainable_groups_at",
+    "training_seconds",
     "verify_export",
     "workspace_home",
 ]

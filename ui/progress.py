@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from .wording import duration_text
+
 __all__ = ["RunProgress", "summarize_events"]
 
 
@@ -28,7 +30,7 @@ class RunProgress:
 
     @property
     def text(self) -> str:
-        eta = f", about {_duration(self.eta_seconds)} left" if self.eta_seconds is not None else ", time left: estimating…"
+        eta = f", about {duration_text(self.eta_seconds)} left" if self.eta_seconds is not None else ", time left: estimating…"
         if self.status == "preparing":
             return "Preparing: reading images and computing what can be cached…"
         if self.status == "running":
@@ -42,12 +44,6 @@ class RunProgress:
 
 
 _MIN_TIMED_STEPS = 5  # steps of this run segment needed before the time left is estimated from them
-
-
-def _duration(seconds: float) -> str:
-    """'45 s' or '4 min 45 s'."""
-    seconds = round(seconds)
-    return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60} s"
 
 
 def _eta(started: dict[str, Any], steps: list[dict[str, Any]], epochs: list[dict[str, Any]], remaining: int, now: float) -> float | None:

@@ -135,6 +135,32 @@ def test_compare_page_table_scratch_baseline_rename_and_delete(app, finished_run
     assert "lower-lr" not in [r.name for r in state.run_store().runs()]
 
 
+def test_compare_table_names_the_dataset_adds_up_resumed_segments_and_prints_no_none(app, tiny_config, workspace):
+    config = tiny_config.replace(epochs=4)
+    resumed = state.run_store().new_run(config)
+    trainer = Trainer(config, resumed, [lambda e: trainer.request_stop() if e.kind == "epoch" and e.epoch == 2 else None])
+    trainer.fit()
+    Trainer(config, resumed).fit(resume=True)
+    # As if decoding the images had taken two minutes in the first segment (the resumed one reused them).
+    records = [json.loads(line) for line in resumed.metrics_file.read_text(encoding="utf-8").splitlines()]
+    next(r for r in records if r["event"] == "cached" and r["what"] == "images")["seconds"] += 120
+    resumed.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert resumed.read_report()["train_seconds"] < 60  # the report knows only the last segment
+    automatic = state.run_store().new_run(tiny_config.replace(epochs=1, lr=None, image_size=48))
+    Trainer(tiny_config.replace(epochs=1, lr=None, image_size=48), automatic).fit()
+    app.run()
+    at = _goto(app, "compare")
+    table = at.dataframe[0].value
+    table = table.data if hasattr(table, "data") else table
+    assert list(table["dataset"]) == ["colors", "colors"]
+    assert not table.astype(str).apply(lambda column: column.str.contains("None|nan")).any().any()
+    rows = table.set_index("run")
+    assert rows.loc[resumed.name, "training time"].startswith("2 min")  # both segments, not the last one's seconds
+    assert set(rows["lr"]) == {"0.3", "automatic"}  # as typed, not clipped to '300000' or '007000'
+    assert {"backbone", "strategy"}.isdisjoint(table.columns)  # shared settings go in a caption, not in columns
+    assert any("All runs share" in c.value and "tiny_cnn" in c.value for c in at.caption)
+
+
 def test_data_health_check_and_settings_lr_finder(app_with_data, color_dataset):
     (color_dataset / "blue" / "copy.png").write_bytes((color_dataset / "blue" / "blue_0.png").read_bytes())
     at = _goto(app_with_data, "data")
