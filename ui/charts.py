@@ -10,6 +10,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 __all__ = [
+    "class_colours",
     "class_counts_figure",
     "confusion_matrix_figure",
     "compare_curves_figure",
@@ -24,6 +25,16 @@ __all__ = [
 ]
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend_title_text="")
+
+# Classes are told apart by hue. Streamlit's plotly theme starts its colours with two blues, which
+# made ants and bees two shades of one colour, so class colours are set here, explicitly (a theme
+# replaces only the colours a figure leaves to it).
+_CLASS_PALETTE = px.colors.qualitative.D3 + [c for c in px.colors.qualitative.Alphabet if c not in px.colors.qualitative.D3]
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, str]:
+    """One colour per class, of clearly different hues for the first ten, in the order given."""
+    return {str(c): _CLASS_PALETTE[i % len(_CLASS_PALETTE)] for i, c in enumerate(classes)}
 
 
 def class_counts_figure(counts: dict[str, int], val_counts: dict[str, int] | None = None) -> go.Figure:
@@ -148,7 +159,8 @@ def embedding_figure(
     if separation is not None:
         title += f" · class separation {separation:.2f}"
     fig = px.scatter(
-        data, x="x", y="y", color="label", symbol="result", symbol_map={"correct": "circle", "wrong": "x"},
+        data, x="x", y="y", color="label", color_discrete_map=class_colours(sorted(data["label"].astype(str).unique())),
+        symbol="result", symbol_map={"correct": "circle", "wrong": "x"},
         custom_data=["row"], hover_name="file", hover_data={"label": True, "predicted": True, "x": False, "y": False, "result": False, "row": False},
         title=title,
     )

@@ -109,6 +109,33 @@ def test_a_two_class_confusion_matrix_fills_a_square_plot():
     assert len(clicks.x) == 4 and clicks.marker.size >= 40
 
 
+def _hue(colour: str) -> float:
+    import colorsys
+
+    r, g, b = (int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return colorsys.rgb_to_hsv(r, g, b)[0] * 360
+
+
+def test_classes_get_colours_of_distinct_hues_that_no_theme_replaces():
+    import pandas as pd
+    import plotly.io as pio
+    import streamlit  # noqa: F401  (makes Streamlit's plotly template, whose first colours are two blues, the default)
+
+    from ui.charts import class_colours, embedding_figure
+
+    assert pio.templates.default == "streamlit"
+    points = pd.DataFrame({
+        "path": ["/a/1.png", "/a/2.png", "/b/3.png"], "label": ["ant", "ant", "bee"], "predicted": ["ant", "bee", "bee"],
+        "confidence": [0.9, 0.6, 0.8], "before_x": [0, 1, 2], "before_y": [0, 1, 0], "after_x": [0, 0, 3], "after_y": [1, 1, 0],
+    })
+    colours = {trace.name.split(",")[0]: trace.marker.color for trace in embedding_figure(points, "after", 0.4).data}
+    assert colours == class_colours(["ant", "bee"])  # the same colour for a class before and after, in every trace
+    gap = abs(_hue(colours["ant"]) - _hue(colours["bee"]))
+    assert min(gap, 360 - gap) >= 60  # two hues, not two shades of one blue
+    ten = list(class_colours([str(i) for i in range(10)]).values())
+    assert len(set(ten)) == 10
+
+
 def test_insight_figures():
     import pandas as pd
 
