@@ -6,7 +6,14 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import Corrections, WarmstartError, corrections_path_for, small_sample_warning
+from transfer_core import (
+    Corrections,
+    WarmstartError,
+    best_epoch_verdict,
+    corrections_path_for,
+    separation_verdict,
+    small_sample_warning,
+)
 from ui import gallery, insight, state
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
@@ -36,6 +43,8 @@ c.metric("Validation images", f"{report['val_size']:,}")
 c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {report['train_seconds']:.0f} s")
 if warning := small_sample_warning(report, intervals):
     st.warning(warning)
+if verdict := best_epoch_verdict(report, run.read_config().strategy):
+    st.info(verdict)
 
 st.subheader("Per class")
 per_class = pd.DataFrame(report["per_class"])
@@ -151,6 +160,8 @@ if st.button("Show the embedding map", key="show_map") or state.embedding_map_op
             event = column.plotly_chart(embedding_figure(points, when, score, thumbs), on_select="rerun", selection_mode="points",
                                         key=f"map_{when}", width="stretch")
             picked += (event.selection.get("points") if event and hasattr(event, "selection") else None) or []
+        if verdict := separation_verdict(before, after):
+            st.caption(verdict)
         if picked:
             row = points.iloc[int(picked[0]["customdata"][0])]
             image, text = st.columns([1, 4])

@@ -80,6 +80,18 @@ def test_evaluate_warns_about_four_validation_images_and_their_interval_does_not
     assert any("Only 4 validation images" in w.value for w in at.warning)
 
 
+def test_evaluate_says_what_the_best_epoch_and_the_separation_score_mean(app, finished_run):
+    report = json.loads(finished_run.report_file.read_text())
+    report.update(best_epoch=2, epochs_run=6)
+    finished_run.report_file.write_text(json.dumps(report))
+    app.run()
+    at = _goto(app, "evaluate")
+    assert any("The best model came from epoch 2 of 6" in i.value for i in at.info)
+    _button(at, "Show the embedding map").click().run()
+    _no_exception(at)
+    assert any("higher is better" in c.value for c in at.caption)
+
+
 def test_predict_page_batch_table_and_csv(app, finished_run, color_dataset):
     app.run()
     at = _goto(app, "predict")

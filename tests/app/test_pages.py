@@ -199,6 +199,7 @@ def test_backbone_shootout_compares_backbones_on_the_dataset(app_with_data):
     bundled = table[table["backbone"].str.startswith("efficientnet_lite")]
     assert len(bundled) == 3
     assert (bundled["validation accuracy"] > 0.9).all()  # colours are easy for real ImageNet features
+    assert any("within noise" in i.value or " is ahead " in i.value for i in at.info)  # what the ranking means
 
 
 def test_a_refresh_keeps_the_chosen_dataset(app):

@@ -87,3 +87,14 @@ def test_small_validation_sets_are_warned_about_by_count_and_by_width():
     wide = classification_report(noisy_targets, noisy, ["ant", "bee"]) | {"val_size": 200}
     assert wide["intervals"]["val_accuracy"][1] - wide["intervals"]["val_accuracy"][0] > 0.10
     assert "could plausibly be anywhere" in small_sample_warning(wide)
+
+
+def test_best_epoch_verdict_says_what_the_best_epoch_means():
+    from transfer_core.insight.evaluate import best_epoch_verdict
+
+    fine_tuned = best_epoch_verdict({"best_epoch": 1, "epochs_run": 10}, "partial")
+    assert fine_tuned.startswith("Fine-tuning did not beat the frozen head (best epoch 1 of 10)")
+    frozen = best_epoch_verdict({"best_epoch": 3, "epochs_run": 8}, "frozen")
+    assert "epoch 3 of 8" in frozen and "fewer epochs" in frozen
+    assert "more epochs may help" in best_epoch_verdict({"best_epoch": 8, "epochs_run": 8}, "full")
+    assert best_epoch_verdict({"best_epoch": 1, "epochs_run": 1}, "frozen") is None

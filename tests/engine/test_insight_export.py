@@ -252,6 +252,25 @@ def test_dataset_names_leave_out_upload_prefixes():
     assert dataset_name(TrainConfig(data="/w/lists/labels.csv")) == "labels.csv"
 
 
+def test_shootout_verdict_says_when_differences_are_within_noise():
+    from transfer_core.insight.shootout import shootout_verdict
+
+    close = shootout_verdict({"lite0": 0.88, "lite1": 0.90, "lite2": 0.60, "offline": None}, 50)
+    assert close.startswith("lite1 scored highest") and "lite0 is within noise" in close and "lite2" not in close
+    clear = shootout_verdict({"lite0": 0.95, "lite1": 0.70}, 2000)
+    assert clear.startswith("lite0 is ahead") and "more than" in clear
+    assert shootout_verdict({"lite0": 0.9, "offline": None}, 50) is None
+
+
+def test_separation_verdict_says_that_higher_is_better():
+    from transfer_core.insight.embedding_map import separation_verdict
+
+    assert "higher is better" in separation_verdict(0.21, 0.48) and "easier to tell apart" in separation_verdict(0.21, 0.48)
+    assert "harder to tell apart" in separation_verdict(0.40, 0.30)
+    assert "hardly changed" in separation_verdict(0.30, 0.31)
+    assert separation_verdict(None, None) is None
+
+
 def test_predict_inputs_expand_folders_and_zips(tmp_path):
     root = write_dataset(tmp_path / "imgs", per_class=2)
     (root / "red" / ".hidden.png").write_bytes(b"x")

@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 __all__ = [
     "SMALL_VALIDATION_SET",
+    "best_epoch_verdict",
     "bootstrap_intervals",
     "classification_report",
     "per_image_predictions",
@@ -232,3 +233,26 @@ def small_sample_warning(report: dict[str, Any], intervals: dict[str, tuple[floa
             f"{low:.0%} to {high:.0%}. Differences between runs smaller than that may be luck."
         )
     return None
+
+
+def best_epoch_verdict(report: dict[str, Any], strategy: str) -> str | None:
+    """One sentence on what the best epoch says about the recipe, or None after a single epoch.
+
+    The best epoch is the one with the highest validation accuracy (its weights are the ones kept).
+
+    Args:
+        report: a :func:`classification_report` with ``best_epoch`` and ``epochs_run``.
+        strategy: the run's freezing strategy ("frozen", "partial", "full" or "gradual").
+    """
+    best, run = report.get("best_epoch"), report.get("epochs_run")
+    if not best or not run or run < 2:
+        return None
+    if best == run:
+        return (f"The best model came from the last epoch ({best} of {run}): validation accuracy was still rising, "
+                "so more epochs may help.")
+    if best == 1 and str(strategy) != "frozen":
+        return (f"Fine-tuning did not beat the frozen head (best epoch 1 of {run}): the epochs that went on to adapt the "
+                "backbone never raised validation accuracy. A frozen backbone would likely do as well, faster; "
+                "or try a lower learning rate.")
+    return (f"The best model came from epoch {best} of {run} and is the one kept; later epochs did not raise validation "
+            "accuracy, so fewer epochs would have given the same model.")
