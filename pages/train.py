@@ -6,6 +6,7 @@ from transfer_core import RunDir, WarmstartError
 from ui import state
 from ui.charts import epoch_curves_figure, lr_figure, step_loss_figure
 from ui.progress import RunProgress, summarize_events
+from ui.wording import recipe_text
 
 st.title("4 · Train")
 
@@ -55,10 +56,7 @@ if middle.button("Stop" if job is None or job.status != "queued" else "Cancel", 
     st.toast("Stopping after the current batch…" if job.status == "running" else "Removed from the queue.")
 
 if config is not None and not (job is not None and job.active):
-    st.caption(
-        f"Recipe: {config.backbone}, {config.strategy.value}, {config.epochs} epochs, batch {config.batch_size}, "
-        f"augmentation {config.augment.preset_name or 'custom'}, {config.optimizer.value} + {config.schedule.value}."
-    )
+    st.caption(recipe_text(config), help="Change any of it on the Backbone and Settings pages.")
 
 
 def _render_progress(progress: RunProgress) -> None:

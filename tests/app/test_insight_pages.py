@@ -92,6 +92,19 @@ def test_evaluate_says_what_the_best_epoch_and_the_separation_score_mean(app, fi
     assert any("higher is better" in c.value for c in at.caption)
 
 
+def test_insight_pages_speak_plainly(app, finished_run):
+    app.run()
+    at = _goto(app, "evaluate")
+    at.selectbox(key="gallery_filter").set_value("Correct: red").run()
+    assert not any("p(true)" in c.value for c in at.caption)
+    assert any("predicted **red**" in c.value and "sure" in c.value for c in at.caption)
+    _button(at, "Show the embedding map").click().run()
+    assert at.radio(key="map_method").options == ["Overall layout (PCA)", "Neighbourhoods (t-SNE)"]
+    at = _goto(at, "export")
+    assert not any("opset" in option for option in at.multiselect(key="export_formats").options)
+    assert "opset" in at.multiselect(key="export_formats").help  # said in the help, for those who need it
+
+
 def test_predict_page_batch_table_and_csv(app, finished_run, color_dataset):
     app.run()
     at = _goto(app, "predict")

@@ -173,6 +173,13 @@ def test_train_page_offers_to_resume_its_own_stopped_run(app_with_data, tiny_con
     resumed.wait(60)
 
 
+def test_train_page_says_the_recipe_in_plain_words(app_with_data):
+    at = _goto(app_with_data, "train")
+    recipe = next(c.value for c in at.caption if c.value.startswith("Recipe:"))
+    assert "adamw + onecycle" not in recipe and "+" not in recipe
+    assert "AdamW" in recipe and "warms up, then decays" in recipe and "only the new last layer learns" in recipe
+
+
 def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
     app.run()
     at = _goto(app, "evaluate")
