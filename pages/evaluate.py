@@ -17,6 +17,7 @@ from transfer_core import (
 from ui import gallery, insight, state
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
+from ui.wording import duration_text
 
 GALLERY_SIZE = 24
 
@@ -42,7 +43,8 @@ b.metric("Macro-F1", f"{report['macro_f1']:.3f}",
               "recall, below) averaged, so a small class the model gets wrong pulls it down as much as a large one.")
 b.caption(f"95 % interval: {f1_low:.3f} – {f1_high:.3f}")
 c.metric("Validation images", f"{report['val_size']:,}")
-c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {report['train_seconds']:.0f} s")
+seconds = insight.total_training_seconds(str(run.path), insight.events_stamp(run))  # every segment of a resumed run
+c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {duration_text(seconds or report['train_seconds'])}")
 if warning := small_sample_warning(report, intervals):
     st.warning(warning)
 if verdict := best_epoch_verdict(report, run.read_config().strategy):

@@ -23,7 +23,6 @@ if state.dataset() is None:
     st.info("Choose a dataset on the Data page first.")
 
 
-
 def _start(config) -> None:
     try:
         state.adopt_job(manager.start(config))
