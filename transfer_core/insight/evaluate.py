@@ -248,8 +248,8 @@ def best_epoch_verdict(report: dict[str, Any], strategy: str) -> str | None:
     if not best or not run or run < 2:
         return None
     if best == run:
-        return (f"The best model came from the last epoch ({best} of {run}): validation accuracy was still rising, "
-                "so more epochs may help.")
+        return (f"The best model came from the last epoch ({best} of {run}): it was still improving on the validation "
+                "images, so more epochs may help.")
     if best == 1 and str(strategy) != "frozen":
         return (f"Fine-tuning did not beat the frozen head (best epoch 1 of {run}): the epochs that went on to adapt the "
                 "backbone never raised validation accuracy. A frozen backbone would likely do as well, faster; "
