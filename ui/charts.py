@@ -118,7 +118,8 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
     )
     cells = go.Heatmap(
         x=names, y=names, z=values.tolist(), zmin=0, zmax=top, colorscale="Blues", xgap=2, ygap=2,
-        colorbar=dict(title="share" if normalize else "images"), hoverinfo="skip",
+        colorbar=dict(title="share", tickformat=".0%") if normalize else dict(title="images", dtick=max(1, int(np.ceil(top / 5)))),
+        hoverinfo="skip",
     )
     fig = go.Figure([clicks, cells])  # heatmaps draw below scatters whatever the order; the clicks stay data[0]
     # type="category": class names such as "0".."9" must not become a numeric axis. The ranges end at the
