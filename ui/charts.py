@@ -26,10 +26,11 @@ __all__ = [
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend_title_text="")
 
-# Classes are told apart by hue. Streamlit's plotly theme starts its colours with two blues, which
-# made ants and bees two shades of one colour, so class colours are set here, explicitly (a theme
-# replaces only the colours a figure leaves to it).
+# Classes, runs and data sets are told apart by hue. Streamlit's plotly theme starts its colours with
+# two blues, which made ants and bees two shades of one colour, so the colours are set here, explicitly
+# (a theme replaces only the colours a figure leaves to it).
 _CLASS_PALETTE = px.colors.qualitative.D3 + [c for c in px.colors.qualitative.Alphabet if c not in px.colors.qualitative.D3]
+_DISTINCT = dict(color_discrete_sequence=_CLASS_PALETTE)
 
 
 def class_colours(classes: Sequence[str]) -> dict[str, str]:
@@ -42,7 +43,7 @@ def class_counts_figure(counts: dict[str, int], val_counts: dict[str, int] | Non
     rows = [{"class": c, "images": n, "set": "training" if val_counts is not None else "images"} for c, n in counts.items()]
     if val_counts is not None:
         rows += [{"class": c, "images": n, "set": "validation"} for c, n in val_counts.items()]
-    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="set", barmode="stack", title="Images per class")
+    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="set", barmode="stack", title="Images per class", **_DISTINCT)
     fig.update_layout(**_LAYOUT)
     fig.update_xaxes(type="category")  # class names like "0".."9" are labels, not numbers
     return fig
@@ -54,7 +55,7 @@ def epoch_curves_figure(epochs: pd.DataFrame, metric: str) -> go.Figure:
         id_vars="epoch", value_vars=[f"train_{metric}", f"val_{metric}"], var_name="set", value_name=metric
     )
     data["set"] = data["set"].str.replace(f"_{metric}", "", regex=False).map({"train": "training", "val": "validation"})
-    fig = px.line(data, x="epoch", y=metric, color="set", markers=True, title=f"{metric.capitalize()} per epoch")
+    fig = px.line(data, x="epoch", y=metric, color="set", markers=True, title=f"{metric.capitalize()} per epoch", **_DISTINCT)
     fig.update_layout(**_LAYOUT)
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
@@ -203,7 +204,8 @@ def compare_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "val
     """One line per run of ``metric`` per epoch."""
     rows = [{"run": name, "epoch": r["epoch"], metric: r[metric]} for name, h in histories.items() for r in h.to_dict("records")]
     label = metric.replace("_", " ")
-    fig = px.line(pd.DataFrame(rows), x="epoch", y=metric, color="run", markers=True, title=f"{label.capitalize()} per epoch")
+    fig = px.line(pd.DataFrame(rows), x="epoch", y=metric, color="run", markers=True, title=f"{label.capitalize()} per epoch",
+                  **_DISTINCT)
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
     if "accuracy" in metric:
         fig.update_yaxes(tickformat=".0%")
@@ -212,7 +214,7 @@ def compare_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "val
 
 def compare_f1_figure(per_class: pd.DataFrame) -> go.Figure:
     """Per-class F1 of several runs side by side (columns: run, class, f1)."""
-    fig = px.bar(per_class, x="class", y="f1", color="run", barmode="group", range_y=[0, 1], title="F1 per class")
+    fig = px.bar(per_class, x="class", y="f1", color="run", barmode="group", range_y=[0, 1], title="F1 per class", **_DISTINCT)
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
     fig.update_xaxes(type="category")
     return fig

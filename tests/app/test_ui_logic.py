@@ -136,6 +136,24 @@ def test_classes_get_colours_of_distinct_hues_that_no_theme_replaces():
     assert len(set(ten)) == 10
 
 
+def test_runs_and_sets_are_told_apart_by_hue_too():
+    import pandas as pd
+    import streamlit  # noqa: F401  (Streamlit's plotly template: its first two colours are blues)
+
+    from ui.charts import compare_curves_figure, compare_f1_figure
+
+    def hue_gap(fig):
+        first, second = (_hue(trace.marker.color or trace.line.color) for trace in fig.data[:2])
+        return min(abs(first - second), 360 - abs(first - second))
+
+    epochs = pd.DataFrame({"epoch": [1, 2], "train_loss": [1, 0.5], "val_loss": [1.1, 0.7], "train_accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]})
+    histories = {"r1": epochs, "r2": epochs}
+    f1 = pd.DataFrame({"run": ["r1", "r2"], "class": ["ant", "ant"], "f1": [0.5, 0.9]})
+    for fig in (epoch_curves_figure(epochs, "loss"), compare_curves_figure(histories), compare_f1_figure(f1),
+                class_counts_figure({"a": 3}, {"a": 1})):
+        assert hue_gap(fig) >= 60, fig.layout.title.text
+
+
 def test_insight_figures():
     import pandas as pd
 
