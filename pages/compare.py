@@ -46,6 +46,7 @@ if notes:
     st.caption(" ".join(notes))
 styled = table.style.apply(lambda column: ["background-color: #fef3c7" if column.name in highlight else "" for _ in column])
 st.dataframe(styled, hide_index=True, width="stretch", column_config={
+    "run": st.column_config.TextColumn(width="medium", pinned=True),  # long names are cut short, so the table fits
     "accuracy": st.column_config.TextColumn(help="Share of validation images classified correctly."),
     "macro-F1": st.column_config.TextColumn(help="A score from 0 to 1 that counts every class equally, so a class "
                                                  "the model ignores pulls it down even when that class is small."),
