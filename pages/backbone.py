@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WeightsSource, backbone_shootout, get_backbone, list_backbones
+from transfer_core import WeightsSource, backbone_shootout, get_backbone, list_backbones, shootout_verdict
 from ui import insight, state
 
 STRATEGY_HELP = {
@@ -114,6 +114,9 @@ if outcome is not None:
         width="stretch",
         column_config={"validation accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
     )
-    st.caption(f"{len(outcome.rows)} backbones compared in {outcome.seconds:.0f} s on {len(indexes[1]) if indexes else 0} validation images.")
+    n_val = len(indexes[1]) if indexes else 0
+    st.caption(f"{len(outcome.rows)} backbones compared in {outcome.seconds:.0f} s on {n_val} validation images.")
+    if verdict := shootout_verdict({row["backbone"]: row["validation accuracy"] for row in outcome.rows}, n_val):
+        st.info(verdict)
 
 state.mark_done("Backbone")

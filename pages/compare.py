@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WarmstartError, config_differences, flatten_config, scratch_baseline
-from ui import state
+from transfer_core import WarmstartError, config_differences, dataset_name, flatten_config, scratch_baseline
+from ui import insight, state
 from ui.charts import compare_curves_figure, compare_f1_figure
+from ui.wording import duration_text, setting_text
 
 st.title("Compare runs")
 store = state.run_store()
@@ -15,32 +16,44 @@ if not runs:
     st.stop()
 
 SHOWN_SETTINGS = ["backbone", "pretrained", "strategy", "epochs", "lr", "augment", "batch_size", "image_size"]
-rows, configs = [], {}
+rows, configs, reports = [], {}, {}
 for run in runs:
     try:
         config = run.read_config()
     except WarmstartError:
         continue
     configs[run.name] = config
-    report = run.read_report() or {}
-    flat = flatten_config(config)
+    report = reports[run.name] = run.read_report() or {}
+    flat = flatten_config(config) | {"augment": config.augment.preset_name or "custom"}
+    seconds = insight.total_training_seconds(str(run.path), insight.events_stamp(run))
     rows.append({
-        "run": run.name, "status": run.status(),
-        "val accuracy": report.get("val_accuracy"), "macro-F1": report.get("macro_f1"),
-        "seconds": report.get("train_seconds"),
-        **{k: flat[k] for k in SHOWN_SETTINGS if k in flat},
-        "augment": config.augment.preset_name or "custom",
+        "run": run.name, "dataset": dataset_name(config), "status": run.status(),
+        "accuracy": f"{report['val_accuracy']:.1%}" if "val_accuracy" in report else "–",
+        "macro-F1": f"{report['macro_f1']:.3f}" if "macro_f1" in report else "–",
+        "training time": duration_text(seconds) if seconds is not None else "–",
+        **{k: setting_text(k, flat.get(k)) for k in SHOWN_SETTINGS},
     })
-table = pd.DataFrame(rows)
 differing = set(config_differences(list(configs.values())))
 differing |= {"augment"} if any(k.startswith("augment.") for k in differing) else set()
 highlight = [c for c in SHOWN_SETTINGS if c in differing]
-st.caption("Settings that differ between runs are highlighted." if highlight else "All runs share these settings.")
-styled = table.style.apply(lambda column: ["background-color: #fef3c7" if column.name in highlight else "" for _ in column]) \
-    .format({"val accuracy": "{:.1%}", "macro-F1": "{:.3f}", "seconds": "{:.0f}"}, na_rep="–")
-st.dataframe(styled, hide_index=True, width="stretch")
+shared = [c for c in SHOWN_SETTINGS if c not in differing]
+# Only the settings that differ get a column (the table fits the page); the rest are said once.
+table = pd.DataFrame(rows).drop(columns=shared) if rows else pd.DataFrame()
+said = ", ".join(f"{name.replace('_', ' ')} {rows[0][name]}" for name in shared) if rows else ""
+notes = ["Settings that differ between runs are highlighted."] if highlight else []
+notes += [f"{'All runs share' if len(rows) > 1 else 'Settings:'} {said}."] if said else []
+if notes:
+    st.caption(" ".join(notes))
+styled = table.style.apply(lambda column: ["background-color: #fef3c7" if column.name in highlight else "" for _ in column])
+st.dataframe(styled, hide_index=True, width="stretch", column_config={
+    "run": st.column_config.TextColumn(width="medium", pinned=True),  # long names are cut short, so the table fits
+    "accuracy": st.column_config.TextColumn(help="Share of validation images classified correctly."),
+    "macro-F1": st.column_config.TextColumn(help="A score from 0 to 1 that counts every class equally, so a class "
+                                                 "the model ignores pulls it down even when that class is small."),
+    "training time": st.column_config.TextColumn(help="All of a run's training, across stops and resumes."),
+})
 
-finished = [r["run"] for r in rows if r["val accuracy"] is not None]
+finished = [name for name, report in reports.items() if "val_accuracy" in report]
 chosen = st.multiselect("Runs to overlay", finished, default=finished[:2], key="compare_runs")
 if chosen:
     histories = {name: pd.DataFrame(store.get(name).read_report()["history"]) for name in chosen}

@@ -6,10 +6,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import Corrections, WarmstartError, corrections_path_for
+from transfer_core import (
+    Corrections,
+    WarmstartError,
+    best_epoch_verdict,
+    corrections_path_for,
+    separation_verdict,
+    small_sample_warning,
+)
 from ui import gallery, insight, state
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
+from ui.wording import duration_text
 
 GALLERY_SIZE = 24
 
@@ -30,15 +38,17 @@ acc_low, acc_high = intervals["val_accuracy"]
 f1_low, f1_high = intervals["macro_f1"]
 a.metric("Validation accuracy", f"{report['val_accuracy']:.1%}", help="Share of validation images classified correctly.")
 a.caption(f"95 % interval: {acc_low:.1%} – {acc_high:.1%}")
-b.metric("Macro-F1", f"{report['macro_f1']:.3f}", help="F1 averaged over classes, so small classes count as much as large ones.")
+b.metric("Macro-F1", f"{report['macro_f1']:.3f}",
+         help="A score from 0 to 1 that counts every class equally: each class's F1 (the balance of precision and "
+              "recall, below) averaged, so a small class the model gets wrong pulls it down as much as a large one.")
 b.caption(f"95 % interval: {f1_low:.3f} – {f1_high:.3f}")
 c.metric("Validation images", f"{report['val_size']:,}")
-c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {report['train_seconds']:.0f} s")
-if acc_high - acc_low > 0.10:
-    st.warning(
-        f"The validation set is small ({report['val_size']} images), so this accuracy could plausibly be anywhere from "
-        f"{acc_low:.0%} to {acc_high:.0%}. Differences between runs smaller than that may be luck."
-    )
+seconds = insight.total_training_seconds(str(run.path), insight.events_stamp(run))  # every segment of a resumed run
+c.caption(f"Best epoch {report['best_epoch']} of {report['epochs_run']}; trained in {duration_text(seconds or report['train_seconds'])}")
+if warning := small_sample_warning(report, intervals):
+    st.warning(warning)
+if verdict := best_epoch_verdict(report, run.read_config().strategy):
+    st.info(verdict)
 
 st.subheader("Per class")
 per_class = pd.DataFrame(report["per_class"])
@@ -49,7 +59,8 @@ st.dataframe(
     width="stretch",
     column_config={"precision": bar("precision"), "recall": bar("recall"), "f1": bar("F1"), "support": st.column_config.NumberColumn("images")},
 )
-st.caption("Precision: of the images predicted as this class, the share that truly are. Recall: of the images of this class, the share found.")
+st.caption("Precision: of the images predicted as this class, the share that truly are. Recall: of the images of this class, "
+           "the share found. F1: one number balancing the two (1 is perfect).")
 
 st.subheader("Confusion matrix")
 normalize = st.toggle("Show shares of each true class", key="cm_normalize", help="Row-normalized: each row sums to 100 %.")
@@ -107,7 +118,8 @@ for i, p in enumerate(shown[:GALLERY_SIZE]):
             st.caption(f"{Path(p['path']).name} is no longer readable")
             continue
         st.image(picture, width="stretch")
-        st.caption(f"true **{p['true']}** · predicted **{p['predicted']}** ({p['confidence']:.0%}); p(true) {p['true_probability']:.0%}")
+        missed = "" if p["correct"] else f"; only {p['true_probability']:.0%} for **{p['true']}**"
+        st.caption(f"true **{p['true']}** · predicted **{p['predicted']}** ({p['confidence']:.0%} sure){missed}")
         box = state.relabel_box(p["path"])
         box.setdefault(gallery.current_label(fixes, p["path"], p["true"]))
         st.selectbox("Label", gallery.label_options(p["true"], classes), key=box.key, label_visibility="collapsed",
@@ -135,8 +147,10 @@ if st.button("Show the embedding map", key="show_map") or state.embedding_map_op
     state.embedding_map_open.set(run.name, True)
     method_col, thumbs_col = st.columns([2, 3])
     method = method_col.radio("Projection", ["pca", "tsne"], horizontal=True, key="map_method",
-                              format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
-                              help="PCA keeps overall distances; t-SNE keeps neighbourhoods, so clusters stand out more.")
+                              format_func={"pca": "Overall layout (PCA)", "tsne": "Neighbourhoods (t-SNE)"}.get,
+                              help="How the features are flattened to 2-D. Overall layout (PCA) keeps large distances "
+                                   "true; neighbourhoods (t-SNE) keeps each image near its most similar ones, so "
+                                   "clusters stand out more but distances between them mean little.")
     show_thumbs = thumbs_col.toggle("Draw the images on the map", key="map_thumbs", help="Up to 300 images.")
     try:
         points, before, after = insight.embedding_points(str(run.path), stamp, method)
@@ -154,6 +168,8 @@ if st.button("Show the embedding map", key="show_map") or state.embedding_map_op
             event = column.plotly_chart(embedding_figure(points, when, score, thumbs), on_select="rerun", selection_mode="points",
                                         key=f"map_{when}", width="stretch")
             picked += (event.selection.get("points") if event and hasattr(event, "selection") else None) or []
+        if verdict := separation_verdict(before, after):
+            st.caption(verdict)
         if picked:
             row = points.iloc[int(picked[0]["customdata"][0])]
             image, text = st.columns([1, 4])

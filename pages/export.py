@@ -12,11 +12,13 @@ run = state.choose_run("Run", "export_run", lambda r: r.read_report() is not Non
 
 LABELS = {
     "torchscript": "TorchScript (PyTorch without Warmstart)",
-    "onnx": f"ONNX, opset {ONNX_OPSET} (ONNX Runtime, TensorRT, OpenVINO)",
+    "onnx": "ONNX (ONNX Runtime, TensorRT, OpenVINO)",
     "safetensors": "safetensors + model.json (reload in Warmstart)",
     "card": "Model card (Markdown + confusion matrix)",
 }
-formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(EXPORT_FORMATS), format_func=LABELS.get, key="export_formats")
+formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(EXPORT_FORMATS), format_func=LABELS.get, key="export_formats",
+                         help=f"ONNX files use operator set (opset) {ONNX_OPSET}: the runtime that loads them must "
+                              "support it. TorchScript needs PyTorch but not Warmstart.")
 folder = run.path / "export"
 
 if st.button("Export and check", type="primary", disabled=not formats, key="do_export"):

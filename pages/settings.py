@@ -15,6 +15,7 @@ from transfer_core import (
 )
 from ui import state
 from ui.charts import lr_finder_figure
+from ui.wording import OPTIMIZER_WORDS, SCHEDULE_WORDS
 
 st.title("3 · Settings")
 st.caption("Start from a preset, then adjust. Every control says what it changes in the result.")
@@ -106,8 +107,8 @@ def _run_lr_finder() -> None:
 st.subheader("Optimization")
 opt = st.columns(3)
 with opt[0]:
-    control(st.selectbox, "Optimizer", "optimizer", "AdamW is a robust default; SGD with momentum can generalize slightly better with tuning.", options=["adamw", "adam", "sgd"])
-    control(st.selectbox, "Learning-rate schedule", "schedule", "One-cycle warms up then anneals; cosine anneals smoothly; step drops it every few epochs.", options=["onecycle", "cosine", "step", "constant"])
+    control(st.selectbox, "Optimizer", "optimizer", "AdamW is a robust default; SGD with momentum can generalize slightly better with tuning.", options=["adamw", "adam", "sgd"], format_func=OPTIMIZER_WORDS.get)
+    control(st.selectbox, "Learning-rate schedule", "schedule", "One-cycle warms up then anneals; cosine anneals smoothly; step drops it every few epochs.", options=["onecycle", "cosine", "step", "constant"], format_func=SCHEDULE_WORDS.get)
     if st.checkbox("Automatic learning rate", key=state.lr_auto_key(), on_change=state.sync_lr_auto,
                    help="1e-2 for a frozen backbone, 3e-3 when fine-tuning."):
         st.caption(f"Using {TrainConfig(strategy=values['strategy']).head_lr:g} for the head.")

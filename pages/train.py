@@ -6,6 +6,7 @@ from transfer_core import RunDir, WarmstartError
 from ui import state
 from ui.charts import epoch_curves_figure, lr_figure, step_loss_figure
 from ui.progress import RunProgress, summarize_events
+from ui.wording import recipe_text
 
 st.title("4 · Train")
 
@@ -21,27 +22,40 @@ except WarmstartError as exc:
 if state.dataset() is None:
     st.info("Choose a dataset on the Data page first.")
 
-busy = bool(manager.active())
-left, middle, _ = st.columns([1, 1, 3])
-start_label = "Queue training" if busy else "Start training"
-start_help = "Another run is training; this one will wait its turn and start on its own." if busy else None
-if left.button(start_label, type="primary", disabled=config is None or state.dataset() is None, width="stretch", help=start_help):
+
+def _start(config) -> None:
     try:
-        job = manager.start(config)
-        state.adopt_job(job)
+        state.adopt_job(manager.start(config))
         st.rerun()
     except WarmstartError as exc:
         st.error(str(exc))
+
+
+busy = bool(manager.active())
+following = job is not None and job.active  # this page's run is training or waiting
+cannot_start = config is None or state.dataset() is None
+left, middle, right, _ = st.columns([1, 1, 1, 2])
+if following:
+    # The main button shows what is happening; queueing more is a separate, deliberate choice.
+    left.button("Training…" if job.status == "running" else "Waiting in the queue…", type="primary", disabled=True,
+                width="stretch", key="start_training")
+    same = config is not None and config == job.config
+    if right.button("Queue another run", disabled=cannot_start or same, width="stretch", key="queue_another",
+                    help="This recipe is already training: change a setting to queue a different run." if same
+                    else "Trains the current settings after the runs already waiting."):
+        _start(config)
+else:
+    start_label = "Queue training" if busy else "Start training"
+    start_help = "Another run is training; this one will wait its turn and start on its own." if busy else None
+    if left.button(start_label, type="primary", disabled=cannot_start, width="stretch", help=start_help, key="start_training"):
+        _start(config)
 if middle.button("Stop" if job is None or job.status != "queued" else "Cancel", disabled=job is None or not job.active,
                  width="stretch", help="Stops after the current batch; the best model so far is kept."):
     manager.cancel(job)
     st.toast("Stopping after the current batch…" if job.status == "running" else "Removed from the queue.")
 
 if config is not None and not (job is not None and job.active):
-    st.caption(
-        f"Recipe: {config.backbone}, {config.strategy.value}, {config.epochs} epochs, batch {config.batch_size}, "
-        f"augmentation {config.augment.preset_name or 'custom'}, {config.optimizer.value} + {config.schedule.value}."
-    )
+    st.caption(recipe_text(config), help="Change any of it on the Backbone and Settings pages.")
 
 
 def _render_progress(progress: RunProgress) -> None:
@@ -123,9 +137,20 @@ def live_charts() -> None:
         _render_log(progress)
 
 
-def _past_runs() -> None:
-    """Earlier runs from the store; stopped or interrupted ones can be resumed."""
-    runs = [r for r in state.run_store().runs() if r.status() in ("finished", "stopped", "interrupted")]
+def _resume_button(run: RunDir, key: str) -> None:
+    st.caption("This run ended before its last epoch. Resuming continues from its last complete epoch and ends "
+               "where an uninterrupted run would.")
+    if st.button("Resume this run", key=key):
+        try:
+            state.adopt_job(manager.resume(run))
+            st.rerun()
+        except WarmstartError as exc:
+            st.error(str(exc))
+
+
+def _past_runs(shown: str | None) -> None:
+    """Earlier runs from the store (not ``shown``, drawn above); stopped or interrupted ones can be resumed."""
+    runs = [r for r in state.run_store().runs() if r.name != shown and r.status() in ("finished", "stopped", "interrupted")]
     if not runs:
         return
     st.subheader("Earlier runs")
@@ -133,14 +158,7 @@ def _past_runs() -> None:
     name = st.selectbox("Show run", list(statuses), key="train_past_run", format_func=lambda n: f"{n} ({statuses[n]})")
     run = RunDir(state.run_store().root / name)
     if statuses[name] in ("stopped", "interrupted"):
-        st.caption("This run ended before its last epoch. Resuming continues from its last complete epoch and ends "
-                   "where an uninterrupted run would.")
-        if st.button("Resume this run", key="resume_run"):
-            try:
-                state.adopt_job(manager.resume(run))
-                st.rerun()
-            except WarmstartError as exc:
-                st.error(str(exc))
+        _resume_button(run, "resume_run")
     _render(run.read_events(), key="past")
 
 
@@ -160,8 +178,9 @@ else:
                 state.select_run(job.run.name)
                 st.switch_page("pages/evaluate.py")
         elif job.status == "stopped":
-            st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed below.")
+            st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed.")
+            _resume_button(job.run, "resume_current")
         elif job.status == "cancelled":
             st.info("This run was removed from the queue before it started.")
         _render(job.events())
-    _past_runs()
+    _past_runs(shown=job.run.name if job is not None else None)

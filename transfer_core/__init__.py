@@ -34,12 +34,17 @@ from .data.splits import load_train_val, split_train_val
 from .data.summary import DatasetSummary, summarize
 from .errors import WarmstartError
 from .insight.compare import config_differences, flatten_config, scratch_baseline
+from .insight.compare import dataset_name, training_seconds
 from .insight.embedding_map import embedding_map
+from .insight.embedding_map import separation_verdict
 from .insight.evaluate import classification_report, per_image_predictions
 from .insight.evaluate import report_intervals
+from .insight.evaluate import small_sample_warning
+from .insight.evaluate import best_epoch_verdict
 from .insight.explain import grad_cam, overlay_heatmap
 from .insight.health import HealthReport, health_check
 from .insight.shootout import backbone_shootout
+from .insight.shootout import shootout_verdict
 from .limits import input_limits
 from .training.events import Event, RunEvent
 from .data.images import open_rgb
@@ -107,10 +112,12 @@ __all__ = [
     "augment_previews",
     "backbone_shootout",
     "batch_mixer",
+    "best_epoch_verdict",
     "classification_report",
     "config_differences",
     "corrections_path_for",
     "count_parameters",
+    "dataset_name",
     "embedding_map",
     "eval_transform",
     "evaluate_run",
@@ -138,12 +145,16 @@ __all__ = [
     "register_backbone",
     "report_intervals",
     "scratch_baseline",
+    "separation_verdict",
     "set_trainable_groups",
+    "shootout_verdict",
+    "small_sample_warning",
     "split_train_val",
     "summarize",
     "train",
     "train_transform",
     "trainable_groups_at",
+    "training_seconds",
     "verify_export",
     "workspace_home",
 ]

@@ -10,6 +10,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 __all__ = [
+    "class_colours",
     "class_counts_figure",
     "confusion_matrix_figure",
     "compare_curves_figure",
@@ -25,13 +26,24 @@ __all__ = [
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend_title_text="")
 
+# Classes, runs and data sets are told apart by hue. Streamlit's plotly theme starts its colours with
+# two blues, which made ants and bees two shades of one colour, so the colours are set here, explicitly
+# (a theme replaces only the colours a figure leaves to it).
+_CLASS_PALETTE = px.colors.qualitative.D3 + [c for c in px.colors.qualitative.Alphabet if c not in px.colors.qualitative.D3]
+_DISTINCT = dict(color_discrete_sequence=_CLASS_PALETTE)
+
+
+def class_colours(classes: Sequence[str]) -> dict[str, str]:
+    """One colour per class, of clearly different hues for the first ten, in the order given."""
+    return {str(c): _CLASS_PALETTE[i % len(_CLASS_PALETTE)] for i, c in enumerate(classes)}
+
 
 def class_counts_figure(counts: dict[str, int], val_counts: dict[str, int] | None = None) -> go.Figure:
     """Images per class, split into training and validation when ``val_counts`` is given."""
     rows = [{"class": c, "images": n, "set": "training" if val_counts is not None else "images"} for c, n in counts.items()]
     if val_counts is not None:
         rows += [{"class": c, "images": n, "set": "validation"} for c, n in val_counts.items()]
-    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="set", barmode="stack", title="Images per class")
+    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="set", barmode="stack", title="Images per class", **_DISTINCT)
     fig.update_layout(**_LAYOUT)
     fig.update_xaxes(type="category")  # class names like "0".."9" are labels, not numbers
     return fig
@@ -43,7 +55,7 @@ def epoch_curves_figure(epochs: pd.DataFrame, metric: str) -> go.Figure:
         id_vars="epoch", value_vars=[f"train_{metric}", f"val_{metric}"], var_name="set", value_name=metric
     )
     data["set"] = data["set"].str.replace(f"_{metric}", "", regex=False).map({"train": "training", "val": "validation"})
-    fig = px.line(data, x="epoch", y=metric, color="set", markers=True, title=f"{metric.capitalize()} per epoch")
+    fig = px.line(data, x="epoch", y=metric, color="set", markers=True, title=f"{metric.capitalize()} per epoch", **_DISTINCT)
     fig.update_layout(**_LAYOUT)
     if metric == "accuracy":
         fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
@@ -65,15 +77,18 @@ def lr_figure(steps: pd.DataFrame) -> go.Figure:
 
 
 def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[str], normalize: bool = False) -> go.Figure:
-    """Confusion matrix drawn as square markers, so a click selects a cell (heatmaps cannot be selected).
+    """Confusion matrix as square cells filling the plot, with a clickable point at each cell's centre.
 
-    Each point's ``customdata`` is ``[true class, predicted class, count]``.
+    A heatmap colours the cells (edge to edge, square whatever the number of classes); heatmaps
+    cannot be selected, so a scatter of invisible markers over the cells takes the clicks and
+    carries the numbers. Each point's ``customdata`` is ``[true class, predicted class, count]``.
     """
     counts = np.asarray(matrix, dtype=float)
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    names = [str(c) for c in classes]
     rows = []
-    for i, true in enumerate(classes):
-        for j, predicted in enumerate(classes):
+    for i, true in enumerate(names):
+        for j, predicted in enumerate(names):
             value = values[i, j]
             rows.append(
                 {
@@ -85,40 +100,37 @@ def confusion_matrix_figure(matrix: Sequence[Sequence[int]], classes: Sequence[s
                 }
             )
     data = pd.DataFrame(rows)
-    data[["true", "predicted"]] = data[["true", "predicted"]].astype(str)
-    n = len(classes)
-    size = max(18, min(70, 520 // max(n, 1)))
-    fig = go.Figure(
-        go.Scatter(
-            x=data["predicted"],
-            y=data["true"],
-            mode="markers+text",
-            text=data["label"],
-            textfont=dict(
-                size=max(9, min(16, size // 4)),
-                color=["white" if v > 0.55 * max(values.max(), 1e-9) else "#1f2937" for v in data["value"]],
-            ),
-            marker=dict(
-                symbol="square",
-                size=size,
-                color=data["value"],
-                colorscale="Blues",
-                cmin=0,
-                cmax=1 if normalize else max(1.0, float(values.max())),
-                colorbar=dict(title="share" if normalize else "images"),
-                line=dict(width=1, color="white"),
-            ),
-            customdata=data[["true", "predicted", "count"]].values,
-            hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: %{customdata[2]} images<extra></extra>",
-        )
+    n = len(names)
+    cell = max(18, min(120, 600 // max(n, 1)))  # pixels per cell
+    top = 1.0 if normalize else max(1.0, float(values.max()))
+    clicks = go.Scatter(
+        x=data["predicted"],
+        y=data["true"],
+        mode="markers+text",
+        text=data["label"],
+        textfont=dict(
+            size=max(9, min(18, cell // 4)),
+            color=["white" if v > 0.55 * max(values.max(), 1e-9) else "#1f2937" for v in data["value"]],
+        ),
+        marker=dict(symbol="square", size=int(cell * 0.9), color="rgba(0,0,0,0)"),
+        customdata=data[["true", "predicted", "count"]].values,
+        hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: %{customdata[2]} images<extra></extra>",
+        showlegend=False,
     )
-    # type="category": class names such as "0".."9" must not become a numeric axis.
-    axis = dict(type="category", categoryorder="array", showgrid=False, zeroline=False)
-    fig.update_xaxes(title="predicted class", categoryarray=[str(c) for c in classes], side="bottom", **axis)
-    fig.update_yaxes(title="true class", categoryarray=[str(c) for c in reversed(classes)], **axis)
+    cells = go.Heatmap(
+        x=names, y=names, z=values.tolist(), zmin=0, zmax=top, colorscale="Blues", xgap=2, ygap=2,
+        colorbar=dict(title="share", tickformat=".0%") if normalize else dict(title="images", dtick=max(1, int(np.ceil(top / 5)))),
+        hoverinfo="skip",
+    )
+    fig = go.Figure([clicks, cells])  # heatmaps draw below scatters whatever the order; the clicks stay data[0]
+    # type="category": class names such as "0".."9" must not become a numeric axis. The ranges end at the
+    # cells' outer edges and the y axis is tied to the x axis, so the cells are square and fill the plot.
+    axis = dict(type="category", categoryorder="array", showgrid=False, zeroline=False, range=[-0.5, n - 0.5])
+    fig.update_xaxes(title="predicted class", categoryarray=names, side="bottom", constrain="domain", **axis)
+    fig.update_yaxes(title="true class", categoryarray=names[::-1], scaleanchor="x", scaleratio=1, constrain="domain", **axis)
     fig.update_layout(
         title="Confusion matrix" + (" (share of each true class)" if normalize else " (image counts)"),
-        height=max(360, size * n + 160),
+        height=cell * n + 170,
         margin=dict(l=10, r=10, t=50, b=10),
         plot_bgcolor="white",
         clickmode="event+select",
@@ -149,7 +161,8 @@ def embedding_figure(
     if separation is not None:
         title += f" · class separation {separation:.2f}"
     fig = px.scatter(
-        data, x="x", y="y", color="label", symbol="result", symbol_map={"correct": "circle", "wrong": "x"},
+        data, x="x", y="y", color="label", color_discrete_map=class_colours(sorted(data["label"].astype(str).unique())),
+        symbol="result", symbol_map={"correct": "circle", "wrong": "x"},
         custom_data=["row"], hover_name="file", hover_data={"label": True, "predicted": True, "x": False, "y": False, "result": False, "row": False},
         title=title,
     )
@@ -191,7 +204,8 @@ def compare_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "val
     """One line per run of ``metric`` per epoch."""
     rows = [{"run": name, "epoch": r["epoch"], metric: r[metric]} for name, h in histories.items() for r in h.to_dict("records")]
     label = metric.replace("_", " ")
-    fig = px.line(pd.DataFrame(rows), x="epoch", y=metric, color="run", markers=True, title=f"{label.capitalize()} per epoch")
+    fig = px.line(pd.DataFrame(rows), x="epoch", y=metric, color="run", markers=True, title=f"{label.capitalize()} per epoch",
+                  **_DISTINCT)
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
     if "accuracy" in metric:
         fig.update_yaxes(tickformat=".0%")
@@ -200,7 +214,7 @@ def compare_curves_figure(histories: dict[str, pd.DataFrame], metric: str = "val
 
 def compare_f1_figure(per_class: pd.DataFrame) -> go.Figure:
     """Per-class F1 of several runs side by side (columns: run, class, f1)."""
-    fig = px.bar(per_class, x="class", y="f1", color="run", barmode="group", range_y=[0, 1], title="F1 per class")
+    fig = px.bar(per_class, x="class", y="f1", color="run", barmode="group", range_y=[0, 1], title="F1 per class", **_DISTINCT)
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
     fig.update_xaxes(type="category")
     return fig

@@ -2,8 +2,8 @@
 
 A retrained or replaced checkpoint changes the modification time, so no stale explanation
 is ever served; the heavy objects (models) live in ``cache_resource``, the pictures and
-tables in ``cache_data``. Parameter counts and report intervals are cached here too, keyed by
-the settings or the report they come from.
+tables in ``cache_data``. Parameter counts, report intervals and training times are cached here
+too, keyed by the settings or the files they come from.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from transfer_core import (
     overlay_heatmap,
     parameter_counts,
     report_intervals,
+    training_seconds,
 )
 
 __all__ = [
     "checkpoint_stamp",
     "embedding_points",
+    "events_stamp",
     "grad_cam_for_upload",
     "grad_cam_image",
     "intervals",
@@ -41,6 +43,7 @@ __all__ = [
     "report_stamp",
     "strategy_parameters",
     "thumbnail_data_uri",
+    "total_training_seconds",
 ]
 
 
@@ -115,3 +118,14 @@ def report_stamp(run: RunDir) -> int:
 def intervals(run_path: str, stamp: int) -> dict[str, tuple[float, float]]:
     """The 95 % intervals of a run's report (computed here only for reports that predate them)."""
     return report_intervals(RunDir(run_path).read_report())
+
+
+def events_stamp(run: RunDir) -> int:
+    return run.metrics_file.stat().st_mtime_ns if run.metrics_file.exists() else 0
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def total_training_seconds(run_path: str, stamp: int) -> float | None:
+    """Seconds a run trained over all its segments (a resumed run's report knows only the last one)."""
+    run = RunDir(run_path)
+    return training_seconds(run.read_events(), run.read_report())

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from .wording import duration_text
+
 __all__ = ["RunProgress", "summarize_events"]
 
 
@@ -28,7 +30,7 @@ class RunProgress:
 
     @property
     def text(self) -> str:
-        eta = f", about {self.eta_seconds:.0f} s left" if self.eta_seconds is not None else ""
+        eta = f", about {duration_text(self.eta_seconds)} left" if self.eta_seconds is not None else ", time left: estimating…"
         if self.status == "preparing":
             return "Preparing: reading images and computing what can be cached…"
         if self.status == "running":
@@ -39,6 +41,27 @@ class RunProgress:
                 return f"Preparing epoch {self.epoch} of {self.epochs}…"
             return f"Epoch {self.epoch}/{self.epochs}, step {self.step}/{self.steps}{eta}"
         return f"{self.status.capitalize()} after {len(self.epochs_table)} of {self.epochs} epochs"
+
+
+_MIN_TIMED_STEPS = 5  # steps of this run segment needed before the time left is estimated from them
+
+
+def _eta(started: dict[str, Any], steps: list[dict[str, Any]], epochs: list[dict[str, Any]], remaining: int, now: float) -> float | None:
+    """Seconds left from this run segment's pace, or None while there is too little to go on.
+
+    The clock starts at the segment's first step, not at its start: computing features first can
+    take longer than the epochs, and counting it would promise hours for a five-minute run.
+    Once an epoch has ended its time (validation included) sets the pace; before that, the steps.
+    """
+    epoch_seconds = [r["seconds"] for r in epochs if r["time"] >= started["time"]]
+    steps_per_epoch = started["steps_per_epoch"]
+    if epoch_seconds and steps_per_epoch:
+        return max(0.0, remaining * sum(epoch_seconds) / len(epoch_seconds) / steps_per_epoch)
+    timed = [r for r in steps if r["time"] >= started["time"]]
+    if len(timed) < _MIN_TIMED_STEPS or timed[-1]["time"] <= timed[0]["time"]:
+        return None
+    pace = (max(now, timed[-1]["time"]) - timed[0]["time"]) / (timed[-1]["global_step"] - timed[0]["global_step"])
+    return max(0.0, remaining * pace)
 
 
 def _log_line(record: dict[str, Any]) -> str | None:
@@ -90,13 +113,7 @@ def summarize_events(records: list[dict[str, Any]], now: float | None = None) ->
     caching = (caching_record["done"], caching_record["total"]) if caching_record else None
     if caching and not last:
         fraction = caching[0] / max(caching[1], 1)
-    eta = None
-    if status == "running" and last and started:
-        first_step = next(r for r in step_records if r["time"] >= started["time"])
-        run_steps = done - first_step["global_step"] + 1
-        elapsed = now - started["time"]
-        if run_steps > 0 and elapsed > 0:
-            eta = max(0.0, (total - done) * elapsed / run_steps)
+    eta = _eta(started, step_records, epoch_records, total - done, now) if status == "running" and last and started else None
     epochs_table = pd.DataFrame(epoch_records, columns=["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
     epochs_table = epochs_table.drop_duplicates("epoch", keep="last").reset_index(drop=True)
     steps_table = pd.DataFrame(step_records, columns=["global_step", "epoch", "loss", "lr"])

@@ -52,6 +52,12 @@ def workspace() -> Path:
     return root
 
 
+def user_root() -> Path:
+    """The folder that holds the signed-in person's projects: the workspace itself when the
+    server is single-user (no classroom mode). Classroom mode gives each visitor their own."""
+    return workspace()
+
+
 @st.cache_resource
 def job_manager() -> JobManager:
     """The process-wide job manager shared by every session and tab."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from transfer_core import Trainer, export_run
+from transfer_core import Trainer, export_run, small_sample_warning
 from transfer_core.data.corrections import Corrections, corrections_path_for
 from ui import state
 
@@ -53,6 +53,7 @@ def test_report_json_carries_intervals_that_the_evaluate_page_and_model_card_sha
     assert acc_low <= report["val_accuracy"] <= acc_high and f1_low <= report["macro_f1"] <= f1_high
     card = (export_run(finished_run, ("card",)) / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert f"interval {acc_low:.1%}–{acc_high:.1%}" in card and f"interval {f1_low:.3f}–{f1_high:.3f}" in card
+    assert small_sample_warning(report) in card  # 9 validation images: the card warns as the page does
     shown = [f"95 % interval: {acc_low:.1%} – {acc_high:.1%}", f"95 % interval: {f1_low:.3f} – {f1_high:.3f}"]
     app.run()
     at = _goto(app, "evaluate")
@@ -61,6 +62,47 @@ def test_report_json_carries_intervals_that_the_evaluate_page_and_model_card_sha
     finished_run.report_file.write_text(json.dumps(report))
     at = _goto(at, "evaluate")
     assert all(text in [c.value for c in at.caption] for text in shown)
+
+
+def test_evaluate_warns_about_four_validation_images_and_their_interval_does_not_collapse(app, finished_run):
+    from transfer_core.insight.evaluate import wilson_interval
+
+    report = json.loads(finished_run.report_file.read_text())
+    report.update(val_accuracy=1.0, macro_f1=1.0, val_size=4, confusion_matrix=[[2, 0, 0], [0, 1, 0], [0, 0, 1]],
+                  intervals={"val_accuracy": [1.0, 1.0], "macro_f1": [1.0, 1.0]})  # a bootstrap interval, as reports stored it
+    report.pop("interval_methods", None)
+    finished_run.report_file.write_text(json.dumps(report))
+    app.run()
+    at = _goto(app, "evaluate")
+    low, high = wilson_interval(4, 4)
+    assert f"95 % interval: {low:.1%} – {high:.1%}" in [c.value for c in at.caption]
+    assert not any("100.0% – 100.0%" in c.value for c in at.caption)
+    assert any("Only 4 validation images" in w.value for w in at.warning)
+
+
+def test_evaluate_says_what_the_best_epoch_and_the_separation_score_mean(app, finished_run):
+    report = json.loads(finished_run.report_file.read_text())
+    report.update(best_epoch=2, epochs_run=6)
+    finished_run.report_file.write_text(json.dumps(report))
+    app.run()
+    at = _goto(app, "evaluate")
+    assert any("The best model came from epoch 2 of 6" in i.value for i in at.info)
+    _button(at, "Show the embedding map").click().run()
+    _no_exception(at)
+    assert any("higher is better" in c.value for c in at.caption)
+
+
+def test_insight_pages_speak_plainly(app, finished_run):
+    app.run()
+    at = _goto(app, "evaluate")
+    at.selectbox(key="gallery_filter").set_value("Correct: red").run()
+    assert not any("p(true)" in c.value for c in at.caption)
+    assert any("predicted **red**" in c.value and "sure" in c.value for c in at.caption)
+    _button(at, "Show the embedding map").click().run()
+    assert at.radio(key="map_method").options == ["Overall layout (PCA)", "Neighbourhoods (t-SNE)"]
+    at = _goto(at, "export")
+    assert not any("opset" in option for option in at.multiselect(key="export_formats").options)
+    assert "opset" in at.multiselect(key="export_formats").help  # said in the help, for those who need it
 
 
 def test_predict_page_batch_table_and_csv(app, finished_run, color_dataset):
@@ -116,6 +158,32 @@ def test_compare_page_table_scratch_baseline_rename_and_delete(app, finished_run
     _button(at, "Yes, delete it").click().run()
     _no_exception(at)
     assert "lower-lr" not in [r.name for r in state.run_store().runs()]
+
+
+def test_compare_table_names_the_dataset_adds_up_resumed_segments_and_prints_no_none(app, tiny_config, workspace):
+    config = tiny_config.replace(epochs=4)
+    resumed = state.run_store().new_run(config)
+    trainer = Trainer(config, resumed, [lambda e: trainer.request_stop() if e.kind == "epoch" and e.epoch == 2 else None])
+    trainer.fit()
+    Trainer(config, resumed).fit(resume=True)
+    # As if decoding the images had taken two minutes in the first segment (the resumed one reused them).
+    records = [json.loads(line) for line in resumed.metrics_file.read_text(encoding="utf-8").splitlines()]
+    next(r for r in records if r["event"] == "cached" and r["what"] == "images")["seconds"] += 120
+    resumed.metrics_file.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert resumed.read_report()["train_seconds"] < 60  # the report knows only the last segment
+    automatic = state.run_store().new_run(tiny_config.replace(epochs=1, lr=None, image_size=48))
+    Trainer(tiny_config.replace(epochs=1, lr=None, image_size=48), automatic).fit()
+    app.run()
+    at = _goto(app, "compare")
+    table = at.dataframe[0].value
+    table = table.data if hasattr(table, "data") else table
+    assert list(table["dataset"]) == ["colors", "colors"]
+    assert not table.astype(str).apply(lambda column: column.str.contains("None|nan")).any().any()
+    rows = table.set_index("run")
+    assert rows.loc[resumed.name, "training time"].startswith("2 min")  # both segments, not the last one's seconds
+    assert set(rows["lr"]) == {"0.3", "automatic"}  # as typed, not clipped to '300000' or '007000'
+    assert {"backbone", "strategy"}.isdisjoint(table.columns)  # shared settings go in a caption, not in columns
+    assert any("All runs share" in c.value and "tiny_cnn" in c.value for c in at.caption)
 
 
 def test_data_health_check_and_settings_lr_finder(app_with_data, color_dataset):

@@ -1,5 +1,6 @@
 """Every page renders empty and with data; its key controls exist and do what they say."""
 
+import time
 
 import pytest
 
@@ -115,6 +116,70 @@ def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data):
     assert any(b.label == "Evaluate this run" for b in other.button)
 
 
+def test_train_button_says_training_while_the_users_run_trains(app_with_data):
+    settings = app_with_data.session_state["settings"]
+    settings.update(epochs=500, strategy="full")
+    app_with_data.session_state["settings"] = settings
+    at = _goto(app_with_data, "train")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    _no_exception(at)
+    mine = state.job_manager().get(at.session_state["own_job"])
+    assert mine.status == "running"
+    labels = {b.label: b for b in at.button}
+    assert "Queue training" not in labels and labels["Training…"].disabled
+    assert labels["Queue another run"].disabled  # the same recipe is already training
+    settings = at.session_state["settings"]
+    settings.update(seed=7)  # another recipe
+    at.session_state["settings"] = settings
+    at.run()
+    next(b for b in at.button if b.label == "Queue another run").click().run()
+    _no_exception(at)
+    queued = state.job_manager().get(at.session_state["own_job"])
+    assert queued is not mine and queued.status == "queued"
+    assert next(b for b in at.button if b.label == "Waiting in the queue…").disabled
+    for job in (queued, mine):
+        state.job_manager().cancel(job)
+        job.wait(60)
+
+
+def test_train_page_draws_a_finished_run_once(app_with_data, tiny_config):
+    earlier = state.job_manager().start(tiny_config.replace(seed=1))
+    earlier.wait(120)
+    job = state.job_manager().start(tiny_config)
+    job.wait(120)
+    assert job.status == "finished", job.error
+    at = _goto(app_with_data, "train")
+    assert [s.value for s in at.subheader if s.value.startswith("Run ")] == [f"Run {job.run.name}"]
+    assert len([e for e in at.expander if e.label == "Event log"]) == 2  # the finished run's and the earlier run's
+    earlier_runs = [option.split(" (")[0] for option in at.selectbox(key="train_past_run").options]
+    assert earlier_runs == [earlier.run.name]  # the finished run is not drawn a second time below
+
+
+def test_train_page_offers_to_resume_its_own_stopped_run(app_with_data, tiny_config):
+    job = state.job_manager().start(tiny_config.replace(epochs=200, strategy="full"))
+    deadline = time.monotonic() + 60
+    while not any(e["event"] == "epoch" for e in job.events()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.stop()
+    job.wait(60)
+    assert job.status == "stopped"
+    at = _goto(app_with_data, "train")
+    assert len([e for e in at.expander if e.label == "Event log"]) == 1
+    at.button(key="resume_current").click().run()
+    _no_exception(at)
+    resumed = state.job_manager().get(job.run.name)
+    assert resumed is not job and resumed.active
+    state.job_manager().cancel(resumed)
+    resumed.wait(60)
+
+
+def test_train_page_says_the_recipe_in_plain_words(app_with_data):
+    at = _goto(app_with_data, "train")
+    recipe = next(c.value for c in at.caption if c.value.startswith("Recipe:"))
+    assert "adamw + onecycle" not in recipe and "+" not in recipe
+    assert "AdamW" in recipe and "warms up, then decays" in recipe and "only the new last layer learns" in recipe
+
+
 def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
     app.run()
     at = _goto(app, "evaluate")
@@ -141,6 +206,7 @@ def test_backbone_shootout_compares_backbones_on_the_dataset(app_with_data):
     bundled = table[table["backbone"].str.startswith("efficientnet_lite")]
     assert len(bundled) == 3
     assert (bundled["validation accuracy"] > 0.9).all()  # colours are easy for real ImageNet features
+    assert any("within noise" in i.value or " is ahead " in i.value for i in at.info)  # what the ranking means
 
 
 def test_a_refresh_keeps_the_chosen_dataset(app):

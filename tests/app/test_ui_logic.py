@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from transfer_core import RunStore
 from transfer_core import Corrections
 from ui import gallery
@@ -60,6 +62,27 @@ def test_progress_from_events(tmp_path, tiny_config):
     assert "Epoch 1/3" in middle.text
 
 
+def _step(n, time, steps_per_epoch=10):
+    return {"event": "step", "time": time, "epoch": (n - 1) // steps_per_epoch + 1, "step": (n - 1) % steps_per_epoch + 1,
+            "global_step": n, "loss": 1.0, "lr": 0.01}
+
+
+def test_time_left_says_estimating_until_there_is_data_and_ignores_the_caching():
+    started = {"event": "started", "time": 0.0, "epochs": 29, "steps_per_epoch": 10, "start_epoch": 0,
+               "train_size": 300, "val_size": 100, "device": "cpu"}
+    cached = {"event": "cached", "time": 100.0, "what": "features", "items": 400, "seconds": 100.0, "message": "…"}
+    first = summarize_events([started, cached, _step(1, 101.0)], now=101.0)  # features took 100 s, then one step
+    assert first.eta_seconds is None and "estimating…" in first.text  # not "about 29,000 s left"
+    steps = [_step(n, 101.0 + n) for n in range(1, 6)]  # then a step a second
+    later = summarize_events([started, cached, *steps], now=106.0)
+    assert later.eta_seconds == pytest.approx(285, abs=5)  # 285 steps to go at 1 s each
+    assert "about 4 min 45 s left" in later.text
+    epoch = {"event": "epoch", "time": 112.0, "epoch": 1, "epochs": 29, "train_loss": 1.0, "train_accuracy": 0.5,
+             "val_loss": 1.0, "val_accuracy": 0.5, "lr": 0.01, "seconds": 11.0}
+    after_epoch = summarize_events([started, cached, *[_step(n, 101.0 + n) for n in range(1, 11)], epoch], now=112.0)
+    assert after_epoch.eta_seconds == pytest.approx(28 * 11.0, abs=1)  # whole epochs, validation included
+
+
 def test_figures_are_built_from_tables():
     import pandas as pd
 
@@ -74,6 +97,61 @@ def test_figures_are_built_from_tables():
     labels = list(matrix.data[0].text)
     assert labels == ["75%", "25%", "0%", "100%"]
     assert [list(c) for c in matrix.data[0].customdata][1] == ["cat", "dog", 1]
+
+
+def test_a_two_class_confusion_matrix_fills_a_square_plot():
+    fig = confusion_matrix_figure([[3, 1], [0, 4]], ["ant", "bee"])
+    cells = next(trace for trace in fig.data if trace.type == "heatmap")  # colour fills each whole cell
+    assert [list(row) for row in cells.z] == [[3, 1], [0, 4]]
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1  # square cells, not a wide strip
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 1.5) and tuple(fig.layout.yaxis.range) == (-0.5, 1.5)  # edge to edge
+    clicks = next(trace for trace in fig.data if trace.type == "scatter")  # one clickable point per cell
+    assert len(clicks.x) == 4 and clicks.marker.size >= 40
+
+
+def _hue(colour: str) -> float:
+    import colorsys
+
+    r, g, b = (int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return colorsys.rgb_to_hsv(r, g, b)[0] * 360
+
+
+def test_classes_get_colours_of_distinct_hues_that_no_theme_replaces():
+    import pandas as pd
+    import plotly.io as pio
+    import streamlit  # noqa: F401  (makes Streamlit's plotly template, whose first colours are two blues, the default)
+
+    from ui.charts import class_colours, embedding_figure
+
+    assert pio.templates.default == "streamlit"
+    points = pd.DataFrame({
+        "path": ["/a/1.png", "/a/2.png", "/b/3.png"], "label": ["ant", "ant", "bee"], "predicted": ["ant", "bee", "bee"],
+        "confidence": [0.9, 0.6, 0.8], "before_x": [0, 1, 2], "before_y": [0, 1, 0], "after_x": [0, 0, 3], "after_y": [1, 1, 0],
+    })
+    colours = {trace.name.split(",")[0]: trace.marker.color for trace in embedding_figure(points, "after", 0.4).data}
+    assert colours == class_colours(["ant", "bee"])  # the same colour for a class before and after, in every trace
+    gap = abs(_hue(colours["ant"]) - _hue(colours["bee"]))
+    assert min(gap, 360 - gap) >= 60  # two hues, not two shades of one blue
+    ten = list(class_colours([str(i) for i in range(10)]).values())
+    assert len(set(ten)) == 10
+
+
+def test_runs_and_sets_are_told_apart_by_hue_too():
+    import pandas as pd
+    import streamlit  # noqa: F401  (Streamlit's plotly template: its first two colours are blues)
+
+    from ui.charts import compare_curves_figure, compare_f1_figure
+
+    def hue_gap(fig):
+        first, second = (_hue(trace.marker.color or trace.line.color) for trace in fig.data[:2])
+        return min(abs(first - second), 360 - abs(first - second))
+
+    epochs = pd.DataFrame({"epoch": [1, 2], "train_loss": [1, 0.5], "val_loss": [1.1, 0.7], "train_accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7]})
+    histories = {"r1": epochs, "r2": epochs}
+    f1 = pd.DataFrame({"run": ["r1", "r2"], "class": ["ant", "ant"], "f1": [0.5, 0.9]})
+    for fig in (epoch_curves_figure(epochs, "loss"), compare_curves_figure(histories), compare_f1_figure(f1),
+                class_counts_figure({"a": 3}, {"a": 1})):
+        assert hue_gap(fig) >= 60, fig.layout.title.text
 
 
 def test_insight_figures():

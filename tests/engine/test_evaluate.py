@@ -1,7 +1,15 @@
 import numpy as np
+import pytest
 from sklearn.metrics import confusion_matrix, f1_score
 
-from transfer_core.insight.evaluate import _macro_f1, bootstrap_intervals, classification_report, per_image_predictions, report_intervals
+from transfer_core.insight.evaluate import (
+    _macro_f1,
+    bootstrap_intervals,
+    classification_report,
+    per_image_predictions,
+    report_intervals,
+    wilson_interval,
+)
 
 
 def test_report_matches_hand_counts():
@@ -45,4 +53,48 @@ def test_report_carries_reproducible_intervals_that_old_reports_recompute_the_sa
     assert report_intervals(old) == report_intervals(report)
     shuffled = rng.permutation(60)  # only the counts matter, not the order of the images
     assert classification_report(targets[shuffled], probs[shuffled], ["a", "b", "c"])["intervals"] == report["intervals"]
-    assert bootstrap_intervals(targets, probs.argmax(1), 3) == report_intervals(report)
+    assert bootstrap_intervals(targets, probs.argmax(1), 3)["macro_f1"] == report_intervals(report)["macro_f1"]
+    assert report_intervals(report)["val_accuracy"] == wilson_interval(int((probs.argmax(1) == targets).sum()), 60)
+
+
+def test_accuracy_interval_of_a_tiny_perfect_set_does_not_collapse():
+    report = classification_report([0, 0, 1, 1], np.eye(2)[[0, 0, 1, 1]], ["ant", "bee"])
+    low, high = report["intervals"]["val_accuracy"]
+    assert high == 1.0 and 0.45 < low < 0.55  # 4 of 4 right: Wilson's 95 % interval is 51 % – 100 %, not [1, 1]
+    assert (low, high) == wilson_interval(4, 4)
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # the textbook value
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(0, 5)[1] > 0.4
+
+
+def test_a_report_stored_with_bootstrap_accuracy_intervals_gets_the_wilson_interval():
+    report = classification_report([0, 0, 1, 1], np.eye(2)[[0, 0, 1, 1]], ["ant", "bee"])
+    old = {k: v for k, v in report.items() if k not in ("intervals", "interval_methods")}
+    old["intervals"] = {"val_accuracy": [1.0, 1.0], "macro_f1": [1.0, 1.0]}  # what report.json used to hold
+    assert report_intervals(old) == report_intervals(report)
+    assert report_intervals(old)["val_accuracy"][0] < 0.6
+
+
+def test_small_validation_sets_are_warned_about_by_count_and_by_width():
+    from transfer_core.insight.evaluate import small_sample_warning
+
+    tiny = classification_report([0, 0, 1, 1], np.eye(2)[[0, 0, 1, 1]], ["ant", "bee"]) | {"val_size": 4}
+    assert "4 validation images" in small_sample_warning(tiny)
+    targets = np.array([0, 1] * 1000)
+    large = classification_report(targets, np.eye(2)[targets], ["ant", "bee"]) | {"val_size": 2000}
+    assert small_sample_warning(large) is None
+    noisy_targets = np.array([0, 1] * 100)
+    noisy = np.eye(2)[np.where(np.arange(200) % 5 == 0, 1 - noisy_targets, noisy_targets)]
+    wide = classification_report(noisy_targets, noisy, ["ant", "bee"]) | {"val_size": 200}
+    assert wide["intervals"]["val_accuracy"][1] - wide["intervals"]["val_accuracy"][0] > 0.10
+    assert "could plausibly be anywhere" in small_sample_warning(wide)
+
+
+def test_best_epoch_verdict_says_what_the_best_epoch_means():
+    from transfer_core.insight.evaluate import best_epoch_verdict
+
+    fine_tuned = best_epoch_verdict({"best_epoch": 1, "epochs_run": 10}, "partial")
+    assert fine_tuned.startswith("Fine-tuning did not beat the frozen head (best epoch 1 of 10)")
+    frozen = best_epoch_verdict({"best_epoch": 3, "epochs_run": 8}, "frozen")
+    assert "epoch 3 of 8" in frozen and "fewer epochs" in frozen
+    assert "more epochs may help" in best_epoch_verdict({"best_epoch": 8, "epochs_run": 8}, "full")
+    assert best_epoch_verdict({"best_epoch": 1, "epochs_run": 1}, "frozen") is None

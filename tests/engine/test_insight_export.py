@@ -221,6 +221,56 @@ def test_scratch_baseline_and_config_differences(tiny_config):
     assert config_differences([tiny_config]) == []
 
 
+def _cached_images(time, seconds):
+    return {"event": "cached", "what": "images", "time": time, "seconds": seconds, "items": 30, "message": "…"}
+
+
+def test_training_seconds_add_up_the_segments_of_a_resumed_run():
+    from transfer_core.insight.compare import training_seconds
+
+    first = [_cached_images(102.0, 2.0), {"event": "started", "time": 102.5}, {"event": "epoch", "time": 130.0},
+             {"event": "stopped", "time": 131.0}]  # 100 s to 131 s
+    second = [_cached_images(5001.0, 1.0), {"event": "started", "time": 5001.5}, {"event": "epoch", "time": 5290.0},
+              {"event": "finished", "time": 5290.5, "seconds": 290.5}]  # the next day, resumed: 290.5 s by its own clock
+    report = {"train_seconds": 290.5}  # report.json is rewritten by the last segment alone
+    assert training_seconds(first + second, report) == pytest.approx(31.0 + 290.5)
+    assert training_seconds(second, report) == pytest.approx(290.5)
+    killed = first[:-1] + second  # the first segment was interrupted: no closing event
+    assert training_seconds(killed, report) == pytest.approx(30.0 + 290.5)
+    failed = [{"event": "failed", "time": 3000.0}]  # a resume that failed at once adds nothing
+    assert training_seconds(first + failed + second, report) == pytest.approx(31.0 + 290.5)
+    assert training_seconds([], report) == 290.5 and training_seconds([], None) is None
+
+
+def test_dataset_names_leave_out_upload_prefixes():
+    from transfer_core import TrainConfig
+    from transfer_core.insight.compare import dataset_name
+
+    assert dataset_name(TrainConfig(data="/home/me/photos/")) == "photos"
+    assert dataset_name(TrainConfig(data="/w/uploads/0123456789abcdef-ants and bees.zip")) == "ants and bees.zip"
+    assert dataset_name(TrainConfig(data="/w/uploads/classes-0123456789")) == "images added by class"
+    assert dataset_name(TrainConfig(data="/w/lists/labels.csv")) == "labels.csv"
+
+
+def test_shootout_verdict_says_when_differences_are_within_noise():
+    from transfer_core.insight.shootout import shootout_verdict
+
+    close = shootout_verdict({"lite0": 0.88, "lite1": 0.90, "lite2": 0.60, "offline": None}, 50)
+    assert close.startswith("lite1 scored highest") and "lite0 is within noise" in close and "lite2" not in close
+    clear = shootout_verdict({"lite0": 0.95, "lite1": 0.70}, 2000)
+    assert clear.startswith("lite0 is ahead") and "more than" in clear
+    assert shootout_verdict({"lite0": 0.9, "offline": None}, 50) is None
+
+
+def test_separation_verdict_says_that_higher_is_better():
+    from transfer_core.insight.embedding_map import separation_verdict
+
+    assert "higher is better" in separation_verdict(0.21, 0.48) and "easier to tell apart" in separation_verdict(0.21, 0.48)
+    assert "harder to tell apart" in separation_verdict(0.40, 0.30)
+    assert "hardly changed" in separation_verdict(0.30, 0.31)
+    assert separation_verdict(None, None) is None
+
+
 def test_predict_inputs_expand_folders_and_zips(tmp_path):
     root = write_dataset(tmp_path / "imgs", per_class=2)
     (root / "red" / ".hidden.png").write_bytes(b"x")

@@ -160,6 +160,14 @@ def test_second_run_reuses_cached_features_and_a_changed_setting_does_not(tiny_c
     assert a["classes"] == b["classes"]
 
 
+def test_cache_messages_say_what_happened_without_jargon(tiny_config, tmp_path):
+    seen = []
+    _fit(tiny_config.replace(strategy="partial", trainable_blocks=1, epochs=1), tmp_path / "run", [seen.append])
+    message = next(e.message for e in seen if e.kind is Event.CACHED and e.what == "prefix")
+    assert "frozen stages" not in message and "Cached the output" not in message
+    assert message.startswith("Ran the frozen part of the network (its first 2 blocks) once over 30 images")
+
+
 def test_frozen_augmentation_can_cycle_cached_views(tiny_config, tmp_path):
     seen = []
     config = tiny_config.replace(augment="light", augment_views=2, epochs=6)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..insight.evaluate import report_intervals
+from ..insight.evaluate import report_intervals, small_sample_warning
 
 __all__ = ["confusion_matrix_image", "most_confused_pairs", "write_model_card"]
 
@@ -91,7 +91,7 @@ def write_model_card(
         "NCHW float32. Output: class probabilities in the order of `classes` in `model.json`.",
         "",
         "## Metrics (validation set)",
-        f"- Accuracy: **{report['val_accuracy']:.1%}** (95 % bootstrap interval {acc_low:.1%}–{acc_high:.1%})",
+        f"- Accuracy: **{report['val_accuracy']:.1%}** (95 % Wilson interval {acc_low:.1%}–{acc_high:.1%})",
         f"- Macro-F1: **{report['macro_f1']:.3f}** (95 % bootstrap interval {f1_low:.3f}–{f1_high:.3f})",
         f"- Best epoch: {report.get('best_epoch')} of {report.get('epochs_run')}",
         "",
@@ -104,7 +104,7 @@ def write_model_card(
         lines += [f"- **{true}** is mistaken for **{pred}** ({n} validation image{'s' if n != 1 else ''})." for true, pred, n in pairs]
     else:
         lines.append("- No confusions on the validation set; with few images that says little about new data.")
-    if report["val_size"] < 100:
-        lines.append(f"- The validation set has only {report['val_size']} images, so the accuracy above is uncertain (see the interval).")
+    if warning := small_sample_warning(report, intervals):  # the warning the Evaluate page shows
+        lines.append(f"- {warning}")
     (folder / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder / "MODEL_CARD.md"

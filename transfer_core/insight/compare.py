@@ -1,13 +1,18 @@
-"""Comparing runs: which settings differ, and the from-scratch baseline of a transfer run."""
+"""Comparing runs: which settings differ, how long each trained and on what, and the from-scratch
+baseline of a transfer run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
 
 from ..config import Strategy, TrainConfig
 
-__all__ = ["config_differences", "flatten_config", "scratch_baseline"]
+__all__ = ["config_differences", "dataset_name", "flatten_config", "scratch_baseline", "training_seconds"]
+
+_ENDS_SEGMENT = ("finished", "stopped", "failed")
 
 
 def flatten_config(config: TrainConfig) -> dict[str, Any]:
@@ -36,3 +41,54 @@ def scratch_baseline(config: TrainConfig) -> TrainConfig:
     return config.replace(
         pretrained=False, strategy=Strategy.FULL, backbone_lr_factor=1.0, head_warmup_epochs=0, l2sp=0.0, lr=None
     )
+
+
+def _starts_segment(record: dict[str, Any]) -> bool:
+    """Every fit decodes its images first and says so once, before it starts: a new segment."""
+    return record["event"] == "cached" and record.get("what") == "images"
+
+
+def training_seconds(events: Sequence[dict[str, Any]], report: dict[str, Any] | None = None) -> float | None:
+    """Seconds a run spent training, over every segment of a stopped or interrupted and resumed run.
+
+    ``report.json``'s ``train_seconds`` is the last segment's alone (each resume rewrites it). The
+    run's recorded events (``metrics.jsonl``) give each segment: from its image decoding to its
+    ``finished`` event's own clock, or else to its last event, so the days between a stop and a
+    resume are not counted.
+
+    Args:
+        events: the run's event records in the order they were written.
+        report: the run's report, whose time is used when there are no events.
+
+    Returns:
+        Seconds, or None when neither events nor report say.
+    """
+    segments: list[list[dict[str, Any]]] = []
+    for record in events:
+        if not segments or _starts_segment(record) or segments[-1][-1]["event"] in _ENDS_SEGMENT:
+            segments.append([])
+        segments[-1].append(record)
+    if not segments:
+        return None if report is None else report.get("train_seconds")
+    total = 0.0
+    for segment in segments:
+        finished = next((r for r in segment if r["event"] == "finished" and "seconds" in r), None)
+        if finished is not None:
+            total += float(finished["seconds"])
+            continue
+        first = segment[0]
+        begun = first["time"] - (first.get("seconds", 0.0) if _starts_segment(first) else 0.0)
+        total += max(0.0, segment[-1]["time"] - begun)
+    return total
+
+
+_UPLOAD_DIGEST = re.compile(r"^[0-9a-f]{16}-")  # uploaded zips are stored as <content digest>-<name>
+_CLASS_UPLOADS = re.compile(r"^classes-[0-9a-f]+$")  # images added class by class in the app
+
+
+def dataset_name(config: TrainConfig) -> str:
+    """A short, readable name of the data a run trained on: its folder, zip or CSV file name."""
+    name = PurePath(config.data.rstrip("/\\")).name
+    if _CLASS_UPLOADS.match(name):
+        return "images added by class"
+    return _UPLOAD_DIGEST.sub("", name) or config.data

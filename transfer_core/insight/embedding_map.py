@@ -29,7 +29,7 @@ from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..deploy.predict import load_trained_model
 from ..runs.store import RunDir
 
-__all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d"]
+__all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d", "separation_verdict"]
 
 
 @dataclass
@@ -98,3 +98,20 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
         for path, label, p, b, a in zip(paths, labels, probabilities, xy_before, xy_after)
     ]
     return EmbeddingMap(points, _separation(before, labels), _separation(after, labels))
+
+
+def separation_verdict(before: float | None, after: float | None) -> str | None:
+    """One sentence on the class-separation scores: which way is better, and what training did.
+
+    Returns None when either score is missing (fewer than two classes among the images).
+    """
+    if before is None or after is None:
+        return None
+    scale = ("Class separation runs from -1 to 1 and higher is better: images sit closer to their own class than to "
+             "the others.")
+    if abs(after - before) < 0.02:
+        return f"{scale} It hardly changed ({before:.2f} → {after:.2f}): training left the features' layout as it was."
+    if after > before:
+        return f"{scale} Training raised it from {before:.2f} to {after:.2f}: the classes became easier to tell apart."
+    return (f"{scale} Training lowered it from {before:.2f} to {after:.2f}: in these features the classes became harder "
+            "to tell apart, though the new head may still separate them.")

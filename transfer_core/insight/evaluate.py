@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,9 +11,23 @@ import torch
 from scipy import sparse
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-__all__ = ["bootstrap_intervals", "classification_report", "per_image_predictions", "report_intervals"]
+__all__ = [
+    "SMALL_VALIDATION_SET",
+    "best_epoch_verdict",
+    "bootstrap_intervals",
+    "classification_report",
+    "per_image_predictions",
+    "report_intervals",
+    "small_sample_warning",
+    "wilson_interval",
+]
 
 _RESAMPLE_BLOCK = 250  # bootstrap resamples drawn at a time
+_Z95 = 1.959963984540054  # standard normal quantile of 97.5 %
+SMALL_VALIDATION_SET = 50  # fewer validation images than this always get a warning
+_WIDE_INTERVAL = 0.10  # an accuracy interval wider than this gets a warning
+# How the stored intervals were computed; a report without this key stored bootstrap accuracy intervals.
+_INTERVAL_METHODS = {"val_accuracy": "wilson", "macro_f1": "bootstrap"}
 
 
 def classification_report(targets: Sequence[int], probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
@@ -25,8 +40,9 @@ def classification_report(targets: Sequence[int], probabilities: np.ndarray, cla
 
     Returns:
         A JSON-ready dict; ``confusion_matrix[i][j]`` counts images of class i predicted as j, and
-        ``intervals`` holds the 95 % bootstrap intervals ``[low, high]`` of ``val_accuracy`` and
-        ``macro_f1`` (fixed seed: the same predictions always give the same interval).
+        ``intervals`` holds the 95 % intervals ``[low, high]`` of ``val_accuracy`` (Wilson score) and
+        ``macro_f1`` (bootstrap with a fixed seed: the same predictions always give the same interval);
+        ``interval_methods`` names the method of each.
     """
     y_true = np.asarray(targets)
     y_pred = probabilities.argmax(axis=1)
@@ -49,7 +65,8 @@ def classification_report(targets: Sequence[int], probabilities: np.ndarray, cla
             for i, name in enumerate(classes)
         ],
         "confusion_matrix": matrix,
-        "intervals": _matrix_intervals(matrix),
+        "intervals": _report_intervals_from_matrix(matrix),
+        "interval_methods": dict(_INTERVAL_METHODS),
     }
 
 
@@ -125,6 +142,41 @@ def _matrix_intervals(matrix: Sequence[Sequence[int]], n_resamples: int = 2000, 
     }
 
 
+def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95 % by default).
+
+    Unlike a bootstrap or the normal approximation, it never collapses to a point: 4 right out
+    of 4 gives 51 % – 100 %, which is what four images can and cannot tell.
+
+    Args:
+        successes: images classified correctly.
+        n: images in all.
+        z: the normal quantile of the confidence level.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when ``n`` is 0.
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    shrink = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / shrink
+    half = z / shrink * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # Clamp the rounding error at the ends: 0 of n has a lower bound of exactly 0, n of n an upper of 1.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
+
+
+def _report_intervals_from_matrix(matrix: Sequence[Sequence[int]]) -> dict[str, list[float]]:
+    """Wilson interval of accuracy and bootstrap interval of macro-F1, from the confusion matrix."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    return {
+        "val_accuracy": list(wilson_interval(int(np.trace(counts)), int(counts.sum()))),
+        "macro_f1": _matrix_intervals(matrix)["macro_f1"],
+    }
+
+
 def bootstrap_intervals(
     targets: Sequence[int], predictions: Sequence[int], n_classes: int, n_resamples: int = 2000, seed: int = 0
 ) -> dict[str, tuple[float, float]]:
@@ -142,11 +194,65 @@ def bootstrap_intervals(
 def report_intervals(report: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """The 95 % intervals of accuracy and macro-F1 of a :func:`classification_report`.
 
-    Reports carry them under ``intervals``; for a report written before they were stored, they
-    are computed from its confusion matrix, which gives the numbers the report would have had.
+    Reports carry them under ``intervals``. For a report written before they were stored, or
+    one that stored a bootstrap interval of accuracy (which collapses to a point when every image
+    is right), the missing ones are computed from its confusion matrix, exactly as a new report
+    would store them, so the Evaluate page and the model card always show the same numbers.
 
     Returns:
         ``{"val_accuracy": (low, high), "macro_f1": (low, high)}``.
     """
-    stored = report.get("intervals") or _matrix_intervals(report["confusion_matrix"])
-    return {name: (float(low), float(high)) for name, (low, high) in stored.items()}
+    stored = report.get("intervals") or {}
+    methods = report.get("interval_methods") or {}  # absent: every stored interval was a bootstrap one
+    usable = {name: stored[name] for name, method in _INTERVAL_METHODS.items()
+              if name in stored and methods.get(name, "bootstrap") == method}
+    if len(usable) < len(_INTERVAL_METHODS):
+        usable = _report_intervals_from_matrix(report["confusion_matrix"]) | usable
+    return {name: (float(usable[name][0]), float(usable[name][1])) for name in _INTERVAL_METHODS}
+
+
+def small_sample_warning(report: dict[str, Any], intervals: dict[str, tuple[float, float]] | None = None) -> str | None:
+    """One sentence when the validation set is too small to trust the metrics, else None.
+
+    Warns by count (fewer than :data:`SMALL_VALIDATION_SET` images: with 4 images every one moves
+    accuracy by 25 points, however narrow an interval looks) and by width (an accuracy interval
+    wider than 10 points).
+    """
+    intervals = intervals or report_intervals(report)
+    n = int(report.get("val_size") or np.asarray(report["confusion_matrix"]).sum())
+    low, high = intervals["val_accuracy"]
+    if n < SMALL_VALIDATION_SET:
+        return (
+            f"Only {n} validation image{'s' if n != 1 else ''}: each one moves accuracy by {1 / max(n, 1):.0%}, so these numbers "
+            f"say little about new images (accuracy could plausibly be anywhere from {low:.0%} to {high:.0%}). "
+            f"Add images, or hold out a larger share for validation, until there are at least {SMALL_VALIDATION_SET}."
+        )
+    if high - low > _WIDE_INTERVAL:
+        return (
+            f"The validation set is small ({n} images), so this accuracy could plausibly be anywhere from "
+            f"{low:.0%} to {high:.0%}. Differences between runs smaller than that may be luck."
+        )
+    return None
+
+
+def best_epoch_verdict(report: dict[str, Any], strategy: str) -> str | None:
+    """One sentence on what the best epoch says about the recipe, or None after a single epoch.
+
+    The best epoch is the one with the highest validation accuracy (its weights are the ones kept).
+
+    Args:
+        report: a :func:`classification_report` with ``best_epoch`` and ``epochs_run``.
+        strategy: the run's freezing strategy ("frozen", "partial", "full" or "gradual").
+    """
+    best, run = report.get("best_epoch"), report.get("epochs_run")
+    if not best or not run or run < 2:
+        return None
+    if best == run:
+        return (f"The best model came from the last epoch ({best} of {run}): it was still improving on the validation "
+                "images, so more epochs may help.")
+    if best == 1 and str(strategy) != "frozen":
+        return (f"Fine-tuning did not beat the frozen head (best epoch 1 of {run}): the epochs that went on to adapt the "
+                "backbone never raised validation accuracy. A frozen backbone would likely do as well, faster; "
+                "or try a lower learning rate.")
+    return (f"The best model came from epoch {best} of {run} and is the one kept; later epochs did not raise validation "
+            "accuracy, so fewer epochs would have given the same model.")

@@ -8,7 +8,7 @@ the features it computes are reused by a following frozen or warm-up run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +25,9 @@ from ..randomness import seeded_scope
 from ..features.cache import encode_cached, feature_key, network_key, shared_feature_cache, weights_id
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..data.images import ImageReadError
+from .evaluate import wilson_interval
 
-__all__ = ["ProbeResult", "backbone_shootout", "lazy_pretrained_backbone", "pretrained_features"]
+__all__ = ["ProbeResult", "backbone_shootout", "lazy_pretrained_backbone", "pretrained_features", "shootout_verdict"]
 
 
 @dataclass(frozen=True)
@@ -108,3 +109,29 @@ def backbone_shootout(
         accuracy = float((probe.predict(val_x.numpy()) == val_y).mean())
         results.append(ProbeResult(name, accuracy, time.perf_counter() - started, int(train_x.shape[1])))
     return results
+
+
+def shootout_verdict(accuracies: Mapping[str, float | None], n_val: int) -> str | None:
+    """One sentence on whether the shoot-out's winner is really ahead, or None with fewer than two scores.
+
+    A backbone is "within noise" of the winner when its accuracy lies inside the winner's 95 %
+    (Wilson) interval on ``n_val`` validation images: a re-drawn validation set could swap them.
+
+    Args:
+        accuracies: validation accuracy per backbone (None for one that could not be tried).
+        n_val: validation images the accuracies were measured on.
+    """
+    scored = sorted(((acc, name) for name, acc in accuracies.items() if acc is not None), key=lambda s: -s[0])
+    if len(scored) < 2 or n_val <= 0:
+        return None
+    (best_acc, best), rest = scored[0], scored[1:]
+    low, high = wilson_interval(round(best_acc * n_val), n_val)
+    close = [name for acc, name in rest if acc >= low]
+    if close:
+        names = ", ".join(close[:-1]) + (" and " if len(close) > 1 else "") + close[-1]
+        return (f"{best} scored highest ({best_acc:.0%}), but {names} {'is' if len(close) == 1 else 'are'} within noise of it: "
+                f"on {n_val} validation images any score from {low:.0%} to {high:.0%} fits the best one, so choose among "
+                "them by size and speed.")
+    second_acc, second = rest[0]
+    return (f"{best} is ahead ({best_acc:.0%} against {second_acc:.0%} for {second}) by more than the noise of "
+            f"{n_val} validation images ({low:.0%} to {high:.0%}).")

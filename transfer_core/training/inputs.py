@@ -120,7 +120,7 @@ class RunInputs:
         self.emit(
             CacheBuilt(
                 what="images", items=total, seconds=seconds,
-                message=f"Decoded {decoded:,} images in {seconds:.1f} s ({where}); {total - decoded:,} were already cached."
+                message=f"Read {decoded:,} images in {seconds:.1f} s ({where}); {total - decoded:,} were already in memory."
                 + _unreadable_note(unreadable),
             )
         )
@@ -150,14 +150,14 @@ class RunInputs:
             encoded.append(TensorDataset(activations, torch.tensor(dataset.targets)))
         seconds = time.perf_counter() - started
         items = sum(len(e) for e in encoded)
-        what = "features" if features_only else f"the output of {start} frozen stages"
         reused = f" ({self.reused_features:,} reused from an earlier run)" if self.reused_features else ""
-        self.emit(
-            CacheBuilt(
-                what="features" if features_only else "prefix", items=items, seconds=seconds,
-                message=f"Cached {what} for {items:,} images in {seconds:.1f} s{self._runtime_note()}{reused}; epochs now run only the trainable part.",
-            )
-        )
+        if features_only:
+            message = (f"Computed the frozen backbone's features once for {items:,} images in {seconds:.1f} s"
+                       f"{self._runtime_note()}{reused}; each epoch now trains only the new last layer, in moments.")
+        else:
+            message = (f"Ran the frozen part of the network (its first {start} blocks) once over {items:,} images in "
+                       f"{seconds:.1f} s{self._runtime_note()}{reused}; each epoch now runs only the layers that learn.")
+        self.emit(CacheBuilt(what="features" if features_only else "prefix", items=items, seconds=seconds, message=message))
         on_cache = _forward_from(model, start, features_only)
         if cache_train:
             return EpochInputs(encoded[1], encoded[0], on_cache, on_cache, False)
@@ -208,8 +208,8 @@ class RunInputs:
             CacheBuilt(
                 what="views", items=n * len(train_set), seconds=seconds,
                 message=(
-                    f"Cached features of {n} augmented views of {len(train_set):,} training images in {seconds:.1f} s{self._runtime_note()}; "
-                    "epochs cycle through them instead of running the backbone again."
+                    f"Computed the features of {n} randomly altered copies of each of the {len(train_set):,} training images once, "
+                    f"in {seconds:.1f} s{self._runtime_note()}; epochs take turns with them instead of running the backbone again."
                 ),
             )
         )

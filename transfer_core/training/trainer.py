@@ -273,7 +273,8 @@ class Trainer:
             self.emit(
                 CacheBuilt(
                     what="features", items=n, seconds=0.0,
-                    message=f"Warmed up the new head on features of {n:,} images for {cfg.head_warmup_epochs} epochs before fine-tuning.",
+                    message=(f"Warmed up the new last layer alone for {cfg.head_warmup_epochs} epochs on the features of {n:,} "
+                             "images, so fine-tuning starts from a sensible classifier."),
                 )
             )
 
