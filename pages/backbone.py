@@ -100,7 +100,7 @@ if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Ne
     started = time.perf_counter()
     results = backbone_shootout(
         indexes[0], indexes[1], candidates,
-        on_progress=lambda name, done, total: bar.progress(min(done / total, 1.0), text=f"{name}: {done:,} of {total:,} images"),
+        on_progress=lambda done, total, what: bar.progress(min(done / total, 1.0), text=f"{what}: {done:,} of {total:,}"),
     )
     bar.empty()
     ranking = [{"backbone": r.backbone, "validation accuracy": r.val_accuracy, "seconds": round(r.seconds, 1), "note": r.error or ""}

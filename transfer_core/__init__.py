@@ -39,6 +39,7 @@ from .insight.evaluate import classification_report, per_image_predictions
 from .insight.evaluate import report_intervals
 from .insight.explain import grad_cam, overlay_heatmap
 from .insight.health import HealthReport, health_check
+from .reporting import OnProgress
 from .insight.shootout import backbone_shootout
 from .limits import input_limits
 from .training.events import Event, RunEvent
@@ -81,6 +82,7 @@ __all__ = [
     "LRFinderResult",
     "Loop",
     "ONNX_OPSET",
+    "OnProgress",
     "OptimizerName",
     "PRESETS",
     "PRESET_DESCRIPTIONS",

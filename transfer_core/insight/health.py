@@ -16,6 +16,7 @@ import torch
 from ..models.registry import DEFAULT_BACKBONE
 from ..data.records import DatasetIndex
 from ..errors import WarmstartError
+from ..reporting import OnProgress
 from .shootout import lazy_pretrained_backbone, pretrained_features
 
 __all__ = ["HealthReport", "health_check"]
@@ -59,6 +60,7 @@ def health_check(
     neighbours: int = 5,
     mislabel_agreement: float = 0.8,
     device: str = "cpu",
+    on_progress: OnProgress | None = None,
 ) -> HealthReport:
     """Check a split dataset with ``backbone``'s pretrained features (cached, so a rerun is instant).
 
@@ -67,13 +69,16 @@ def health_check(
             None adapts it to the dataset (see :func:`_duplicate_threshold`).
         neighbours: how many nearest neighbours vote on an image's label.
         mislabel_agreement: share of neighbours with one other label that flags an image.
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): images read, then
+            images encoded, training and validation together.
     """
     classes = sorted(set(train.classes) | set(val.classes))
     if len(classes) < 2:
         raise WarmstartError("The health check needs at least two classes.")
     build = lazy_pretrained_backbone(backbone, torch.device(device))
-    train_x, _, train_records = pretrained_features(backbone, train, classes, torch.device(device), build)
-    val_x, _, val_records = pretrained_features(backbone, val, classes, torch.device(device), build)
+    (train_x, _, train_records), (val_x, _, val_records) = pretrained_features(
+        backbone, [train, val], classes, torch.device(device), build, on_progress
+    )
     records = list(train_records) + list(val_records)
     in_train = np.array([True] * len(train_records) + [False] * len(val_records))
     features = torch.nn.functional.normalize(torch.cat([train_x, val_x]).float(), dim=1)
