@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import SAMPLES, DatasetIndex, WarmstartError, health_check, prepare_sample, summarize
-from ui import state
+from ui import busy, state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
 from ui.uploads import new_upload_folder, safe_name, save_files, save_zip
@@ -130,8 +130,8 @@ st.caption("Uses the chosen backbone's pretrained features to find the same pict
            "and validation (which inflates the score), and images whose most similar neighbours carry another label.")
 if st.button("Run the health check", key="run_health"):
     try:
-        with st.spinner("Computing features (once; later checks and runs reuse them)…"):
-            state.health_report.set(choice.source, health_check(train, val, backbone=state.settings()["backbone"]))
+        with busy.progress("Checking the images (features are computed once; later checks and runs reuse them)") as on_progress:
+            state.health_report.set(choice.source, health_check(train, val, backbone=state.settings()["backbone"], on_progress=on_progress))
     except WarmstartError as exc:
         st.error(str(exc))
 report = state.health_report.get(choice.source)
