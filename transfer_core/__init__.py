@@ -39,6 +39,7 @@ from .insight.evaluate import classification_report, per_image_predictions
 from .insight.evaluate import report_intervals
 from .insight.explain import grad_cam, overlay_heatmap
 from .insight.health import HealthReport, health_check
+from .insight.health import likely_mislabels, mislabel_evidence
 from .reporting import OnProgress
 from .insight.shootout import backbone_shootout
 from .limits import input_limits
@@ -126,11 +127,13 @@ __all__ = [
     "grad_cam",
     "health_check",
     "input_limits",
+    "likely_mislabels",
     "list_backbones",
     "list_timm_models",
     "load_dataset",
     "load_train_val",
     "load_trained_model",
+    "mislabel_evidence",
     "open_rgb",
     "overlay_heatmap",
     "parameter_counts",

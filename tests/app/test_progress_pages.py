@@ -57,7 +57,9 @@ def test_data_health_check_reports_progress_and_says_what_it_found(app_with_data
     at.button(key="run_health").click().run()
     _no_exception(at)
     assert _whats(calls) == ["reading images", f"encoding images with {TINY}"]
-    assert at.session_state["health"][1].images == 30 and at.expander  # the findings are listed
+    report = at.session_state["health"][1]
+    assert report.images == 30 and report.summary.endswith("among 30 images.")
+    assert report.summary in [m.value for m in [*at.success, *at.warning]]  # one plain sentence, then the findings
 
 
 def test_backbone_shootout_reports_progress_per_backbone(app_with_data, monkeypatch):
@@ -97,3 +99,12 @@ def test_export_reports_progress_and_shows_the_check(app, finished_run, monkeypa
     _no_exception(at)
     assert calls and calls[-1][0] == calls[-1][1]  # the last phase ran to its end
     assert "onnx: agrees with the app" in " ".join(s.value for s in at.success)
+
+
+def test_data_page_says_plainly_when_nothing_stands_out(app_with_data, monkeypatch):
+    monkeypatch.setattr(transfer_core, "health_check", lambda train, val, **kw: transfer_core.HealthReport(images=30))
+    at = _goto(app_with_data, "data")
+    at.button(key="run_health").click().run()
+    _no_exception(at)
+    assert "No duplicates, no leakage, no likely mislabels among 30 images." in [s.value for s in at.success]
+    assert not [e for e in at.expander if e.label.startswith(("Near-duplicates", "Same image", "Likely mislabelled"))]
