@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import WeightsSource, backbone_shootout, get_backbone, list_backbones, shootout_verdict
-from ui import insight, state
+from ui import busy, insight, state
 
 STRATEGY_HELP = {
     "frozen": "Feature extraction: the backbone stays as ImageNet trained it and only a new final layer learns. Fastest; best with few images.",
@@ -96,13 +96,9 @@ st.caption(
 candidates = [row["backbone"] for row in rows if row["availability"] != "needs download"]
 indexes = state.dataset_indexes(quiet=True)  # already reported above
 if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Needs a dataset (Data page)."):
-    bar = st.progress(0.0, text="Computing features…")
     started = time.perf_counter()
-    results = backbone_shootout(
-        indexes[0], indexes[1], candidates,
-        on_progress=lambda name, done, total: bar.progress(min(done / total, 1.0), text=f"{name}: {done:,} of {total:,} images"),
-    )
-    bar.empty()
+    with busy.progress("Shoot-out") as on_progress:
+        results = backbone_shootout(indexes[0], indexes[1], candidates, on_progress=on_progress)
     ranking = [{"backbone": r.backbone, "validation accuracy": r.val_accuracy, "seconds": round(r.seconds, 1), "note": r.error or ""}
                for r in results]
     state.shootout_result.set(state.dataset(), state.ShootoutOutcome(ranking, time.perf_counter() - started))

@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import SAMPLES, DatasetIndex, WarmstartError, health_check, prepare_sample, summarize
-from ui import state
+from transfer_core import SAMPLES, DatasetIndex, WarmstartError, health_check, mislabel_evidence, prepare_sample, summarize
+from ui import busy, state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
 from ui.uploads import new_upload_folder, safe_name, save_files, save_zip
@@ -127,23 +127,25 @@ if train.skipped:
 
 st.subheader("Health check")
 st.caption("Uses the chosen backbone's pretrained features to find the same picture twice, the same picture in training "
-           "and validation (which inflates the score), and images whose most similar neighbours carry another label.")
+           "and validation (which inflates the score), and images that look far more like another class than like their own.")
 if st.button("Run the health check", key="run_health"):
     try:
-        with st.spinner("Computing features (once; later checks and runs reuse them)…"):
-            state.health_report.set(choice.source, health_check(train, val, backbone=state.settings()["backbone"]))
+        with busy.progress("Checking the images (features are computed once; later checks and runs reuse them)") as on_progress:
+            state.health_report.set(choice.source, health_check(train, val, backbone=state.settings()["backbone"], on_progress=on_progress))
     except WarmstartError as exc:
         st.error(str(exc))
 report = state.health_report.get(choice.source)
 if report is not None:
-    if report.clean:
-        st.success(f"No duplicates, leakage or likely mislabels among {report.images:,} images.")
+    (st.success if report.clean else st.warning)(report.summary)
+    typical = "" if report.neighbour_agreement is None else (
+        f" On average {report.neighbour_agreement:.0%} of an image's nearest neighbours share its label here; a label is "
+        "questioned only when the image sits as deep inside another class as that class's own images do.")
     st.caption(f"Two images count as the same picture above {report.duplicate_threshold:.3f} feature similarity "
-               "(set from how alike this dataset's images are).")
+               f"(set from how alike this dataset's images are).{typical}")
     sections = [
         ("Same image in training and validation", report.leakage, lambda d: (d["train"], d["val"]), lambda d: f"similarity {d['similarity']:.3f}"),
         ("Near-duplicates", report.near_duplicates, lambda d: (d["a"], d["b"]), lambda d: f"{' / '.join(d['labels'])} · similarity {d['similarity']:.3f}"),
-        ("Possibly mislabelled", report.likely_mislabeled, lambda d: (d["path"],), lambda d: f"labelled {d['label']}; {d['agreement']:.0%} of its neighbours are {d['suggested']}"),
+        ("Likely mislabelled, strongest evidence first", report.likely_mislabeled, lambda d: (d["path"],), mislabel_evidence),
     ]
     for title, found, files, describe in sections:
         if not found:

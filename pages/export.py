@@ -3,7 +3,7 @@
 import streamlit as st
 
 from transfer_core import EXPORT_FORMATS, EXPORT_TOLERANCE, ONNX_OPSET, WarmstartError, export_run, export_zip, verify_export
-from ui import state
+from ui import busy, state
 
 st.title("Export")
 st.caption("Take the trained model away: files for PyTorch, ONNX runtimes and Warmstart, with a model card.")
@@ -23,9 +23,9 @@ folder = run.path / "export"
 
 if st.button("Export and check", type="primary", disabled=not formats, key="do_export"):
     try:
-        with st.spinner("Exporting and re-running the exported models on the validation images…"):
-            folder = export_run(run, tuple(formats))
-            state.export_check.set(run.name, verify_export(run, folder))
+        with busy.progress("Exporting, then re-running the exported models on the validation images") as on_progress:
+            folder = export_run(run, tuple(formats), on_progress=on_progress)
+            state.export_check.set(run.name, verify_export(run, folder, on_progress=on_progress))
     except WarmstartError as exc:
         st.error(str(exc))
 

@@ -13,7 +13,7 @@ from transfer_core import (
     get_backbone,
     open_rgb,
 )
-from ui import state
+from ui import busy, state
 from ui.charts import lr_finder_figure
 from ui.wording import OPTIMIZER_WORDS, SCHEDULE_WORDS
 
@@ -97,13 +97,6 @@ with reg[2]:
     control(st.number_input, "Early stopping patience (epochs)", "early_stopping_patience", "Stops when validation loss has not improved for this many epochs; 0 never stops early.", min_value=0, max_value=50, step=1)
     control(st.selectbox, "Class imbalance", "balance", "Class weights or a balanced sampler give rare classes as much say as common ones.", options=["none", "class_weights", "sampler"])
 
-def _run_lr_finder() -> None:
-    try:
-        state.lr_finder_result.set(find_lr(state.config()))
-    except WarmstartError as exc:
-        state.lr_finder_result.set(str(exc))
-
-
 st.subheader("Optimization")
 opt = st.columns(3)
 with opt[0]:
@@ -114,8 +107,13 @@ with opt[0]:
         st.caption(f"Using {TrainConfig(strategy=values['strategy']).head_lr:g} for the head.")
     else:
         control(st.number_input, "Learning rate (head)", "lr", "Step size of the new layer; too high diverges, too low learns slowly.", min_value=1e-6, max_value=1.0, step=1e-4, format="%.5f")
-    st.button("Find a learning rate", key="lr_find", on_click=_run_lr_finder, disabled=state.dataset() is None,
-              help="A short range test on your data: the loss as the rate grows. Seconds with a frozen backbone.")
+    if st.button("Find a learning rate", key="lr_find", disabled=state.dataset() is None,
+                 help="A short range test on your data: the loss as the rate grows. Seconds with a frozen backbone."):
+        with busy.progress("Finding a learning rate") as on_progress:
+            try:
+                state.lr_finder_result.set(find_lr(state.config(), on_progress=on_progress))
+            except WarmstartError as exc:
+                state.lr_finder_result.set(str(exc))
 with opt[1]:
     control(st.number_input, "Backbone LR factor", "backbone_lr_factor", "Backbone learning rate = head rate × this; small values keep pretrained features intact.", min_value=0.0, max_value=1.0, step=0.01, format="%.3f")
     control(st.number_input, "Gradient clipping (0 = off)", "grad_clip", "Caps the size of each update; stabilises full fine-tuning.", min_value=0.0, max_value=100.0, step=0.5)

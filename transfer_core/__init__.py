@@ -43,6 +43,8 @@ from .insight.evaluate import small_sample_warning
 from .insight.evaluate import best_epoch_verdict
 from .insight.explain import grad_cam, overlay_heatmap
 from .insight.health import HealthReport, health_check
+from .insight.health import likely_mislabels, mislabel_evidence
+from .reporting import OnProgress
 from .insight.shootout import backbone_shootout
 from .insight.shootout import shootout_verdict
 from .limits import input_limits
@@ -86,6 +88,7 @@ __all__ = [
     "LRFinderResult",
     "Loop",
     "ONNX_OPSET",
+    "OnProgress",
     "OptimizerName",
     "PRESETS",
     "PRESET_DESCRIPTIONS",
@@ -131,11 +134,13 @@ __all__ = [
     "grad_cam",
     "health_check",
     "input_limits",
+    "likely_mislabels",
     "list_backbones",
     "list_timm_models",
     "load_dataset",
     "load_train_val",
     "load_trained_model",
+    "mislabel_evidence",
     "open_rgb",
     "overlay_heatmap",
     "parameter_counts",

@@ -22,9 +22,9 @@ def _choices(enum_type) -> list[str]:
     return [member.value for member in enum_type]
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m transfer_core",
+        prog=prog,
         description="Warmstart: train an image classifier from a pretrained backbone on your own photos.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -267,8 +267,9 @@ _COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m transfer_core") -> int:
+    """Run one sub-command; ``prog`` is the name help and errors give the command (``warmstart`` when installed)."""
+    args = _build_parser(prog).parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except WarmstartError as exc:

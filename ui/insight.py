@@ -3,13 +3,16 @@
 A retrained or replaced checkpoint changes the modification time, so no stale explanation
 is ever served; the heavy objects (models) live in ``cache_resource``, the pictures and
 tables in ``cache_data``. Parameter counts, report intervals and training times are cached here
-too, keyed by the settings or the files they come from.
+too, keyed by the settings or the files they come from. Embedding maps are kept in a small store of
+their own, because computing one draws a progress bar that a ``cache_data`` replay would draw again.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import threading
+from collections import OrderedDict
 
 import pandas as pd
 import streamlit as st
@@ -31,9 +34,11 @@ from transfer_core import (
     report_intervals,
     training_seconds,
 )
+from ui import busy
 
 __all__ = [
     "checkpoint_stamp",
+    "clear_embedding_points",
     "embedding_points",
     "events_stamp",
     "grad_cam_for_upload",
@@ -81,10 +86,37 @@ def grad_cam_for_upload(run_path: str, stamp: int, image: Image.Image, class_nam
     return _cam_view(predictor(run_path, stamp), image, class_name)
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing features before and after training…")
+_MAPS: OrderedDict[tuple[str, int, str], tuple[pd.DataFrame, float | None, float | None]] = OrderedDict()
+_MAPS_LOCK = threading.Lock()
+_MAPS_KEPT = 8
+
+
 def embedding_points(run_path: str, stamp: int, method: str = "pca") -> tuple[pd.DataFrame, float | None, float | None]:
-    result = embedding_map(run_path, method=method)
-    return pd.DataFrame(result.points), result.separation_before, result.separation_after
+    """The embedding map's points and separation scores; computed under a progress bar once per run, stamp and method.
+
+    Not ``st.cache_data``: a cached function replays the elements it drew, and the progress bar
+    must show only while the map is really being computed. The last few maps are kept for all sessions.
+    """
+    key = (run_path, stamp, method)
+    with _MAPS_LOCK:
+        if key in _MAPS:
+            _MAPS.move_to_end(key)
+            points, before, after = _MAPS[key]
+            return points.copy(), before, after
+    with busy.progress("Computing features before and after training") as on_progress:
+        result = embedding_map(run_path, method=method, on_progress=on_progress)
+    entry = (pd.DataFrame(result.points), result.separation_before, result.separation_after)
+    with _MAPS_LOCK:
+        _MAPS[key] = entry
+        while len(_MAPS) > _MAPS_KEPT:
+            _MAPS.popitem(last=False)
+    return entry[0].copy(), entry[1], entry[2]
+
+
+def clear_embedding_points() -> None:
+    """Forget every kept embedding map (tests)."""
+    with _MAPS_LOCK:
+        _MAPS.clear()
 
 
 @st.cache_data(max_entries=5000, show_spinner=False)

@@ -122,8 +122,15 @@ class LabeledImages(Dataset):
             image = self.transform(image)
         return image, self.targets[i]
 
-    def warm(self, on_error: Callable[[ImageRecord, ImageReadError], None] | None = None) -> list[int]:
-        """Decode every image once (filling the cache); returns the indices that failed."""
+    def warm(
+        self,
+        on_error: Callable[[ImageRecord, ImageReadError], None] | None = None,
+        on_read: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """Decode every image once (filling the cache); returns the indices that failed.
+
+        ``on_read`` is called with the number of images read so far (failed ones included).
+        """
         failed: list[int] = []
         for i, record in enumerate(self.records):
             try:
@@ -132,6 +139,8 @@ class LabeledImages(Dataset):
                 failed.append(i)
                 if on_error:
                     on_error(record, exc)
+            if on_read:
+                on_read(i + 1)
         return failed
 
     def without(self, indices: Sequence[int]) -> LabeledImages:

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -43,6 +44,7 @@ from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel
 from .model_card import write_model_card
 from .predict import Predictor, load_trained_model
+from ..reporting import OnProgress, phase
 from ..runs.store import RunDir
 
 __all__ = [
@@ -74,7 +76,12 @@ class _WithSoftmax(nn.Module):
         return self.model(image).softmax(dim=1)
 
 
-def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMATS, out_dir: str | Path | None = None) -> Path:
+def export_run(
+    run: RunDir | str | Path,
+    formats: tuple[str, ...] = EXPORT_FORMATS,
+    out_dir: str | Path | None = None,
+    on_progress: OnProgress | None = None,
+) -> Path:
     """Write the chosen formats into ``out_dir`` (default ``RUN/export``) and return that folder.
 
     Formats exported earlier into the same folder stay when they are of the same model (the
@@ -88,6 +95,7 @@ def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMA
         run: the run folder (or :class:`RunDir`) to export.
         formats: a subset of :data:`EXPORT_FORMATS`.
         out_dir: the export folder; created if missing.
+        on_progress: ``(done, total, "formats written")`` after each format (see :mod:`transfer_core.reporting`).
 
     Returns:
         The export folder.
@@ -129,7 +137,7 @@ def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMA
         raise WarmstartError(f"Cannot write into '{folder}' ({exc}); choose a folder you can write to.") from None
     try:
         try:
-            _write_formats(staging, formats, model, info, weights, report, config, run.name)
+            _write_formats(staging, formats, model, info, weights, report, config, run.name, on_progress)
         except Exception as exc:  # nothing in here raises WarmstartError; exporters raise anything
             raise WarmstartError(f"Export of run '{run.name}' failed ({type(exc).__name__}: {exc}).") from None
         (staging / METADATA_FILE).write_bytes(metadata)
@@ -145,26 +153,31 @@ def export_run(run: RunDir | str | Path, formats: tuple[str, ...] = EXPORT_FORMA
 
 def _write_formats(
     staging: Path, formats: tuple[str, ...], model: TransferModel, info: ModelInfo, weights: bytes,
-    report: dict[str, Any], config: dict[str, Any], title: str,
+    report: dict[str, Any], config: dict[str, Any], title: str, on_progress: OnProgress | None = None,
 ) -> None:
-    """Write each chosen format's files into ``staging``."""
+    """Write each chosen format's files into ``staging``, counting formats written."""
     size = info.preprocessing.input_size
     example = torch.zeros(1, 3, size, size)
     deployable = _WithSoftmax(model).eval()
-    if "safetensors" in formats:
-        (staging / "model.safetensors").write_bytes(weights)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and legacy-exporter notices are not the user's concern
-        if "torchscript" in formats:
-            torch.jit.trace(deployable, example).save(str(staging / "model.torchscript.pt"))
-        if "onnx" in formats:
-            torch.onnx.export(
-                deployable, (example,), str(staging / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
-                input_names=["image"], output_names=["probabilities"],
-                dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
-            )
-    if "card" in formats:
-        write_model_card(staging, info.to_dict(), report, config, title=title)
+    chosen = [name for name in EXPORT_FORMATS if name in formats]
+    written = phase(on_progress, len(chosen), "formats written")
+    for done, name in enumerate(chosen, start=1):
+        if name == "safetensors":
+            (staging / "model.safetensors").write_bytes(weights)
+        elif name == "card":
+            write_model_card(staging, info.to_dict(), report, config, title=title)
+        else:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer and legacy-exporter notices are not the user's concern
+                if name == "torchscript":
+                    torch.jit.trace(deployable, example).save(str(staging / "model.torchscript.pt"))
+                else:
+                    torch.onnx.export(
+                        deployable, (example,), str(staging / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
+                        input_names=["image"], output_names=["probabilities"],
+                        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+                    )
+        written(done)
 
 
 def _holds_model(folder: Path, info: ModelInfo, fingerprint: str) -> bool:
@@ -268,16 +281,19 @@ class FormatAgreement:
         return self.error is None and self.agreement == 1.0 and (self.max_difference or 0.0) <= EXPORT_TOLERANCE
 
 
-def _validation_images(run: RunDir, limit: int) -> list:
-    config = run.read_config()
-    _, val = load_run_split(config)
-    images = []
-    for record in val.records[:limit]:
+def _validation_views(run: RunDir, engine: Predictor, limit: int, on_progress: OnProgress | None) -> list[torch.Tensor]:
+    """The evaluation crops of up to ``limit`` readable validation images, counting images read."""
+    _, val = load_run_split(run.read_config())
+    records = val.records[:limit]
+    read = phase(on_progress, len(records), "validation images read")
+    views = []
+    for done, record in enumerate(records, start=1):
         try:
-            images.append(open_rgb(record.path))
+            views.extend(engine.views([open_rgb(record.path)]))
         except ImageReadError:
-            continue
-    return images
+            pass
+        read(done)
+    return views
 
 
 def _check_onnx_signature(session, info: ModelInfo) -> None:
@@ -290,51 +306,68 @@ def _check_onnx_signature(session, info: ModelInfo) -> None:
         raise WarmstartError(f"the ONNX output has {outputs[-1]} classes, model.json lists {len(info.classes)}")
 
 
-def verify_export(run: RunDir | str | Path, folder: str | Path | None = None, limit: int = 500) -> list[FormatAgreement]:
-    """Run the exported ONNX and TorchScript models on up to ``limit`` validation images and compare."""
+def verify_export(
+    run: RunDir | str | Path, folder: str | Path | None = None, limit: int = 500, on_progress: OnProgress | None = None
+) -> list[FormatAgreement]:
+    """Run the exported ONNX and TorchScript models on up to ``limit`` validation images and compare.
+
+    Args:
+        run: the exported run.
+        folder: its export folder (default ``RUN/export``).
+        limit: most validation images used.
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): images read, then images
+            run through the engine and through each exported file.
+
+    Returns:
+        One :class:`FormatAgreement` per ONNX or TorchScript file in the folder.
+    """
     run = run if isinstance(run, RunDir) else RunDir(run)
     folder = Path(folder) if folder else run.path / "export"
     info, _ = _read_metadata(folder)
     engine = Predictor.from_run(run)
     if engine.classes != info.classes or engine.preprocessing != info.preprocessing:
         raise WarmstartError(f"The export in '{folder}' does not belong to run '{run.name}' (classes or preprocessing differ).")
-    images = _validation_images(run, limit)
-    if not images:
+    views = _validation_views(run, engine, limit, on_progress)
+    if not views:
         raise WarmstartError("No readable validation images to check the export on.")
-    batch = engine.inputs(images)
-    expected = engine.probabilities(inputs=batch)
+    batch = engine.inputs(views=views)
+    expected = engine.probabilities(inputs=batch, on_batch=phase(on_progress, len(batch), "images run through the engine"))
     results = []
     for name, path, run_format in (("onnx", folder / "model.onnx", _run_onnx), ("torchscript", folder / "model.torchscript.pt", _run_torchscript)):
         if not path.exists():
             continue
         try:
-            got = run_format(path, batch, info)
+            got = run_format(path, batch, info, phase(on_progress, len(batch), f"images run through {path.name}"))
         except WarmstartError as exc:
-            results.append(FormatAgreement(name, len(images), None, None, str(exc)))
+            results.append(FormatAgreement(name, len(batch), None, None, str(exc)))
             continue
         except Exception as exc:
-            results.append(FormatAgreement(name, len(images), None, None, f"{type(exc).__name__}: {exc}"))
+            results.append(FormatAgreement(name, len(batch), None, None, f"{type(exc).__name__}: {exc}"))
             continue
         agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-        results.append(FormatAgreement(name, len(images), agreement, float(np.abs(got - expected).max())))
+        results.append(FormatAgreement(name, len(batch), agreement, float(np.abs(got - expected).max())))
     return results
 
 
-def _run_onnx(path: Path, batch: torch.Tensor, info: ModelInfo) -> np.ndarray:
+def _run_onnx(path: Path, batch: torch.Tensor, info: ModelInfo, on_batch: Callable[[int], None]) -> np.ndarray:
     try:
         import onnxruntime
     except ImportError:
         raise WarmstartError("onnxruntime is not installed, so the ONNX file could not be checked") from None
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     _check_onnx_signature(session, info)
-    return np.concatenate([session.run(None, {"image": batch[i : i + 64].numpy()})[0] for i in range(0, len(batch), 64)])
+    outputs = []
+    for start in range(0, len(batch), 64):
+        outputs.append(session.run(None, {"image": batch[start : start + 64].numpy()})[0])
+        on_batch(start + len(outputs[-1]))
+    return np.concatenate(outputs)
 
 
-def _run_torchscript(path: Path, batch: torch.Tensor, info: ModelInfo) -> np.ndarray:
+def _run_torchscript(path: Path, batch: torch.Tensor, info: ModelInfo, on_batch: Callable[[int], None]) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still the widest runtime
         module = torch.jit.load(str(path), map_location="cpu").eval()
-    out = run_inference(module, batch, "cpu", batch_size=64).numpy()
+    out = run_inference(module, batch, "cpu", batch_size=64, on_batch=on_batch).numpy()
     if out.shape[1] != len(info.classes):
         raise WarmstartError(f"the TorchScript output has {out.shape[1]} classes, model.json lists {len(info.classes)}")
     return out

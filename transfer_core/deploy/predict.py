@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,10 +85,17 @@ class Predictor:
         """The normalised ``(n, 3, size, size)`` batch for RGB PIL images (or for crops from :meth:`views`)."""
         return torch.stack([self._normalise(view) for view in (views if views is not None else self.views(images))])
 
-    def probabilities(self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None) -> np.ndarray:
-        """``(n, n_classes)`` class probabilities for RGB PIL images (or an already normalised batch)."""
+    def probabilities(
+        self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """``(n, n_classes)`` class probabilities for RGB PIL images (or an already normalised batch).
+
+        ``on_batch`` is called with the number of images done so far.
+        """
         batch = inputs if inputs is not None else self.inputs(images)
-        logits = run_inference(self.model, batch, self.device, module=self.model, batch_size=self.batch_size, frozen_key=self.weights)
+        logits = run_inference(
+            self.model, batch, self.device, module=self.model, batch_size=self.batch_size, frozen_key=self.weights, on_batch=on_batch,
+        )
         return logits.softmax(1).numpy()
 
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:

@@ -27,6 +27,7 @@ from ..features.cache import encode_cached, run_feature_key, run_network_key
 from ..features.inference import run_inference
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..deploy.predict import load_trained_model
+from ..reporting import OnProgress, phase
 from ..runs.store import RunDir
 
 __all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d", "separation_verdict"]
@@ -40,6 +41,7 @@ class EmbeddingMap:
 
 
 PROJECTIONS = ("pca", "tsne")
+_PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
 
 
 def project_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
@@ -48,9 +50,14 @@ def project_2d(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.n
     if method == "tsne":
         perplexity = float(min(30, max(2, (len(features) - 1) // 3)))
         return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
-    if method != "pca":
-        raise WarmstartError(f"Unknown projection '{method}'; choose one of: {', '.join(PROJECTIONS)}.")
+    _check_projection(method)
     return PCA(n_components=2, svd_solver="full").fit_transform(features)
+
+
+def _check_projection(method: str) -> None:
+    """Raise for a projection that is not one of PROJECTIONS."""
+    if method not in PROJECTIONS:
+        raise WarmstartError(f"Unknown projection '{method}'; choose one of: {', '.join(PROJECTIONS)}.")
 
 
 def _separation(features: np.ndarray, labels: list[str]) -> float | None:
@@ -59,8 +66,19 @@ def _separation(features: np.ndarray, labels: list[str]) -> float | None:
     return float(silhouette_score(features, labels, metric="cosine"))
 
 
-def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pca") -> EmbeddingMap:
-    """Before/after 2-D maps of up to ``limit`` validation images of ``run`` (``method``: pca or tsne)."""
+def embedding_map(
+    run: RunDir | str | Path, limit: int = 2000, method: str = "pca", on_progress: OnProgress | None = None
+) -> EmbeddingMap:
+    """Before/after 2-D maps of up to ``limit`` validation images of ``run``.
+
+    Args:
+        run: a finished run (folder or :class:`RunDir`).
+        limit: most validation images drawn.
+        method: ``pca`` or ``tsne`` (see :func:`project_2d`).
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): images read, images
+            encoded before and after training, then the two projections.
+    """
+    _check_projection(method)  # before the slow part
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.read_config()
     model, info = load_trained_model(run)
@@ -70,7 +88,7 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
     records = [r for r in val.records if r.label in class_to_idx][:limit]
     cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
     images = LabeledImages(records, class_to_idx, cache, eval_transform(pre))
-    images = images.without(images.warm())
+    images = images.without(images.warm(on_read=phase(on_progress, len(images), "reading images")))
     if len(images) < 3:
         raise WarmstartError("The embedding map needs at least three readable validation images.")
     spec = get_backbone(config.backbone)
@@ -78,13 +96,23 @@ def embedding_map(run: RunDir | str | Path, limit: int = 2000, method: str = "pc
         start = spec.build(pretrained=config.pretrained)
     paths = [r.path for r in images.records]
     key = run_feature_key(config, spec, pre, "features", paths)
-    before = encode_cached(start, images, key, torch.device("cpu"), weights=run_network_key(config, spec)).numpy()
+    before = encode_cached(
+        start, images, key, torch.device("cpu"), weights=run_network_key(config, spec),
+        on_batch=phase(on_progress, len(images), "encoding images before training"),
+    ).numpy()
     trained_weights = f"trained:{run.path}:{run.checkpoint_file.stat().st_mtime_ns}"
     trained_key = f"{trained_weights}:{len(paths)}"
-    after = encode_cached(model.backbone, images, trained_key, torch.device("cpu"), weights=trained_weights).numpy()
+    after = encode_cached(
+        model.backbone, images, trained_key, torch.device("cpu"), weights=trained_weights,
+        on_batch=phase(on_progress, len(images), "encoding images after training"),
+    ).numpy()
     probabilities = run_inference(model.head, torch.from_numpy(after), module=model.head).softmax(1).numpy()
     labels = [r.label for r in images.records]
-    xy_before, xy_after = project_2d(before, method, config.seed), project_2d(after, method, config.seed)
+    projected = phase(on_progress, 2, f"{_PROJECTION_NAMES[method]} projections")
+    xy_before = project_2d(before, method, config.seed)
+    projected(1)
+    xy_after = project_2d(after, method, config.seed)
+    projected(2)
     classes = info["classes"]
     points = [
         {

@@ -3,11 +3,14 @@
 Pretrained features place visually similar images close together, which is exactly what is
 needed to find problems a person would otherwise spot only by looking at every image: the
 same photo twice, the same photo in training and in validation (which inflates the score),
-and images whose nearest neighbours almost all carry another label.
+and images that look like another class far more than like their own. A list of suspects is
+only useful when it is short and right, so a label is questioned only on strong evidence
+(see :func:`likely_mislabels`), and each suspect carries that evidence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,9 +19,10 @@ import torch
 from ..models.registry import DEFAULT_BACKBONE
 from ..data.records import DatasetIndex
 from ..errors import WarmstartError
+from ..reporting import OnProgress
 from .shootout import lazy_pretrained_backbone, pretrained_features
 
-__all__ = ["HealthReport", "health_check"]
+__all__ = ["HealthReport", "health_check", "likely_mislabels", "mislabel_evidence", "neighbour_agreement"]
 
 
 @dataclass
@@ -27,13 +31,31 @@ class HealthReport:
 
     near_duplicates: list[dict] = field(default_factory=list)  # within one split: {a, b, similarity, labels}
     leakage: list[dict] = field(default_factory=list)  # {train, val, similarity}
-    likely_mislabeled: list[dict] = field(default_factory=list)  # {path, label, suggested, agreement}
+    likely_mislabeled: list[dict] = field(default_factory=list)  # strongest first; keys: see likely_mislabels
     images: int = 0
     duplicate_threshold: float = 1.0  # the similarity used for "the same picture"
+    neighbour_agreement: float | None = None  # the typical share of an image's nearest neighbours with its label
 
     @property
     def clean(self) -> bool:
         return not (self.near_duplicates or self.leakage or self.likely_mislabeled)
+
+    @property
+    def summary(self) -> str:
+        """One plain sentence: "No duplicates, no leakage, no likely mislabels among 398 images." or what was found."""
+        parts = [
+            _count(len(self.near_duplicates), "near-duplicate pair", "no duplicates"),
+            _count(len(self.leakage), "image in both training and validation", "no leakage",
+                   plural="images in both training and validation"),
+            _count(len(self.likely_mislabeled), "likely mislabel", "no likely mislabels"),
+        ]
+        sentence = f"{', '.join(parts)} among {self.images:,} images."
+        return sentence[0].upper() + sentence[1:]
+
+
+def _count(n: int, one: str, none: str, plural: str | None = None) -> str:
+    """'no X', '1 X' or 'n Xs'."""
+    return none if n == 0 else f"1 {one}" if n == 1 else f"{n:,} {plural or one + 's'}"
 
 
 def _duplicate_threshold(similarity: np.ndarray) -> float:
@@ -51,6 +73,104 @@ def _duplicate_threshold(similarity: np.ndarray) -> float:
     return float(np.clip(median + 3 * spread, 0.9, 0.995))
 
 
+def likely_mislabels(
+    similarity: np.ndarray, labels: Sequence[str], neighbours: int = 5, agreement: float = 0.8, strength: float = 1.1
+) -> list[dict]:
+    """Images whose features place them inside another class, strongest evidence first.
+
+    The rule. For an image labelled ``y``, let ``s_x`` be its mean similarity to its ``neighbours``
+    nearest images labelled ``x`` (itself left out). It is flagged as class ``c`` when both hold:
+
+    1. at least ``agreement`` of its ``neighbours`` nearest neighbours carry the one other label ``c``;
+    2. its margin ``s_c - s_y`` is at least ``strength`` times the *typical margin* of class ``c``
+       over ``y``: the median of ``s_c - s_y`` over the images labelled ``c``.
+
+    Why: an image that truly belongs to ``c`` looks like a typical ``c`` image, so its margin is
+    about the typical one (``strength`` near 1). A correctly labelled but unusual ``y`` image, an
+    ant photographed on the flowers most bees are photographed on, has ``c`` neighbours too, but
+    it sits at the edge of ``c``, not inside it: its margin is a fraction of the typical one.
+    Neighbour votes alone (condition 1) flag such images by the dozen wherever two classes share
+    backgrounds. The typical margin calibrates the bar to the dataset and the backbone: tight,
+    well-separated classes need a large margin, overlapping ones a small one. ``strength`` 1.1
+    asks a little more than a typical image of ``c`` shows, since that typical margin is a median
+    over a few dozen images; with it, clean photo sets (flowers, two or five classes) and the
+    bundled digits flagged nothing in development, while about 30-60 % of randomly planted
+    mislabels in them were found, each first in the list.
+
+    Args:
+        similarity: ``(n, n)`` cosine similarities of the images' features (the diagonal is ignored).
+        labels: each image's label.
+        neighbours: how many nearest neighbours (and nearest images per class) are considered.
+        agreement: the share of neighbours that must carry the one other label.
+        strength: how many typical margins an image's margin must reach.
+
+    Returns:
+        One dict per flagged image, by ``strength``, highest first: ``index``, ``label``, ``suggested``,
+        ``votes`` (neighbours labelled ``suggested``) of ``neighbours``, ``agreement`` (their share),
+        ``neighbour_similarity`` (``s_c``), ``own_similarity`` (``s_y``), ``margin``, ``typical_margin``
+        and ``strength`` (margin / typical margin).
+    """
+    names = np.asarray(labels)
+    classes, index = np.unique(names, return_inverse=True)
+    n = len(names)
+    k = min(neighbours, n - 1)
+    if k < 3 or len(classes) < 2:
+        return []
+    scores = np.array(similarity, dtype=np.float64, copy=True)
+    np.fill_diagonal(scores, -np.inf)
+    nearest_by_class = np.full((n, len(classes)), np.nan)  # s_x for every image and class x
+    for c in range(len(classes)):
+        members = np.flatnonzero(index == c)
+        depth = min(k, len(members) - 1)  # the same count for members (themselves left out) and others
+        if depth >= 1:
+            top = -np.partition(-scores[:, members], depth - 1, axis=1)[:, :depth]
+            nearest_by_class[:, c] = top.mean(axis=1)
+    nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    found = []
+    for i in range(n):
+        y = index[i]
+        votes = np.bincount(index[nearest[i]], minlength=len(classes))
+        votes[y] = 0
+        c = int(votes.argmax())
+        if votes[c] < agreement * k:
+            continue
+        own, other = nearest_by_class[i, y], nearest_by_class[i, c]
+        members = index == c
+        typical = float(np.median(nearest_by_class[members, c] - nearest_by_class[members, y]))
+        margin = float(other - own)
+        if not (np.isfinite(margin) and np.isfinite(typical)) or typical <= 0 or margin < strength * typical:
+            continue
+        found.append({
+            "index": i, "label": str(names[i]), "suggested": str(classes[c]), "votes": int(votes[c]), "neighbours": k,
+            "agreement": float(votes[c] / k), "neighbour_similarity": float(other), "own_similarity": float(own),
+            "margin": margin, "typical_margin": typical, "strength": margin / typical,
+        })
+    return sorted(found, key=lambda item: -item["strength"])
+
+
+def neighbour_agreement(similarity: np.ndarray, labels: Sequence[str], neighbours: int = 5) -> float | None:
+    """The mean share of an image's ``neighbours`` nearest neighbours that carry its own label."""
+    names = np.asarray(labels)
+    k = min(neighbours, len(names) - 1)
+    if k < 1:
+        return None
+    scores = np.array(similarity, dtype=np.float64, copy=True)
+    np.fill_diagonal(scores, -np.inf)
+    nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return float((names[nearest] == names[:, None]).mean())
+
+
+def mislabel_evidence(item: dict) -> str:
+    """The evidence for one entry of :func:`likely_mislabels`, as a sentence a person can check."""
+    label, other = item["label"], item["suggested"]
+    return (
+        f"Labelled {label}, but {item['votes']} of its {item['neighbours']} nearest images are labelled {other}. "
+        f"It is {item['neighbour_similarity']:.2f} similar to its nearest {other} and {item['own_similarity']:.2f} to its "
+        f"nearest {label}: {item['margin']:.2f} closer to {other}, while a typical {other} image is "
+        f"{item['typical_margin']:.2f} closer (evidence {item['strength']:.1f}×)."
+    )
+
+
 def health_check(
     train: DatasetIndex,
     val: DatasetIndex,
@@ -58,7 +178,9 @@ def health_check(
     duplicate_similarity: float | None = None,
     neighbours: int = 5,
     mislabel_agreement: float = 0.8,
+    mislabel_strength: float = 1.1,
     device: str = "cpu",
+    on_progress: OnProgress | None = None,
 ) -> HealthReport:
     """Check a split dataset with ``backbone``'s pretrained features (cached, so a rerun is instant).
 
@@ -66,14 +188,19 @@ def health_check(
         duplicate_similarity: cosine similarity at or above which two images count as the same picture;
             None adapts it to the dataset (see :func:`_duplicate_threshold`).
         neighbours: how many nearest neighbours vote on an image's label.
-        mislabel_agreement: share of neighbours with one other label that flags an image.
+        mislabel_agreement: share of neighbours that must carry one other label to question an image's label.
+        mislabel_strength: how far into the other class, in typical margins, the image must sit
+            (see :func:`likely_mislabels`, which states the rule).
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): images read, then
+            images encoded, training and validation together.
     """
     classes = sorted(set(train.classes) | set(val.classes))
     if len(classes) < 2:
         raise WarmstartError("The health check needs at least two classes.")
     build = lazy_pretrained_backbone(backbone, torch.device(device))
-    train_x, _, train_records = pretrained_features(backbone, train, classes, torch.device(device), build)
-    val_x, _, val_records = pretrained_features(backbone, val, classes, torch.device(device), build)
+    (train_x, _, train_records), (val_x, _, val_records) = pretrained_features(
+        backbone, [train, val], classes, torch.device(device), build, on_progress
+    )
     records = list(train_records) + list(val_records)
     in_train = np.array([True] * len(train_records) + [False] * len(val_records))
     features = torch.nn.functional.normalize(torch.cat([train_x, val_x]).float(), dim=1)
@@ -94,21 +221,10 @@ def health_check(
                 {"a": records[i].path, "b": records[j].path, "labels": [records[i].label, records[j].label], **pair}
             )
 
-    k = min(neighbours, len(records) - 1)
-    labels = np.array([r.label for r in records])
-    if k >= 3:
-        nearest = np.argsort(-similarity, axis=1)[:, :k]
-        for i, row in enumerate(nearest):
-            votes = labels[row]
-            others = votes[votes != labels[i]]
-            if len(others) == 0:
-                continue
-            values, counts = np.unique(others, return_counts=True)
-            top = int(counts.argmax())
-            if counts[top] / k >= mislabel_agreement:
-                report.likely_mislabeled.append(
-                    {"path": records[i].path, "label": labels[i], "suggested": str(values[top]), "agreement": float(counts[top] / k)}
-                )
-    for listing, key in ((report.near_duplicates, "similarity"), (report.leakage, "similarity"), (report.likely_mislabeled, "agreement")):
-        listing.sort(key=lambda item: -item[key])
+    labels = [r.label for r in records]
+    report.neighbour_agreement = neighbour_agreement(similarity, labels, neighbours)
+    for item in likely_mislabels(similarity, labels, neighbours, mislabel_agreement, mislabel_strength):
+        report.likely_mislabeled.append({"path": records[item.pop("index")].path, **item})
+    for listing in (report.near_duplicates, report.leakage):
+        listing.sort(key=lambda item: -item["similarity"])
     return report

@@ -25,6 +25,7 @@ from ..randomness import seeded_scope
 from ..features.cache import encode_cached, feature_key, network_key, shared_feature_cache, weights_id
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..data.images import ImageReadError
+from ..reporting import OnProgress, phase
 from .evaluate import wilson_interval
 
 __all__ = ["ProbeResult", "backbone_shootout", "lazy_pretrained_backbone", "pretrained_features", "shootout_verdict"]
@@ -40,22 +41,41 @@ class ProbeResult:
 
 
 def pretrained_features(
-    name: str, index: DatasetIndex, classes: list[str], device: torch.device, build: Callable[[], torch.nn.Module], on_batch=None
-) -> tuple[torch.Tensor, np.ndarray, list]:
-    """Pooled features of ``index``'s readable images through the shared cache, their targets and records.
+    name: str,
+    indexes: Sequence[DatasetIndex],
+    classes: list[str],
+    device: torch.device,
+    build: Callable[[], torch.nn.Module],
+    on_progress: OnProgress | None = None,
+) -> list[tuple[torch.Tensor, np.ndarray, list]]:
+    """Pooled features of each index's readable images through the shared cache, their targets and records.
 
-    ``build`` (see :func:`lazy_pretrained_backbone`) is called only on a cache miss.
+    ``build`` (see :func:`lazy_pretrained_backbone`) is called only on a cache miss. Progress
+    comes in two phases over all ``indexes``: "reading images", then "encoding images with NAME".
     """
     spec = get_backbone(name)
     pre = spec.preprocessing
     cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
-    images = LabeledImages(index.records, {c: i for i, c in enumerate(classes)}, cache, eval_transform(pre))
-    readable = images.without(images.warm())
-    key = feature_key(name, weights_id(spec, True, 0), pre, pre.input_size, "features", [r.path for r in readable.records])
-    features = shared_feature_cache().get(key)
-    if features is None:
-        features = encode_cached(build(), readable, key, device, on_batch=on_batch, weights=network_key(name, weights_id(spec, True, 0)))
-    return features, np.asarray(readable.targets), readable.records
+    sets = [LabeledImages(index.records, {c: i for i, c in enumerate(classes)}, cache, eval_transform(pre)) for index in indexes]
+    read = phase(on_progress, sum(len(images) for images in sets), "reading images")
+    readable, offset = [], 0
+    for images in sets:
+        readable.append(images.without(images.warm(on_read=lambda n, o=offset: read(o + n))))
+        offset += len(images)
+    encoded = phase(on_progress, sum(len(images) for images in readable), f"encoding images with {name}")
+    results, offset = [], 0
+    for images in readable:
+        key = feature_key(name, weights_id(spec, True, 0), pre, pre.input_size, "features", [r.path for r in images.records])
+        features = shared_feature_cache().get(key)
+        if features is None:
+            features = encode_cached(
+                build(), images, key, device, on_batch=lambda n, o=offset: encoded(o + n), weights=network_key(name, weights_id(spec, True, 0)),
+            )
+        else:
+            encoded(offset + len(images))
+        results.append((features, np.asarray(images.targets), images.records))
+        offset += len(images)
+    return results
 
 
 def lazy_pretrained_backbone(name: str, device: torch.device) -> Callable[[], torch.nn.Module]:
@@ -76,31 +96,28 @@ def backbone_shootout(
     val: DatasetIndex,
     backbones: Sequence[str],
     device: str = "cpu",
-    on_progress: Callable[[str, int, int], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[ProbeResult]:
     """Fit a logistic-regression probe on each backbone's frozen features; validation accuracy and time.
 
     Args:
         train, val: the dataset split the real run will use.
         backbones: registry names; one that cannot be loaded (e.g. offline) gets an ``error``.
-        on_progress: called with (backbone, images encoded, images total).
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): per backbone, images
+            read and images encoded, ``what`` starting with the backbone's name and place, "lite0 (1 of 3): ...".
     """
     classes = train.classes
     if len(classes) < 2:
         raise WarmstartError("A shoot-out needs at least two classes.")
     results = []
     torch_device = torch.device(device)
-    total = len(train) + len(val)
-    for name in backbones:
+    for number, name in enumerate(backbones, start=1):
         started = time.perf_counter()
         build = lazy_pretrained_backbone(name, torch_device)
+        prefix = f"{name} ({number} of {len(backbones)}): "
+        told = None if on_progress is None else (lambda done, total, what, p=prefix: on_progress(done, total, p + what))
         try:
-            train_x, train_y, _ = pretrained_features(
-                name, train, classes, torch_device, build, lambda n, b=name: on_progress and on_progress(b, n, total)
-            )
-            val_x, val_y, _ = pretrained_features(
-                name, val, classes, torch_device, build, lambda n, b=name: on_progress and on_progress(b, len(train) + n, total)
-            )
+            (train_x, train_y, _), (val_x, val_y, _) = pretrained_features(name, [train, val], classes, torch_device, build, told)
         except (WarmstartError, ImageReadError) as exc:
             results.append(ProbeResult(name, None, time.perf_counter() - started, error=str(exc)))
             continue

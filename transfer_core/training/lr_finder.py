@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,7 @@ from .callbacks import BackboneFreezing, Callback
 from .loop import Loop, StepOutput
 from .optim import make_optimizer
 from ..randomness import RunRandomness, seeded_scope
+from ..reporting import OnProgress, phase
 from .trainer import resolve_device
 
 __all__ = ["LRFinderResult", "find_lr"]
@@ -59,8 +61,10 @@ class _RangeTest(Callback):
 
     name = "lr_range_test"
 
-    def __init__(self, start_lr: float, end_lr: float, total: int, ratios: list[float]) -> None:
-        self.start_lr, self.end_lr, self.total, self.ratios = start_lr, end_lr, total, ratios
+    def __init__(
+        self, start_lr: float, end_lr: float, total: int, ratios: list[float], on_step: Callable[[int], None] = lambda n: None
+    ) -> None:
+        self.start_lr, self.end_lr, self.total, self.ratios, self.on_step = start_lr, end_lr, total, ratios, on_step
         self.lrs: list[float] = []
         self.losses: list[float] = []
         self._count, self._average, self._best, self._lr = 0, 0.0, math.inf, start_lr
@@ -72,6 +76,7 @@ class _RangeTest(Callback):
 
     def on_train_batch_end(self, loop: Loop, output: StepOutput) -> None:
         self._count += 1
+        self.on_step(self._count)
         self._average = 0.9 * self._average + 0.1 * output.loss
         smoothed = self._average / (1 - 0.9**self._count)
         if not math.isfinite(smoothed) or (self._count > 6 and smoothed > 4 * self._best):
@@ -85,12 +90,22 @@ class _RangeTest(Callback):
 
 
 def find_lr(
-    config: TrainConfig, start_lr: float = 1e-6, end_lr: float = 1.0, steps: int = 100, image_steps: int = 40
+    config: TrainConfig,
+    start_lr: float = 1e-6,
+    end_lr: float = 1.0,
+    steps: int = 100,
+    image_steps: int = 40,
+    on_progress: OnProgress | None = None,
 ) -> LRFinderResult:
     """Run the range test for ``config`` (its data, backbone, strategy, optimizer, batch size).
 
     ``steps`` applies on cached features, ``image_steps`` when images go through the network.
     The rate found is for the head; the backbone keeps its ``backbone_lr_factor``.
+
+    Args:
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): training images read,
+            then (frozen backbone) images encoded, then range-test steps taken; a test whose loss blows
+            up stops before ``total`` steps.
     """
     if not 0 < start_lr < end_lr:
         raise WarmstartError("The learning-rate range must go from a small positive rate to a larger one.")
@@ -110,19 +125,21 @@ def find_lr(
     cache = shared_image_cache(cache_side_for(size, pre.crop_pct))
     class_to_idx = {c: i for i, c in enumerate(classes)}
     on_features = n_trainable == 0
+    transform = eval_transform(pre, size) if on_features else train_transform(pre, config.augment, size)
+    images = LabeledImages(train.records, class_to_idx, cache, transform)
+    images = images.without(images.warm(on_read=phase(on_progress, len(images), "reading images")))
     if on_features:
-        images = LabeledImages(train.records, class_to_idx, cache, eval_transform(pre, size))
-        images = images.without(images.warm())
         key = run_feature_key(config, spec, pre, "features", [r.path for r in images.records])
-        features = encode_cached(model.backbone, images, key, device, weights=run_network_key(config, spec))
+        encoded = phase(on_progress, len(images), f"encoding images with {config.backbone}")
+        features = encode_cached(model.backbone, images, key, device, on_batch=encoded, weights=run_network_key(config, spec))
         dataset, forward, total = TensorDataset(features, torch.tensor(images.targets)), model.head, steps
     else:
-        images = LabeledImages(train.records, class_to_idx, cache, train_transform(pre, config.augment, size))
-        dataset, forward, total = images.without(images.warm()), model, image_steps
+        dataset, forward, total = images, model, image_steps
     randomness = RunRandomness(config.seed, device)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=randomness.sampler)
     optimizer = make_optimizer(model, config.replace(lr=start_lr))
-    test = _RangeTest(start_lr, end_lr, total, [group["lr"] / start_lr for group in optimizer.param_groups])
+    ratios = [group["lr"] / start_lr for group in optimizer.param_groups]
+    test = _RangeTest(start_lr, end_lr, total, ratios, phase(on_progress, total, "range-test steps"))
     loop = Loop(
         module=model, forward=forward, optimizer=optimizer, criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         train_data=loader, device=device, randomness=randomness,

@@ -1,0 +1,35 @@
+"""The one progress callback of the engine's long calls: ``on_progress(done, total, what)``.
+
+The LR finder, the health check, the shoot-out, the embedding map, export and the export
+check take an optional ``on_progress``. Their work comes in phases, each named by ``what``
+("reading images", "encoding images with efficientnet_lite0", "range-test steps") and counted
+in that phase's real units (images read, images encoded, steps taken). A phase starts with
+``(0, total, what)``; within it ``done`` never decreases, and it ends at ``total`` unless the
+call stops early (a range test whose loss blew up) or fails. A phase with nothing to do is
+not reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+__all__ = ["OnProgress", "phase"]
+
+OnProgress = Callable[[int, int, str], None]
+
+
+def phase(on_progress: OnProgress | None, total: int, what: str) -> Callable[[int], None]:
+    """Announce a phase of ``total`` units and return its counter.
+
+    Args:
+        on_progress: the caller's callback, or None (the counter then does nothing).
+        total: units of work in this phase.
+        what: the phase's name, as a person would read it ("reading images").
+
+    Returns:
+        A function to call with the units done so far.
+    """
+    if on_progress is None or total <= 0:
+        return lambda done: None
+    on_progress(0, total, what)
+    return lambda done: on_progress(min(done, total), total, what)

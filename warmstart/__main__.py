@@ -1,0 +1,7 @@
+"""Entry point for ``python -m warmstart`` (the same as the ``warmstart`` command)."""
+
+import sys
+
+from .launcher import main
+
+sys.exit(main())
