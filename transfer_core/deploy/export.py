@@ -289,9 +289,11 @@ def _validation_views(run: RunDir, engine: Predictor, limit: int, on_progress: O
     views = []
     for done, record in enumerate(records, start=1):
         try:
-            views.extend(engine.views([open_rgb(record.path)]))
+            image = open_rgb(record.path)
         except ImageReadError:
-            pass
+            image = None  # an unreadable image is left out of the comparison; it is not an export problem
+        if image is not None:
+            views.extend(engine.views([image]))
         read(done)
     return views
 

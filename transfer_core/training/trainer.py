@@ -33,6 +33,7 @@ from ..data.records import DatasetIndex, SkippedFile
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cpu_runtime import cpu_runtime_enabled
+from ..features.inference import to_device
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..models.metadata import ModelInfo
 from ..models.registry import get_backbone
@@ -293,8 +294,6 @@ class Trainer:
 
     def _batch_preparer(self, device, batch_augment: BatchAugment | None, n_classes_to_mix: int):
         """Raw batch → (inputs, loss target, class indices): device copy, batched augmentation, mixup/cutmix."""
-        from ..features.inference import to_device
-
         mixer = batch_mixer(self.config.augment, n_classes_to_mix) if n_classes_to_mix else None
 
         def prepare(batch) -> PreparedBatch:
