@@ -57,6 +57,8 @@ from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_mo
 from .deploy.predict import expand_inputs, predictions_table
 from .presets import PRESET_DESCRIPTIONS, PRESETS
 from .runs.store import RunDir, RunStore
+from .runs.names import display_name, short_backbone
+from .projects import DatasetRef, Project, ProjectStore, ProjectSummary, config_from_recipe, corrections_file_for_run, recipe_from_config
 from .workspace import home as workspace_home
 from .training.callbacks import Callback
 from .training.loop import Loop
@@ -67,6 +69,15 @@ from .training.lr_finder import LRFinderResult, find_lr
 from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
+    "corrections_file_for_run",
+    "short_backbone",
+    "display_name",
+    "recipe_from_config",
+    "config_from_recipe",
+    "ProjectSummary",
+    "ProjectStore",
+    "Project",
+    "DatasetRef",
     "AugmentConfig",
     "AugmentPreset",
     "Availability",

@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from transfer_core import Event, RunDir, RunEvent, RunStore, TrainConfig, Trainer, WarmstartError
@@ -98,8 +99,8 @@ class JobManager:
         self._queue: list[Job] = []
         self._lock = threading.Lock()
 
-    def start(self, config: TrainConfig, label: str | None = None) -> Job:
-        """Train ``config`` now, or queue it when every slot is busy.
+    def start(self, config: TrainConfig, label: str | None = None, store: RunStore | None = None) -> Job:
+        """Train ``config`` now (in ``store``, by default the manager's), or queue it when every slot is busy.
 
         If that exact config is already running or queued, that job is returned instead, so a
         double click, a refresh or a second tab never trains a duplicate.
@@ -108,14 +109,15 @@ class JobManager:
             WarmstartError: when the run folder cannot be created (disk full, permissions).
         """
         with self._lock:
+            store = store or self.store
             for job in self._jobs.values():
-                if job.active and job.config == config and not job.resume:
+                if job.active and job.config == config and not job.resume and job.run.path.parent == store.root:
                     return job
             try:
-                run = self.store.new_run(config, label)
+                run = store.new_run(config, label)
             except OSError as exc:
                 raise WarmstartError(
-                    f"Cannot create a run folder in '{self.store.root}' ({exc.strerror or exc}); free some disk space "
+                    f"Cannot create a run folder in '{store.root}' ({exc.strerror or exc}); free some disk space "
                     "or set WARMSTART_HOME to a writable folder."
                 ) from None
             return self._submit(Job(run=run, config=config, trainer=Trainer(config, run)))
@@ -123,7 +125,7 @@ class JobManager:
     def resume(self, run: RunDir) -> Job:
         """Continue a stopped or interrupted run from its last complete epoch (queued like any start)."""
         with self._lock:
-            existing = self._jobs.get(run.name)
+            existing = self._jobs.get(_key(run.path))
             if existing is not None and existing.active:
                 return existing
             config = run.read_config()
@@ -131,7 +133,7 @@ class JobManager:
 
     def _submit(self, job: Job) -> Job:
         job.trainer.subscribe(job.record)
-        self._jobs[job.run.name] = job
+        self._jobs[_key(job.run.path)] = job
         self._queue.append(job)
         self._start_queued()
         return job
@@ -178,18 +180,30 @@ class JobManager:
             running = sum(1 for j in self._jobs.values() if j._thread is not None and j._thread.is_alive())
             return self._queue.index(job) + max(1, running - self.max_concurrent + 1)
 
-    def get(self, run_name: str) -> Job | None:
+    def get(self, run_path: str | Path) -> Job | None:
+        """The job training (or that trained) the run folder ``run_path`` in this server process."""
         with self._lock:
-            return self._jobs.get(run_name)
+            return self._jobs.get(_key(run_path))
 
-    def latest(self) -> Job | None:
-        """The most recently started job of this server process, if any."""
+    def latest(self, within: str | Path | None = None) -> Job | None:
+        """The most recently started job of this server process, if any; with ``within``, only
+        jobs whose run folder lies inside that folder (a project's runs)."""
         with self._lock:
-            return max(self._jobs.values(), key=lambda job: job.created, default=None)
+            jobs = [job for job in self._jobs.values() if within is None or _inside(job.run.path, within)]
+            return max(jobs, key=lambda job: job.created, default=None)
 
-    def active(self) -> list[Job]:
+    def active(self, within: str | Path | None = None) -> list[Job]:
         with self._lock:
-            return [job for job in self._jobs.values() if job.active]
+            return [job for job in self._jobs.values() if job.active and (within is None or _inside(job.run.path, within))]
+
+
+def _key(path: str | Path) -> str:
+    """Jobs are known by their run folder: run names repeat across projects and users."""
+    return str(Path(path).absolute())
+
+
+def _inside(path: Path, folder: str | Path) -> bool:
+    return Path(path).absolute().is_relative_to(Path(folder).absolute())
 
 
 class _Finished:

@@ -1,8 +1,10 @@
-"""The sidebar shown on every page: dataset, backbone, run status."""
+"""The sidebar shown on every page: project, dataset, backbone, run status."""
 
 from __future__ import annotations
 
 import streamlit as st
+
+from transfer_core import display_name
 
 from . import state
 from .progress import summarize_events
@@ -11,6 +13,8 @@ from .progress import summarize_events
 def render() -> None:
     with st.sidebar:
         st.markdown("### Where you are")
+        opened = state.project()
+        st.markdown(f"**Project:** {opened.name}" if opened else "**Project:** none yet (start one on Home or Data)")
         choice = state.dataset()
         values = state.settings()
         if choice is None:
@@ -32,7 +36,7 @@ def _run_status() -> None:
     """The latest run's status, refreshed every two seconds while it trains."""
     job = state.current_job()
     progress = summarize_events(job.events())
-    st.markdown(f"**Run:** {job.run.name}")
+    st.markdown(f"**Run:** {display_name(job.run)}")
     if job.status == "queued":
         ahead = state.job_manager().runs_ahead(job)
         st.caption(f"Waiting: {ahead} run{'s' if ahead != 1 else ''} ahead")

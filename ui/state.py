@@ -2,7 +2,8 @@
 
 Settings live in a plain dict (``settings``) that survives page switches; widgets use keys
 ``w_<setting>`` that are seeded from it before they render and copied back on change, so a
-preset button can fill every control at once.
+preset button can fill every control at once. Every change is also saved in the open project
+(its recipe), so a refresh, a second tab or the next day starts from the same choices.
 
 What a page keeps between its runs (a result, a message for the next run, a widget the code
 sets) is a :class:`SessionValue` or a :class:`ValueFor` declared at the end of this module;
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -24,24 +25,26 @@ import streamlit as st
 
 from transfer_core import (
     PRESETS,
-    AugmentConfig,
     DatasetIndex,
+    DatasetRef,
     FormatAgreement,
     HealthReport,
     LRFinderResult,
+    Project,
+    ProjectStore,
+    RunDir,
     RunStore,
     TrainConfig,
     WarmstartError,
-    atomic_write_json,
-    corrections_path_for,
+    config_from_recipe,
+    display_name,
     load_train_val,
+    recipe_from_config,
     workspace_home,
 )
 
 from .jobs import JobManager
 
-_AUGMENT_FIELDS = [f.name for f in dataclasses.fields(AugmentConfig)]
-_CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment", "corrections")]
 STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
 
 
@@ -68,54 +71,121 @@ def run_store() -> RunStore:
     return job_manager().store
 
 
-# -- dataset -------------------------------------------------------------------------------
+# -- projects and their dataset ---------------------------------------------------------------
+
+DatasetChoice = DatasetRef  # what pages call the chosen dataset
 
 
-@dataclass(frozen=True)
-class DatasetChoice:
-    name: str
-    source: str
-    val_source: str | None = None
+def project_store() -> ProjectStore:
+    """The signed-in person's projects (everyone's, on a single-user server)."""
+    return ProjectStore(user_root())
 
 
-def _choice_id(choice: DatasetChoice) -> str:
-    return hashlib.sha256(f"{choice.source}|{choice.val_source}".encode()).hexdigest()[:16]
+def project() -> Project | None:
+    """The open project, read fresh from disk (another tab or the CLI may have changed it);
+    after a browser refresh, the one named by the URL's ``?project=`` key. A name that is not one
+    of this person's projects opens nothing."""
+    slug = st.session_state.get("project")
+    if slug is None:
+        slug = st.query_params.get("project")
+        if not slug:
+            return None
+    try:
+        found = project_store().get(slug)
+    except WarmstartError:
+        st.session_state.pop("project", None)
+        return None
+    if st.session_state.get("project") != slug:
+        _load_recipe(found)
+    return found
 
 
-def _choice_file(choice_id: str) -> Path:
-    return workspace() / "datasets" / f"{choice_id}.json"
+def open_project(chosen: Project) -> None:
+    """Make ``chosen`` the session's project: its dataset, recipe and runs."""
+    for key in ("thumb_page", "selected_run", "own_job"):
+        st.session_state.pop(key, None)
+    _load_recipe(chosen)
+    keep_project_in_url()
+
+
+def close_project() -> None:
+    st.session_state["project"] = None
+    st.query_params.pop("project", None)
+
+
+def _load_recipe(chosen: Project) -> None:
+    """Settings, preset and finished steps from the project (a new project keeps the current ones)."""
+    st.session_state["project"] = chosen.slug
+    recipe = dict(chosen.recipe)
+    if not recipe:
+        _save_recipe(chosen)
+        return
+    st.session_state["preset"] = recipe.pop("preset", None)
+    st.session_state["done"] = set(recipe.pop("done", []))
+    st.session_state["settings"] = {**_default_settings(), **recipe}
+    for key in [k for k in st.session_state if str(k).startswith("w_")]:
+        del st.session_state[key]  # widgets re-seed from the loaded values
+    st.session_state["recipe_stamp"] = chosen.stamp()
+
+
+def _save_recipe(chosen: Project | None = None) -> None:
+    """Store the session's recipe in the project as it is edited (a refresh or a second tab reads it back)."""
+    chosen = chosen or project()
+    if chosen is None:
+        return
+    recipe = {**settings(), "preset": st.session_state.get("preset"), "done": sorted(st.session_state.get("done", set()))}
+    try:
+        chosen.save_recipe(recipe)
+    except OSError:
+        return  # the session keeps the values; only persistence is lost
+    st.session_state["recipe_stamp"] = chosen.stamp()
+
+
+def sync_recipe() -> None:
+    """Pick up a recipe another tab (or the CLI) saved since this session last read or wrote it."""
+    chosen = project()
+    if chosen is not None and chosen.stamp() != st.session_state.get("recipe_stamp"):
+        _load_recipe(chosen)
+
+
+def keep_project_in_url() -> None:
+    """Write the project's key into the URL on every run (navigation clears it), so a refresh keeps it."""
+    slug = st.session_state.get("project")
+    if slug:
+        st.query_params["project"] = slug
 
 
 def dataset() -> DatasetChoice | None:
-    """The session's dataset; after a browser refresh, the one named by the URL's ``?dataset=`` key."""
-    choice = st.session_state.get("dataset")
-    if choice is None:
-        choice_id = st.query_params.get("dataset", "")
-        if choice_id.isalnum() and _choice_file(choice_id).exists():
-            try:
-                choice = DatasetChoice(**json.loads(_choice_file(choice_id).read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
-                choice = None
-            st.session_state["dataset"] = choice
-    return choice
+    """The open project's dataset."""
+    chosen = project()
+    return chosen.dataset if chosen is not None else None
 
 
-def set_dataset(choice: DatasetChoice | None) -> None:
-    st.session_state["dataset"] = choice
+def set_dataset(choice: DatasetChoice, new_project: bool = False, upload: Path | None = None) -> Project:
+    """Read ``choice`` and give it to the open project when that has no dataset yet; otherwise
+    (or with ``new_project``) start a new project for it: a project is one dataset. The session's
+    recipe carries over. ``upload`` is the folder an upload was staged in (``choice.source`` lies
+    in it): it moves into the project, so deleting the project deletes the upload too.
+
+    Raises:
+        WarmstartError: the dataset cannot be used (no class folders, one class, …); nothing changes,
+            so a failed upload never replaces the dataset that was working.
+    """
+    values = settings()
+    train, val = _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], None, 0)
+    choice = dataclasses.replace(choice, images=len(train) + len(val), classes=list(train.classes))
+    chosen = None if new_project else project()
+    if chosen is None or chosen.dataset is not None:
+        chosen = project_store().create(choice.name)
+        open_project(chosen)
+    if upload is not None:
+        target = chosen.uploads / upload.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(upload), str(target))
+        choice = dataclasses.replace(choice, source=str(target / Path(choice.source).relative_to(upload)))
+    chosen.set_dataset(choice)
     st.session_state.pop("thumb_page", None)
-    if choice is not None:
-        try:
-            atomic_write_json(_choice_file(_choice_id(choice)), dataclasses.asdict(choice))
-        except OSError:
-            pass  # only the refresh convenience is lost
-    keep_dataset_in_url()
-
-
-def keep_dataset_in_url() -> None:
-    """Write the dataset's key into the URL on every run (navigation clears it), so a refresh keeps the dataset."""
-    choice = st.session_state.get("dataset")
-    if choice is not None:
-        st.query_params["dataset"] = _choice_id(choice)
+    return chosen
 
 
 @st.cache_data(show_spinner="Reading images…", max_entries=8)
@@ -127,9 +197,9 @@ def _load_indexes(
 
 
 def corrections_file() -> Path | None:
-    """The chosen dataset's corrections file (it may not exist yet)."""
-    choice = dataset()
-    return corrections_path_for(choice.source) if choice else None
+    """The open project's corrections file (it may not exist yet)."""
+    chosen = project()
+    return chosen.corrections_file if chosen is not None and chosen.dataset is not None else None
 
 
 def _active_corrections() -> str | None:
@@ -160,16 +230,14 @@ def dataset_indexes(quiet: bool = False) -> tuple[DatasetIndex, DatasetIndex] | 
 # -- settings ------------------------------------------------------------------------------
 
 
-def _flatten(config: TrainConfig) -> dict[str, Any]:
-    values = {name: getattr(config, name) for name in _CONFIG_FIELDS}
-    values.update({f"aug_{name}": getattr(config.augment, name) for name in _AUGMENT_FIELDS})
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in values.items()}
+def _default_settings() -> dict[str, Any]:
+    return recipe_from_config(TrainConfig().replace(**PRESETS["Quick"]))
 
 
 def settings() -> dict[str, Any]:
     """Current settings; the first visit starts from the Quick preset."""
     if "settings" not in st.session_state:
-        st.session_state["settings"] = _flatten(TrainConfig().replace(**PRESETS["Quick"]))
+        st.session_state["settings"] = _default_settings()
         st.session_state["preset"] = "Quick"
     return st.session_state["settings"]
 
@@ -187,18 +255,19 @@ def update_setting(name: str, value: Any) -> None:
     settings()[name] = value
     if name not in _NOT_RECIPE:
         st.session_state["preset"] = None  # a hand-changed control means a custom recipe
+    _save_recipe()
 
 
 def apply_preset(name: str) -> None:
     """Fill every control from preset ``name`` (keeps backbone, seed and validation split)."""
     current = settings()
-    preset = _flatten(TrainConfig().replace(**PRESETS[name]))
+    preset = recipe_from_config(TrainConfig().replace(**PRESETS[name]))
     keep = {"backbone", "seed", "val_split", "device"}
     current.update({k: v for k, v in preset.items() if k not in keep})
     for key in [*current, "lr_auto"]:
         st.session_state.pop(f"w_{key}", None)  # widgets re-seed from the new values
     st.session_state["preset"] = name
-    mark_done("Settings")
+    mark_done("Settings")  # also saves the recipe
 
 
 def widget_key(name: str) -> str:
@@ -251,23 +320,19 @@ def sync_image_size() -> None:
 
 def config() -> TrainConfig:
     """The TrainConfig for the current dataset and settings (raises WarmstartError if invalid)."""
-    values = dict(settings())
-    augment = AugmentConfig(**{name: values.pop(f"aug_{name}") for name in _AUGMENT_FIELDS})
     choice = dataset()
-    return TrainConfig(
-        data=choice.source if choice else "",
-        val_data=choice.val_source if choice else None,
-        corrections=_active_corrections(),
-        augment=augment,
-        **values,
-    )
+    return config_from_recipe(settings(), choice.source if choice else "", choice.val_source if choice else None,
+                              _active_corrections())
 
 
 # -- journey -------------------------------------------------------------------------------
 
 
 def mark_done(step: str) -> None:
-    st.session_state.setdefault("done", set()).add(step)
+    done = st.session_state.setdefault("done", set())
+    if step not in done:
+        done.add(step)
+        _save_recipe()
 
 
 def is_done(step: str) -> bool:
@@ -277,40 +342,88 @@ def is_done(step: str) -> bool:
 
 
 def current_job():
-    """This browser session's latest job, else the server's latest (after a refresh or in a new tab)."""
+    """This browser session's latest job, else the latest of the open project (after a refresh or in a new tab)."""
     manager = job_manager()
     own = st.session_state.get("own_job")
-    return (manager.get(own) if own else None) or manager.latest()
+    return (manager.get(own) if own else None) or manager.latest(within=run_store().root)
 
 
 def adopt_job(job) -> None:
     """Make ``job`` the one this session follows."""
-    st.session_state["own_job"] = job.run.name
-    select_run(job.run.name)
+    st.session_state["own_job"] = str(job.run.path)
+    select_run(job.run)
 
 
-def choose_run(label: str, key: str, usable, empty_message: str):
-    """A run picker over the store's runs for which ``usable(run)`` holds; stops the page when there are none.
+def start_training(config: TrainConfig, label: str | None = None, store: RunStore | None = None):
+    """Train ``config`` in ``store`` (by default the open project's runs; queued when every slot
+    is busy) and follow it."""
+    job = job_manager().start(config, label=label, store=store or run_store())
+    adopt_job(job)
+    return job
 
-    Starts at the run selected elsewhere in the app and makes the choice the selected run.
-    """
-    runs = [r for r in run_store().runs() if usable(r)]
-    if not runs:
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def run_store() -> RunStore:
+    """The open project's runs; without a project, the runs made outside any project (older
+    versions, or the CLI without ``--project``)."""
+    chosen = project()
+    return chosen.run_store() if chosen is not None else RunStore(user_root() / "runs")
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """A run as a picker lists it: the folder, and the project it belongs to."""
+
+    run: RunDir
+    project: str
+
+    @property
+    def label(self) -> str:
+        return display_name(self.run)
+
+
+def all_runs() -> list[RunEntry]:
+    """Every run of this person: each project's, then those outside any project."""
+    entries = [RunEntry(run, p.name) for p in project_store().projects() for run in p.run_store().runs()]
+    entries += [RunEntry(run, "no project") for run in RunStore(user_root() / "runs").runs()]
+    return entries
+
+
+def listed_runs(every_project: bool) -> list[RunEntry]:
+    """The open project's runs, or (``every_project``) all of this person's runs."""
+    if every_project:
+        return all_runs()
+    chosen = project()
+    return [RunEntry(run, chosen.name if chosen else "no project") for run in run_store().runs()]
+
+
+def choose_run(label: str, key: str, usable, empty_message: str) -> RunDir:
+    """A run picker over the open project's runs for which ``usable(run)`` holds, with an "All
+    projects" switch; stops the page when there are none. Starts at the run selected elsewhere
+    in the app and makes the choice the selected run."""
+    every = st.toggle("All projects", key=f"{key}_all", help="List the runs of every project, not only this one's.")
+    entries = [e for e in listed_runs(every) if usable(e.run)]
+    if not entries:
         st.info(empty_message)
         st.stop()
-    names = [r.name for r in runs]
+    paths = [str(e.run.path) for e in entries]
+    names = {str(e.run.path): (f"{e.project} · {e.label}" if every else e.label) for e in entries}
     preferred = selected_run()
-    name = st.selectbox(label, names, index=names.index(preferred) if preferred in names else 0, key=key)
-    select_run(name)
-    return run_store().get(name)
+    path = st.selectbox(label, paths, index=paths.index(preferred) if preferred in paths else 0, key=key,
+                        format_func=names.get)
+    select_run(RunDir(path))
+    return RunDir(path)
 
 
 def selected_run() -> str | None:
+    """The folder of the run chosen on another page (so Evaluate, Predict and Export agree)."""
     return st.session_state.get("selected_run")
 
 
-def select_run(name: str | None) -> None:
-    st.session_state["selected_run"] = name
+def select_run(run: RunDir | None) -> None:
+    st.session_state["selected_run"] = str(run.path) if run is not None else None
 
 
 # -- what pages keep between runs ------------------------------------------------------------
@@ -377,6 +490,7 @@ pending_page: SessionValue[str] = SessionValue("go_to")  # page to switch to aft
 # Data
 manual_folder: SessionValue[str] = SessionValue("manual_folder")  # where "Images per class" uploads go
 manual_round: SessionValue[int] = SessionValue("manual_round", 0)  # bumped to empty the uploader after each class
+data_note: SessionValue[str] = SessionValue("data_note")  # "started a new project", shown once after the rerun
 manual_note: SessionValue[tuple[str, list[str]]] = SessionValue("manual_note")  # (what was added, refusals), shown once
 health_report: ValueFor[HealthReport] = ValueFor("health")  # owner: the dataset's source
 
@@ -391,7 +505,7 @@ lr_finder_result: SessionValue[LRFinderResult | str] = SessionValue("lr_result")
 gallery_filter: SessionValue[str] = SessionValue("gallery_filter")  # the gallery's filter box
 applied_cell: SessionValue[tuple[str, str]] = SessionValue("cm_applied")  # confusion-matrix click already applied
 fix_error: SessionValue[str] = SessionValue("fix_error")  # a correction that could not be saved, shown once
-embedding_map_open: ValueFor[bool] = ValueFor("map_for")  # owner: the run's name
+embedding_map_open: ValueFor[bool] = ValueFor("map_for")  # owner: the run's folder
 
 
 def relabel_box(image_path: str) -> SessionValue[str]:
@@ -403,7 +517,7 @@ def relabel_box(image_path: str) -> SessionValue[str]:
 batch_table: SessionValue[pd.DataFrame] = SessionValue("batch_table")  # predictions for a zip or folder
 
 # Export
-export_check: ValueFor[list[FormatAgreement]] = ValueFor("export_check")  # owner: the run's name
+export_check: ValueFor[list[FormatAgreement]] = ValueFor("export_check")  # owner: the run's folder
 
 # Compare
 managed_run: SessionValue[str] = SessionValue("manage_run")  # the "Manage runs" picker

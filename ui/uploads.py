@@ -1,16 +1,21 @@
-"""Save browser uploads into the workspace (never modifying what the user sent)."""
+"""Save browser uploads into the workspace (never modifying what the user sent).
+
+Each upload is staged in a folder of its own (``uploads/<kind>-<random>``) under the user's
+root, so files keep the names the user gave them; once the dataset reads correctly the whole
+folder moves into its project, and a failed one is removed (it never replaces working data).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import re
+import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 from transfer_core import IMAGE_EXTENSIONS, WarmstartError, input_limits
 
-__all__ = ["new_upload_folder", "safe_name", "save_files", "save_zip"]
+__all__ = ["discard", "new_upload_folder", "safe_name", "save_files", "save_zip"]
 
 
 def safe_name(name: str) -> str:
@@ -27,20 +32,22 @@ def new_upload_folder(root: Path, kind: str) -> Path:
 
 
 def save_zip(root: Path, name: str, data: bytes) -> Path:
-    """Store an uploaded zip under a name derived from its content (re-uploads reuse it).
+    """Stage an uploaded zip, under the name it was uploaded with, in a new upload folder.
 
     Raises:
         WarmstartError: naming the file, when it is above the configured upload limit.
     """
     input_limits().check_upload(name, len(data))
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    target = root / "uploads" / f"{digest}-{safe_name(name)}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.rename(target)
+    target = new_upload_folder(root, "zip") / safe_name(name)
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_bytes(data)
+    tmp.rename(target)
     return target
+
+
+def discard(folder: Path) -> None:
+    """Remove a staged upload that did not make a usable dataset."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OPTIMIZER_WORDS", "SCHEDULE_WORDS", "duration_text", "recipe_text", "setting_text"]
+__all__ = ["OPTIMIZER_WORDS", "SCHEDULE_WORDS", "ago_text", "duration_text", "recipe_text", "setting_text", "short_file_name"]
 
 OPTIMIZER_WORDS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD with momentum"}
 SCHEDULE_WORDS = {
@@ -25,6 +25,26 @@ def duration_text(seconds: float) -> str:
     """'45 s' or '4 min 45 s'."""
     seconds = round(seconds)
     return f"{seconds} s" if seconds < 90 else f"{seconds // 60} min {seconds % 60} s"
+
+
+def ago_text(seconds: float) -> str:
+    """How long ago, as a list of projects says it: 'just now', '5 min ago', '3 h ago', '2 days ago'."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    return "yesterday" if days == 1 else f"{days} days ago"
+
+
+def short_file_name(name: str, limit: int = 24) -> str:
+    """A file name shortened in the middle, so its end and extension stay readable ('IMG_20…1234.jpg')."""
+    if len(name) <= limit:
+        return name
+    keep_end = max(limit // 2, len(name.rsplit(".", 1)[-1]) + 5)
+    return name[: max(1, limit - keep_end - 1)] + "…" + name[-keep_end:]
 
 
 def setting_text(name: str, value: Any) -> str:

@@ -23,7 +23,7 @@ APP_USAGE = (
 
 
 def app_dir(package: Path | None = None) -> Path:
-    """The folder holding app.py, pages/ and ui/.
+    """The folder holding app.py, app_pages/ and ui/.
 
     Args:
         package: this package's folder (default: where this file is).
@@ -37,10 +37,10 @@ def app_dir(package: Path | None = None) -> Path:
     package = package or Path(__file__).resolve().parent
     candidates = (package / "app", package.parent)
     for folder in candidates:
-        if (folder / "app.py").is_file() and (folder / "pages").is_dir() and (folder / "ui").is_dir():
+        if (folder / "app.py").is_file() and (folder / "app_pages").is_dir() and (folder / "ui").is_dir():
             return folder
     places = " or ".join(f"'{folder}'" for folder in candidates)
-    raise FileNotFoundError(f"The Warmstart app (app.py, pages/, ui/) is not in {places}; reinstall with 'pip install .'.")
+    raise FileNotFoundError(f"The Warmstart app (app.py, app_pages/, ui/) is not in {places}; reinstall with 'pip install .'.")
 
 
 def streamlit_options(config: Path) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from transfer_core import RunStore, Trainer
+from transfer_core import DatasetRef, ProjectStore, RunStore, Trainer
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
@@ -37,17 +37,30 @@ def app(workspace) -> AppTest:
     return new_app()
 
 
+def open_project_app(project) -> AppTest:
+    """An app opened at ``?project=<slug>``, as a bookmarked or refreshed page would be."""
+    at = new_app()
+    at.query_params["project"] = project.slug
+    at.run()
+    return at
+
+
 @pytest.fixture
-def app_with_data(workspace, color_dataset):
-    """An app whose session has the colour dataset loaded and the tiny test backbone chosen."""
+def colour_project(workspace, color_dataset):
+    """A project on the colour dataset whose saved recipe uses the tiny test backbone."""
     from ui import state
 
-    at = new_app()
-    at.run()
-    at.session_state["dataset"] = state.DatasetChoice("colours", str(color_dataset))
-    settings = at.session_state["settings"]
-    settings.update(backbone="tiny_cnn", lr=0.3, val_split=0.3, epochs=3, batch_size=8)
-    at.session_state["settings"] = settings
+    recipe = {**state._default_settings(), "backbone": "tiny_cnn", "lr": 0.3, "val_split": 0.3, "epochs": 3, "batch_size": 8}
+    return ProjectStore(workspace).create("colours", dataset=DatasetRef("colours", str(color_dataset)), recipe=recipe)
+
+
+@pytest.fixture
+def app_with_data(colour_project):
+    """An app with the colour project open (its dataset loaded, the tiny test backbone chosen)."""
+    from ui import state
+
+    at = open_project_app(colour_project)
+    state._load_indexes.clear()  # tests change the files after this first run
     return at
 
 

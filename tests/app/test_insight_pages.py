@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from transfer_core import Trainer, export_run, small_sample_warning
+from transfer_core import Trainer, display_name, export_run, small_sample_warning
 from transfer_core.data.corrections import Corrections, corrections_path_for
 from ui import state
 
@@ -142,19 +142,19 @@ def test_compare_page_table_scratch_baseline_rename_and_delete(app, finished_run
     assert len(table.data if hasattr(table, "data") else table) == 2
     assert any("differ between runs are highlighted" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 3  # accuracy, loss, F1 per class
-    at.selectbox(key="scratch_base").set_value(finished_run.name).run()
+    at.selectbox(key="scratch_base").set_value(str(finished_run.path)).run()
     _button(at, "Train the from-scratch baseline").click().run()
     _no_exception(at)
     job = state.job_manager().get(at.session_state["own_job"])
     assert job.run.name.endswith("-scratch") and not job.config.pretrained and job.config.strategy == "full"
     job.wait(120)
     at = _goto(at, "compare")
-    at.selectbox(key="manage_run").set_value(second.name).run()
+    at.selectbox(key="manage_run").set_value(str(second.path)).run()
     at.text_input(key=f"rename_{second.name}").set_value("lower lr").run()
     _button(at, "Rename").click().run()
     _no_exception(at)
     assert "lower-lr" in [r.name for r in state.run_store().runs()]
-    at.selectbox(key="manage_run").set_value("lower-lr").run()
+    at.selectbox(key="manage_run").set_value(str(second.path.parent / "lower-lr")).run()
     _button(at, "Yes, delete it").click().run()
     _no_exception(at)
     assert "lower-lr" not in [r.name for r in state.run_store().runs()]
@@ -180,7 +180,7 @@ def test_compare_table_names_the_dataset_adds_up_resumed_segments_and_prints_no_
     assert list(table["dataset"]) == ["colors", "colors"]
     assert not table.astype(str).apply(lambda column: column.str.contains("None|nan")).any().any()
     rows = table.set_index("run")
-    assert rows.loc[resumed.name, "training time"].startswith("2 min")  # both segments, not the last one's seconds
+    assert rows.loc[display_name(resumed), "training time"].startswith("2 min")  # both segments, not the last one's seconds
     assert set(rows["lr"]) == {"0.3", "automatic"}  # as typed, not clipped to '300000' or '007000'
     assert {"backbone", "strategy"}.isdisjoint(table.columns)  # shared settings go in a caption, not in columns
     assert any("All runs share" in c.value and "tiny_cnn" in c.value for c in at.caption)

@@ -30,7 +30,7 @@ def _indexes_script():
 def _data_page_indexes(at: AppTest):
     """What ``state.dataset_indexes()`` returns in ``at``'s session (same dataset and settings)."""
     probe = AppTest.from_function(_indexes_script, default_timeout=60)
-    probe.session_state["dataset"] = at.session_state["dataset"]
+    probe.session_state["project"] = at.session_state["project"]
     probe.session_state["settings"] = at.session_state["settings"]
     probe.run()
     _no_exception(probe)
@@ -46,11 +46,11 @@ def test_uploaded_zip_is_one_dataset_for_data_page_shootout_and_training(workspa
     settings = at.session_state["settings"]
     settings.update(backbone=TINY, lr=0.3, val_split=0.3, epochs=3, batch_size=8, seed=0, image_size=None)
     at.session_state["settings"] = settings
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/data.py").run()
     at.file_uploader(key="zip_upload").upload("colours.zip", archive.read_bytes(), "application/zip").run()
     at.button(key="use_zip").click().run()
     _no_exception(at)
-    assert at.subheader[0].value == "Dataset: colours.zip"
+    assert at.subheader[0].value == "Dataset: colours"
     train, val = _data_page_indexes(at)
     assert len(train) + len(val) == 30
 
@@ -59,12 +59,12 @@ def test_uploaded_zip_is_one_dataset_for_data_page_shootout_and_training(workspa
     only_tiny = lambda tr, va, names, **kw: real_shootout(tr, va, [TINY], **kw)
     monkeypatch.setattr(shootout, "backbone_shootout", only_tiny)
     monkeypatch.setattr(transfer_core, "backbone_shootout", only_tiny)  # what the page imports
-    at.switch_page("pages/backbone.py").run()
+    at.switch_page("app_pages/backbone.py").run()
     at.button(key="shootout").click().run()
     _no_exception(at)
     assert list(at.dataframe[-1].value["backbone"]) == [TINY]
 
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     next(b for b in at.button if b.label == "Start training").click().run()
     _no_exception(at)
     job = state.job_manager().latest()

@@ -4,9 +4,10 @@ import time
 
 import pytest
 
+from transfer_core import display_name
 from ui import state
 
-from .conftest import new_app
+from .conftest import new_app, open_project_app
 
 
 def _no_exception(at):
@@ -14,7 +15,7 @@ def _no_exception(at):
 
 
 def _goto(at, page):
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     _no_exception(at)
     return at
 
@@ -33,11 +34,11 @@ def test_home_checklist_and_sample_button(app):
     assert len(steps) == len(state.STEPS) and not any("done" in s for s in steps)
     app.button[0].click().run()  # Try a sample dataset
     _no_exception(app)
-    choice = app.session_state["dataset"]
-    assert choice.name.startswith("Handwritten digits")
+    choice = state.project_store().get(app.session_state["project"]).dataset
+    assert choice.name.startswith("Handwritten digits") and choice.images == 300 and len(choice.classes) == 10
     assert app.session_state["preset"] == "Quick"
     assert app.title[0].value == "4 · Train"  # switched to the Train page
-    app.switch_page("pages/home.py").run()
+    app.switch_page("app_pages/home.py").run()
     done = [m.value for m in app.markdown if m.value.endswith("· done")]
     assert len(done) == 3  # Data, Backbone and Settings are ticked
 
@@ -57,8 +58,8 @@ def test_data_page_shows_counts_split_and_skipped(app_with_data, color_dataset):
     assert len(at.get("image")) == 10  # thumbnails of the first class
 
 
-def test_data_page_shows_a_clear_error_for_a_broken_dataset(app_with_data, tmp_path):
-    app_with_data.session_state["dataset"] = state.DatasetChoice("gone", str(tmp_path / "missing"))
+def test_data_page_shows_a_clear_error_for_a_broken_dataset(app_with_data, colour_project, tmp_path):
+    colour_project.set_dataset(state.DatasetChoice("gone", str(tmp_path / "missing")))  # moved away after it was chosen
     at = _goto(app_with_data, "data")
     assert "does not exist" in at.error[0].value
     assert len([e for e in at.error if "does not exist" in e.value]) == 1  # once, not again in the sidebar
@@ -96,7 +97,7 @@ def test_settings_presets_fill_every_control_and_preview_updates(app_with_data):
     assert at.slider(key="w_aug_rotation").value == 0.0
 
 
-def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data):
+def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data, colour_project):
     at = _goto(app_with_data, "train")
     start = next(b for b in at.button if b.label == "Start training")
     start.click().run()
@@ -106,13 +107,12 @@ def test_train_page_starts_one_run_shows_progress_and_finishes(app_with_data):
     job.wait(120)
     assert job.status == "finished", job.error
     # A second session (another tab) sees the same run and cannot start a duplicate meanwhile.
-    other = new_app()
-    other.run()
-    other.switch_page("pages/train.py").run()
+    other = open_project_app(colour_project)
+    other.switch_page("app_pages/train.py").run()
     _no_exception(other)
-    assert any(f"Run {job.run.name}" == s.value for s in other.subheader)
+    assert any(f"Run {display_name(job.run)}" == s.value for s in other.subheader)
     assert any("Training finished" in s.value for s in other.success)
-    assert len(state.run_store().runs()) == 1
+    assert len(colour_project.run_store().runs()) == 1
     assert any(b.label == "Evaluate this run" for b in other.button)
 
 
@@ -142,21 +142,21 @@ def test_train_button_says_training_while_the_users_run_trains(app_with_data):
         job.wait(60)
 
 
-def test_train_page_draws_a_finished_run_once(app_with_data, tiny_config):
-    earlier = state.job_manager().start(tiny_config.replace(seed=1))
+def test_train_page_draws_a_finished_run_once(app_with_data, tiny_config, colour_project):
+    earlier = state.job_manager().start(tiny_config.replace(seed=1), store=colour_project.run_store())
     earlier.wait(120)
-    job = state.job_manager().start(tiny_config)
+    job = state.job_manager().start(tiny_config, store=colour_project.run_store())
     job.wait(120)
     assert job.status == "finished", job.error
     at = _goto(app_with_data, "train")
-    assert [s.value for s in at.subheader if s.value.startswith("Run ")] == [f"Run {job.run.name}"]
+    assert [s.value for s in at.subheader if s.value.startswith("Run ")] == [f"Run {display_name(job.run)}"]
     assert len([e for e in at.expander if e.label == "Event log"]) == 2  # the finished run's and the earlier run's
-    earlier_runs = [option.split(" (")[0] for option in at.selectbox(key="train_past_run").options]
-    assert earlier_runs == [earlier.run.name]  # the finished run is not drawn a second time below
+    earlier_runs = at.selectbox(key="train_past_run").options
+    assert earlier_runs == [display_name(earlier.run)]  # the finished run is not drawn a second time below
 
 
-def test_train_page_offers_to_resume_its_own_stopped_run(app_with_data, tiny_config):
-    job = state.job_manager().start(tiny_config.replace(epochs=200, strategy="full"))
+def test_train_page_offers_to_resume_its_own_stopped_run(app_with_data, tiny_config, colour_project):
+    job = state.job_manager().start(tiny_config.replace(epochs=200, strategy="full"), store=colour_project.run_store())
     deadline = time.monotonic() + 60
     while not any(e["event"] == "epoch" for e in job.events()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -167,7 +167,7 @@ def test_train_page_offers_to_resume_its_own_stopped_run(app_with_data, tiny_con
     assert len([e for e in at.expander if e.label == "Event log"]) == 1
     at.button(key="resume_current").click().run()
     _no_exception(at)
-    resumed = state.job_manager().get(job.run.name)
+    resumed = state.job_manager().get(job.run.path)
     assert resumed is not job and resumed.active
     state.job_manager().cancel(resumed)
     resumed.wait(60)
@@ -209,17 +209,18 @@ def test_backbone_shootout_compares_backbones_on_the_dataset(app_with_data):
     assert any("within noise" in i.value or " is ahead " in i.value for i in at.info)  # what the ranking means
 
 
-def test_a_refresh_keeps_the_chosen_dataset(app):
+def test_a_refresh_keeps_the_open_project_and_a_guessed_name_opens_nothing(app):
     app.run()
     app.button[0].click().run()  # Try a sample dataset
-    key = state._choice_id(app.session_state["dataset"])  # what the app writes into the URL
+    slug = app.session_state["project"]  # what the app writes into the URL
     fresh = new_app()  # a refreshed browser tab: a new session with the same URL
-    fresh.query_params["dataset"] = key
+    fresh.query_params["project"] = slug
     fresh.run()
     _goto(fresh, "data")
     assert fresh.subheader[0].value == "Dataset: Handwritten digits (sample)"
-    bogus = new_app()
-    bogus.query_params["dataset"] = "../../etc"
-    bogus.run()
-    _goto(bogus, "data")
-    assert any("No dataset yet" in i.value for i in bogus.info)
+    for guess in ("../../etc", "../projects/" + slug, "nobody"):
+        bogus = new_app()
+        bogus.query_params["project"] = guess
+        bogus.run()
+        _goto(bogus, "data")
+        assert any("No dataset yet" in i.value for i in bogus.info)

@@ -40,9 +40,9 @@ def test_a_zip_above_the_upload_limit_is_refused_with_its_name(app, monkeypatch)
         save_zip(state.workspace(), "holiday photos.zip", b"\0" * (2 * 1024**2))
 
 
-def test_second_run_waits_in_the_queue_and_says_so(app_with_data, tiny_config):
+def test_second_run_waits_in_the_queue_and_says_so(app_with_data, tiny_config, colour_project):
     manager = state.job_manager()
-    blocker = manager.start(tiny_config.replace(epochs=500, strategy="full"))
+    blocker = manager.start(tiny_config.replace(epochs=500, strategy="full"), store=colour_project.run_store())
     at = _goto(app_with_data, "train")
     # Someone else's run ("Queue training"), or, where a session follows the server's latest run, "Queue another run".
     queue = next(b for b in at.button if b.label in ("Queue training", "Queue another run"))
@@ -57,8 +57,8 @@ def test_second_run_waits_in_the_queue_and_says_so(app_with_data, tiny_config):
     blocker.wait(60)
 
 
-def test_interrupted_run_can_be_resumed_from_the_train_page(app_with_data, tiny_config, workspace):
-    run = state.run_store().new_run(tiny_config.replace(epochs=4))
+def test_interrupted_run_can_be_resumed_from_the_train_page(app_with_data, tiny_config, colour_project):
+    run = colour_project.run_store().new_run(tiny_config.replace(epochs=4))
     trainer = Trainer(tiny_config.replace(epochs=4), run, [lambda e: trainer.request_stop() if e.kind == "epoch" and e.epoch == 2 else None])
     trainer.fit()
     # As if the server had been killed during epoch 3: no closing event, and its process is gone.
@@ -67,10 +67,10 @@ def test_interrupted_run_can_be_resumed_from_the_train_page(app_with_data, tiny_
     (run.path / "owner.json").write_text('{"pid": 999999999, "host": "%s"}' % socket.gethostname())
     assert run.status() == "interrupted"
     at = _goto(app_with_data, "train")
-    assert any("(interrupted)" in o for o in at.selectbox(key="train_past_run").options)
+    assert any(" · interrupted" in o for o in at.selectbox(key="train_past_run").options)
     at.button(key="resume_run").click().run()
     _no_exception(at)
-    job = state.job_manager().get(run.name)
+    job = state.job_manager().get(run.path)
     job.wait(120)
     assert job.status == "finished" and RunDir(run.path).status() == "finished"
 

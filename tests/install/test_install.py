@@ -39,4 +39,4 @@ def test_pyproject_installs_what_requirements_txt_pins_and_every_engine_package(
     packages = set(project["tool"]["setuptools"]["packages"])
     engine = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "transfer_core").rglob("__init__.py")}
     assert engine <= packages, f"add {sorted(engine - packages)} to pyproject.toml's packages"
-    assert project["tool"]["setuptools"]["package-dir"] == {"warmstart.app": ".", "warmstart.app.pages": "pages", "warmstart.app.ui": "ui"}
+    assert project["tool"]["setuptools"]["package-dir"] == {"warmstart.app": ".", "warmstart.app.app_pages": "app_pages", "warmstart.app.ui": "ui"}

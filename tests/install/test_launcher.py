@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _app_files(folder: Path) -> Path:
-    (folder / "pages").mkdir(parents=True)
+    (folder / "app_pages").mkdir(parents=True)
     (folder / "ui").mkdir()
     (folder / "app.py").write_text("")
     return folder
@@ -33,7 +33,7 @@ def test_an_installed_launcher_runs_the_copy_installed_beside_it(tmp_path):
 
 
 def test_a_launcher_without_the_app_says_where_it_looked(tmp_path):
-    with pytest.raises(FileNotFoundError, match="app.py, pages/, ui/.*reinstall with 'pip install .'"):
+    with pytest.raises(FileNotFoundError, match="app.py, app_pages/, ui/.*reinstall with 'pip install .'"):
         launcher.app_dir(tmp_path / "warmstart")
 
 

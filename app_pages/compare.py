@@ -1,33 +1,39 @@
-"""Compare: every run side by side, overlaid curves, per-class F1, transfer vs from scratch; rename, delete, download."""
+"""Compare: the project's runs side by side (or every project's), overlaid curves, per-class F1,
+transfer vs from scratch; rename, delete, download. Runs are keyed by folder: names repeat across projects."""
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WarmstartError, config_differences, dataset_name, flatten_config, scratch_baseline
+from transfer_core import RunDir, RunStore, WarmstartError, config_differences, dataset_name, flatten_config, scratch_baseline
 from ui import insight, state
 from ui.charts import compare_curves_figure, compare_f1_figure
 from ui.wording import duration_text, setting_text
 
 st.title("Compare runs")
-store = state.run_store()
-runs = store.runs()
-if not runs:
-    st.info("No runs yet: train one on the Train page.")
+every = st.toggle("All projects", key="compare_all", help="Show the runs of every project, not only this one's.")
+entries = state.listed_runs(every)
+if not entries:
+    st.info("No runs yet: train one on the Train page." + ("" if every else " Switch on \"All projects\" to see other projects' runs."))
     st.stop()
 
 SHOWN_SETTINGS = ["backbone", "pretrained", "strategy", "epochs", "lr", "augment", "batch_size", "image_size"]
-rows, configs, reports = [], {}, {}
-for run in runs:
+rows, configs, reports, labels, class_sets = [], {}, {}, {}, {}
+for entry in entries:
+    run, key = entry.run, str(entry.run.path)
     try:
         config = run.read_config()
     except WarmstartError:
         continue
-    configs[run.name] = config
-    report = reports[run.name] = run.read_report() or {}
+    configs[key] = config
+    report = reports[key] = run.read_report() or {}
+    labels[key] = f"{entry.project} · {entry.label}" if every else entry.label
+    class_sets[key] = tuple(c["class"] for c in report.get("per_class", []))
     flat = flatten_config(config) | {"augment": config.augment.preset_name or "custom"}
-    seconds = insight.total_training_seconds(str(run.path), insight.events_stamp(run))
+    seconds = insight.total_training_seconds(key, insight.events_stamp(run))
     rows.append({
-        "run": run.name, "dataset": dataset_name(config), "status": run.status(),
+        "run": labels[key], "dataset": dataset_name(config), "status": run.status(),
         "accuracy": f"{report['val_accuracy']:.1%}" if "val_accuracy" in report else "–",
         "macro-F1": f"{report['macro_f1']:.3f}" if "macro_f1" in report else "–",
         "training time": duration_text(seconds) if seconds is not None else "–",
@@ -53,15 +59,19 @@ st.dataframe(styled, hide_index=True, width="stretch", column_config={
     "training time": st.column_config.TextColumn(help="All of a run's training, across stops and resumes."),
 })
 
-finished = [name for name, report in reports.items() if "val_accuracy" in report]
-chosen = st.multiselect("Runs to overlay", finished, default=finished[:2], key="compare_runs")
+finished = [key for key, report in reports.items() if "val_accuracy" in report]
+# Curves of runs trained on different classes are not comparable: by default overlay the newest runs of one class set.
+same_classes = [key for key in finished if class_sets[key] == class_sets[finished[0]]] if finished else []
+chosen = st.multiselect("Runs to overlay", finished, default=same_classes[:2], key="compare_runs", format_func=labels.get)
+if len({class_sets[key] for key in chosen}) > 1:
+    st.warning("These runs were trained on different classes, so their accuracies and curves do not measure the same task.")
 if chosen:
-    histories = {name: pd.DataFrame(store.get(name).read_report()["history"]) for name in chosen}
+    histories = {labels[key]: pd.DataFrame(reports[key]["history"]) for key in chosen}
     left, right = st.columns(2)
     left.plotly_chart(compare_curves_figure(histories, "val_accuracy"), width="stretch", key="cmp_acc")
     right.plotly_chart(compare_curves_figure(histories, "val_loss"), width="stretch", key="cmp_loss")
-    per_class = pd.DataFrame([{"run": name, "class": c["class"], "f1": c["f1"]}
-                              for name in chosen for c in store.get(name).read_report()["per_class"]])
+    per_class = pd.DataFrame([{"run": labels[key], "class": c["class"], "f1": c["f1"]}
+                              for key in chosen for c in reports[key]["per_class"]])
     st.plotly_chart(compare_f1_figure(per_class), width="stretch", key="cmp_f1")
 
 st.subheader("Transfer learning vs training from scratch")
@@ -69,25 +79,26 @@ st.caption("Trains the same architecture from random weights on the same data, e
            "so the gain from pretrained weights shows in the curves and the final accuracy above. For a like-for-like "
            "view, compare it with a pretrained run that also trains every layer (strategy full); a frozen run "
            "learns far less per epoch.")
-pretrained_runs = [name for name in finished if configs[name].pretrained]
+pretrained_runs = [key for key in finished if configs[key].pretrained]
 if pretrained_runs:
-    base = st.selectbox("Pretrained run", pretrained_runs, key="scratch_base")
+    base = st.selectbox("Pretrained run", pretrained_runs, key="scratch_base", format_func=labels.get)
     if st.button("Train the from-scratch baseline", key="train_scratch"):
         try:
-            job = state.job_manager().start(scratch_baseline(configs[base]), label=f"{base}-scratch")
-            state.adopt_job(job)
-            st.switch_page("pages/train.py")
+            state.start_training(scratch_baseline(configs[base]), label="scratch", store=RunStore(Path(base).parent))
+            st.switch_page("app_pages/train.py")
         except WarmstartError as exc:
             st.error(str(exc))
 else:
     st.caption("Finish a run with pretrained weights first.")
 
 st.subheader("Manage runs")
-name = st.selectbox("Run", [r["run"] for r in rows], key=state.managed_run.key)
-target = store.get(name)
+managed = st.selectbox("Run", list(configs), key=state.managed_run.key, format_func=labels.get)
+target = RunDir(managed)
+store, name = RunStore(target.path.parent), target.name
 rename_col, download_col, delete_col = st.columns([3, 1, 1])
 with rename_col:
-    new_name = st.text_input("New name", value=name, key=f"rename_{name}")
+    new_name = st.text_input("New name", value=name, key=f"rename_{name}",
+                             help="Renames the run's folder; the list then shows your name first.")
     if st.button("Rename", key="do_rename", disabled=new_name.strip() in ("", name)):
         try:
             store.rename(name, new_name)
@@ -101,7 +112,7 @@ with download_col:
 with delete_col:
     st.write("")
     with st.popover("Delete…"):
-        st.write(f"Delete **{name}** and all its files? This cannot be undone.")
+        st.write(f"Delete **{labels[managed]}** and all its files? This cannot be undone.")
         if st.button("Yes, delete it", type="primary", key="confirm_delete"):
             try:
                 store.delete(name)

@@ -8,9 +8,10 @@ import streamlit as st
 
 from transfer_core import (
     Corrections,
+    RunStore,
     WarmstartError,
     best_epoch_verdict,
-    corrections_path_for,
+    corrections_file_for_run,
     separation_verdict,
     small_sample_warning,
 )
@@ -89,7 +90,7 @@ st.caption(f"{len(shown)} images, highest loss (most confidently wrong) first.")
 
 
 config = run.read_config()
-fixes_path = corrections_path_for(config.data)
+fixes_path = corrections_file_for_run(run.path, config.data)
 
 
 def _save_fix(image_path: str, original: str, box: state.SessionValue[str]) -> None:
@@ -130,21 +131,20 @@ if error := state.fix_error.take():
     st.error(error)
 fixes = Corrections.load(fixes_path)
 if len(fixes):
-    st.info(f"{len(fixes.relabel)} relabelled and {len(fixes.exclude)} excluded image(s), kept in `{fixes_path.name}` next to the "
-            "dataset (your images are not changed).")
+    st.info(f"{len(fixes.relabel)} relabelled and {len(fixes.exclude)} excluded image(s), kept with the "
+            "project (your images are not changed).")
     if st.button("Retrain with these corrections", type="primary", key="retrain_fixed"):
         try:
-            job = state.job_manager().start(config.replace(corrections=str(fixes_path)), label=f"{run.name}-corrected")
-            state.adopt_job(job)
-            st.switch_page("pages/train.py")
+            state.start_training(config.replace(corrections=str(fixes_path)), label="corrected", store=RunStore(run.path.parent))
+            st.switch_page("app_pages/train.py")
         except WarmstartError as exc:
             st.error(str(exc))
 
 st.subheader("Embedding map")
 st.caption("Each dot is a validation image, placed by its backbone features (projected to 2-D). Before training, pretrained "
            "features; after, the fine-tuned ones. Tighter, separate colour clusters mean the classes became easier to tell apart.")
-if st.button("Show the embedding map", key="show_map") or state.embedding_map_open.get(run.name):
-    state.embedding_map_open.set(run.name, True)
+if st.button("Show the embedding map", key="show_map") or state.embedding_map_open.get(str(run.path)):
+    state.embedding_map_open.set(str(run.path), True)
     method_col, thumbs_col = st.columns([2, 3])
     method = method_col.radio("Projection", ["pca", "tsne"], horizontal=True, key="map_method",
                               format_func={"pca": "Overall layout (PCA)", "tsne": "Neighbourhoods (t-SNE)"}.get,

@@ -9,7 +9,8 @@ from transfer_core import SAMPLES, DatasetIndex, WarmstartError, health_check, m
 from ui import busy, state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
-from ui.uploads import new_upload_folder, safe_name, save_files, save_zip
+from ui.uploads import discard, new_upload_folder, safe_name, save_files, save_zip
+from ui.wording import short_file_name
 
 THUMBS_PER_PAGE = 24
 
@@ -17,10 +18,29 @@ st.title("1 · Data")
 st.caption("A dataset is a set of classes, each with example images. Start from a sample or upload your own.")
 
 
-def _use(name: str, source: str, val_source: str | None = None) -> None:
-    state.set_dataset(state.DatasetChoice(name, source, val_source))
+def _use(name: str, source: str, val_source: str | None = None, upload: Path | None = None) -> None:
+    """Make the dataset the project's (or a new project's) if it reads correctly; otherwise say why and
+    keep everything as it was (a staged upload that failed is removed)."""
+    had_dataset = state.dataset() is not None
+    try:
+        with st.spinner("Reading the images…"):
+            project = state.set_dataset(state.DatasetChoice(name, source, val_source), upload=upload)
+    except WarmstartError as exc:
+        if upload is not None:
+            discard(upload)
+        st.error(str(exc))
+        return
+    if had_dataset:
+        state.data_note.set(f"Started a new project, “{project.name}”, for this dataset (a project holds one dataset); "
+                            "your earlier project is on Home.")
     st.rerun()
 
+
+opened = state.project()
+if opened is not None and opened.dataset is not None:
+    st.caption(f"Project **{opened.name}**. Loading other images below starts a new project; this one stays on Home.")
+if note := state.data_note.take():
+    st.success(note)
 
 sample_tab, zip_tab, class_tab, csv_tab = st.tabs(["Built-in samples", "Upload a zip", "Images per class", "CSV + images"])
 
@@ -41,15 +61,18 @@ with zip_tab:
     upload = st.file_uploader("Zip of class folders", type=["zip"], key="zip_upload")
     if upload is not None and st.button("Use this zip", key="use_zip"):
         try:
-            path = save_zip(state.workspace(), upload.name, upload.getvalue())
+            path = save_zip(state.user_root(), upload.name, upload.getvalue())
         except WarmstartError as exc:
             st.error(str(exc))
         else:
-            _use(upload.name, str(path))
+            _use(Path(upload.name).stem, str(path), upload=path.parent)
 
 with class_tab:
     st.caption("Name a class, drop its images, add it; repeat for every class.")
     folder = state.manual_folder.get()
+    if folder and not Path(folder).is_dir():
+        folder = None  # already moved into a project
+        state.manual_folder.clear()
     name = st.text_input("Class name", key="manual_class", placeholder="e.g. healthy leaf")
     files = st.file_uploader(
         "Images of this class", accept_multiple_files=True, key=f"manual_files_{state.manual_round.get()}",
@@ -57,7 +80,7 @@ with class_tab:
     )
     if st.button("Add class", key="add_class", disabled=not (name and files)):
         if folder is None:
-            folder = str(new_upload_folder(state.workspace(), "classes"))
+            folder = str(new_upload_folder(state.user_root(), "classes"))
             state.manual_folder.set(folder)
         saved, refused = save_files(Path(folder) / safe_name(name), [(f.name, f.getvalue()) for f in files])
         state.manual_round.set(state.manual_round.get() + 1)  # a fresh, empty uploader for the next class
@@ -71,20 +94,20 @@ with class_tab:
         classes = {p.name: len(list(p.iterdir())) for p in sorted(Path(folder).iterdir()) if p.is_dir()}
         st.write(", ".join(f"**{c}** ({n})" for c, n in classes.items()) or "No classes yet.")
         if st.button("Use these classes", key="use_manual", disabled=len(classes) < 2, help="Needs at least two classes."):
-            _use("My classes", folder)
+            _use("My classes", folder, upload=Path(folder))
 
 with csv_tab:
     st.caption("A CSV with columns `path,label`; `path` is the image's file name as uploaded below.")
     manifest = st.file_uploader("CSV manifest", type=["csv"], key="csv_upload")
     images = st.file_uploader("Images listed in it", accept_multiple_files=True, key="csv_images")
     if manifest is not None and images and st.button("Use this CSV", key="use_csv"):
-        target = new_upload_folder(state.workspace(), "csv")
+        target = new_upload_folder(state.user_root(), "csv")
         _, refused = save_files(target, [(f.name, f.getvalue()) for f in images])
         for reason in refused:
             st.error(reason)
         csv_path = target / safe_name(manifest.name)
         csv_path.write_bytes(manifest.getvalue())
-        _use(manifest.name, str(csv_path))
+        _use(Path(manifest.name).stem, str(csv_path), upload=target)
 
 choice = state.dataset()
 if choice is None:
@@ -156,7 +179,7 @@ if report is not None:
                 for cell, path in zip(cells, files(item)):
                     thumb = thumbnail(path, 140)
                     if thumb is not None:
-                        cell.image(thumb, caption=Path(path).name[:24], width=120)
+                        cell.image(thumb, caption=short_file_name(Path(path).name, 24), width=120)
                 cells[2].caption(describe(item))
             if len(found) > 12:
                 st.caption(f"…and {len(found) - 12} more.")
@@ -173,6 +196,6 @@ columns = st.columns(8)
 for i, path in enumerate(shown):
     thumb = thumbnail(path, 160)
     if thumb is not None:
-        columns[i % 8].image(thumb, caption=Path(path).name[:18], width="stretch")
+        columns[i % 8].image(thumb, caption=short_file_name(Path(path).name, 18), width="stretch")
 st.caption(f"{len(members)} images of '{label}'; showing {len(shown)}.")
 state.mark_done("Data")

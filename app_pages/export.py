@@ -25,11 +25,11 @@ if st.button("Export and check", type="primary", disabled=not formats, key="do_e
     try:
         with busy.progress("Exporting, then re-running the exported models on the validation images") as on_progress:
             folder = export_run(run, tuple(formats), on_progress=on_progress)
-            state.export_check.set(run.name, verify_export(run, folder, on_progress=on_progress))
+            state.export_check.set(str(run.path), verify_export(run, folder, on_progress=on_progress))
     except WarmstartError as exc:
         st.error(str(exc))
 
-results = state.export_check.get(run.name)
+results = state.export_check.get(str(run.path))
 if results is not None and folder.exists():
     for result in results:
         if result.error:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from transfer_core import RunDir, WarmstartError
+from transfer_core import RunDir, WarmstartError, display_name
 from ui import state
 from ui.charts import epoch_curves_figure, lr_figure, step_loss_figure
 from ui.progress import RunProgress, summarize_events
@@ -25,13 +25,13 @@ if state.dataset() is None:
 
 def _start(config) -> None:
     try:
-        state.adopt_job(manager.start(config))
+        state.start_training(config)
         st.rerun()
     except WarmstartError as exc:
         st.error(str(exc))
 
 
-busy = bool(manager.active())
+busy = bool(manager.active())  # any run of the server: they share one machine
 following = job is not None and job.active  # this page's run is training or waiting
 cannot_start = config is None or state.dataset() is None
 left, middle, right, _ = st.columns([1, 1, 1, 2])
@@ -114,7 +114,7 @@ def live_view() -> None:
     current = state.current_job()
     if current is None:
         return
-    st.subheader(f"Run {current.run.name}")
+    st.subheader(f"Run {display_name(current.run)}")
     if current.status == "queued":
         ahead = manager.runs_ahead(current)
         st.info(f"Waiting: {ahead} run{'s' if ahead != 1 else ''} ahead. It starts on its own when a slot frees up.")
@@ -150,14 +150,14 @@ def _resume_button(run: RunDir, key: str) -> None:
 
 def _past_runs(shown: str | None) -> None:
     """Earlier runs from the store (not ``shown``, drawn above); stopped or interrupted ones can be resumed."""
-    runs = [r for r in state.run_store().runs() if r.name != shown and r.status() in ("finished", "stopped", "interrupted")]
+    runs = [r for r in state.run_store().runs() if str(r.path) != shown and r.status() in ("finished", "stopped", "interrupted")]
     if not runs:
         return
-    st.subheader("Earlier runs")
-    statuses = {r.name: r.status() for r in runs}
-    name = st.selectbox("Show run", list(statuses), key="train_past_run", format_func=lambda n: f"{n} ({statuses[n]})")
-    run = RunDir(state.run_store().root / name)
-    if statuses[name] in ("stopped", "interrupted"):
+    st.subheader("Earlier runs of this project")
+    names = {str(r.path): display_name(r) for r in runs}
+    path = st.selectbox("Show run", list(names), key="train_past_run", format_func=names.get)
+    run = RunDir(path)
+    if run.status() in ("stopped", "interrupted"):
         _resume_button(run, "resume_run")
     _render(run.read_events(), key="past")
 
@@ -167,7 +167,7 @@ if job is not None and job.active:
     live_charts()
 else:
     if job is not None:
-        st.subheader(f"Run {job.run.name}")
+        st.subheader(f"Run {display_name(job.run)}")
         _unsaved_results(job)
         if job.error:
             st.error(job.error)
@@ -175,12 +175,12 @@ else:
             state.mark_done("Train")
             st.success("Training finished. Open Evaluate to see where the model is right and wrong.")
             if st.button("Evaluate this run", type="primary"):
-                state.select_run(job.run.name)
-                st.switch_page("pages/evaluate.py")
+                state.select_run(job.run)
+                st.switch_page("app_pages/evaluate.py")
         elif job.status == "stopped":
             st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed.")
             _resume_button(job.run, "resume_current")
         elif job.status == "cancelled":
             st.info("This run was removed from the queue before it started.")
         _render(job.events())
-    _past_runs(shown=job.run.name if job is not None else None)
+    _past_runs(shown=str(job.run.path) if job is not None else None)

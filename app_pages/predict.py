@@ -51,7 +51,7 @@ with batch_tab:
     folder = st.text_input("…or a folder on the server", key="predict_folder", placeholder="/data/new-photos")
     if st.button("Predict all", key="predict_batch", disabled=archive is None and not folder):
         try:
-            sources = [save_zip(state.workspace(), archive.name, archive.getvalue())] if archive is not None else []
+            sources = [save_zip(state.user_root(), archive.name, archive.getvalue())] if archive is not None else []
             if folder:
                 if not Path(folder).is_dir():
                     raise WarmstartError(f"Folder '{folder}' does not exist on the server.")
