@@ -21,6 +21,10 @@ from .records import SkippedFile, is_ignored_name
 
 __all__ = ["extract_zip"]
 
+# The extractor's record of skipped entries, kept beside the files so a re-upload reports them too.
+# A dot name, so every source treats it like any hidden file: never a user's image or CSV manifest.
+_SKIPPED_LISTING = ".skipped.csv"
+
 
 def extract_zip(
     archive: str | Path, dest_root: str | Path | None = None, limits: InputLimits | None = None
@@ -102,7 +106,7 @@ def extract_zip(
                     f"'{archive.name}' extracts to more than its declared size and the limit of "
                     f"{limits.max_archive_bytes / 1024**2:,.0f} MB; refused (zip bomb?)."
                 ) from None
-        (staging / ".skipped.csv").write_text(
+        (staging / _SKIPPED_LISTING).write_text(
             "".join(f"{s.path}\t{s.reason}\n" for s in skipped), encoding="utf-8"
         )
         (staging / ".complete").touch()
@@ -124,7 +128,7 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget
 
 
 def _read_skipped(folder: Path) -> list[SkippedFile]:
-    listing = folder / ".skipped.csv"
+    listing = folder / _SKIPPED_LISTING
     if not listing.exists():
         return []
     lines = listing.read_text(encoding="utf-8").splitlines()

@@ -159,29 +159,52 @@ def load_source(source: str | Path, extract_dir: str | Path | None = None) -> tu
         part's index or None when the source has no split of its own.
 
     Raises:
-        WarmstartError: naming ``source`` when it does not exist, is of an unknown kind, or holds no images.
+        WarmstartError: naming ``source`` when it does not exist, is of an unknown kind, holds no
+            images, or holds images without class folders (the message shows the layout to use).
     """
     path = Path(source)
     if not path.exists():
         raise WarmstartError(f"Dataset '{source}' does not exist; give a folder, a .zip or a .csv manifest.")
     skipped: list[SkippedFile] = []
+    top, name = path, str(path)
     if path.is_file() and path.suffix.lower() == ".zip":
-        path, skipped = extract_zip(path, extract_dir)
-        csvs = [c for c in path.iterdir() if c.suffix.lower() == ".csv"]
-        if len(csvs) == 1 and not any(c.is_dir() for c in path.iterdir() if not is_ignored_name(c.name)):
+        top, skipped = extract_zip(path, extract_dir)
+        name = path.name
+        children = [c for c in top.iterdir() if not is_ignored_name(c.name)]  # the extractor's listing is hidden
+        csvs = [c for c in children if c.suffix.lower() == ".csv"]
+        if len(csvs) == 1 and not any(c.is_dir() for c in children):
             index = scan_csv(csvs[0])
             index.skipped[:0] = skipped
             return index, None
-        path = dataset_root(path)
+        path = dataset_root(top)
     elif path.is_file() and path.suffix.lower() == ".csv":
         return scan_csv(path), None
     elif path.is_file():
         raise WarmstartError(f"'{path.name}' is neither a folder, a .zip nor a .csv manifest.")
     layout = _split_layout(path)
     if layout:
+        for part in layout:
+            _require_class_folders(part, f"{name}/{part.relative_to(top).as_posix()}")
         train, val = scan_folder(layout[0]), scan_folder(layout[1])
         train.skipped[:0] = skipped
         return train, val
+    _require_class_folders(path, name, path.relative_to(top).as_posix() if path != top else "")
     index = scan_folder(path)
     index.skipped[:0] = skipped
     return index, None
+
+
+def _require_class_folders(folder: Path, shown: str, wrapper: str = "") -> None:
+    """Refuse loose images with no sub-folder (a zipped folder of photos) by showing the layout to use.
+
+    ``shown`` is the dataset as the user named it; ``wrapper`` the single folder a zip's images
+    were found in, which may be the user's only class.
+    """
+    children = [c for c in folder.iterdir() if not is_ignored_name(c.name)]
+    if any(c.is_dir() for c in children) or not any(c.suffix.lower() in IMAGE_EXTENSIONS for c in children):
+        return  # class folders to scan, or no images at all: scan_folder says which
+    one_folder = f"all its images are in one folder, '{wrapper}/', and a classifier needs at least two classes; " if wrapper else ""
+    raise WarmstartError(
+        f"No class folders found in '{shown}': {one_folder}put each class's images in its own folder, "
+        "e.g. cats/1.jpg, dogs/2.jpg (optionally inside train/ and val/)."
+    )
