@@ -6,7 +6,7 @@ own before ``st.navigation`` runs, which showed a second, raw page list on a col
 
 import streamlit as st
 
-from ui import sidebar, state
+from ui import auth, sidebar, state
 
 st.set_page_config(page_title="Warmstart", page_icon=":material/local_fire_department:", layout="wide")
 
@@ -22,6 +22,7 @@ PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ]
 
+auth.gate()  # classroom mode: nothing renders before sign-in (single-user server: does nothing)
 page = st.navigation(PAGES)
 state.sync_recipe()  # the open project (from the URL after a refresh) and any recipe another tab saved
 state.keep_project_in_url()

@@ -4,8 +4,8 @@ import time
 
 import streamlit as st
 
-from transfer_core import WarmstartError, prepare_sample
-from ui import state
+from transfer_core import ProjectStore, WarmstartError, prepare_sample
+from ui import auth, state
 from ui.wording import ago_text
 
 st.title("Warmstart")
@@ -102,8 +102,37 @@ def _project_row(project) -> None:
                     st.error(str(exc))
 
 
+def _class_overview() -> None:
+    """The teacher's view of the class: every student's projects and best result; open one to look inside."""
+    room, viewing = auth.classroom(), state.viewed_student_name()
+    st.subheader("Your class")
+    if viewing:
+        st.info(f"You are looking at **{viewing}**'s projects; what you open, train or delete is theirs.")
+        st.button("Back to my own projects", on_click=state.view_student, args=(None,), key="view_own")
+    students = room.students()
+    if not students:
+        st.caption("No student has signed in yet. Give them this page's address and the class password.")
+    for name, folder in students:
+        projects = ProjectStore(folder).projects()
+        summaries = [p.summary() for p in projects]
+        best = max((s.best_accuracy for s in summaries if s.best_accuracy is not None), default=None)
+        last = max((s.last_activity for s in summaries), default=None)
+        cells = st.columns([3, 5, 1.4], vertical_alignment="center")
+        cells[0].markdown(f"**{name}**")
+        facts = [f"{len(projects)} project{'s' if len(projects) != 1 else ''}"]
+        facts += [f"best accuracy {best:.1%}"] if best is not None else []
+        facts += [f"active {ago_text(time.time() - last)}"] if last is not None else []
+        cells[1].caption(" · ".join(facts))
+        cells[2].button("View", key=f"view_{folder.name}", on_click=state.view_student, args=(folder,), width="stretch")
+
+
+who = auth.identity()
+if who is not None and who.is_teacher:
+    _class_overview()
+
 projects = state.project_store().projects()
-st.subheader("Your projects")
+viewing = state.viewed_student_name()
+st.subheader(f"{viewing}'s projects" if viewing else "Your projects")
 if not projects:
     st.caption("None yet. A project keeps one dataset, the recipe you are editing and every run trained on it; "
                "it is saved as you go, so you can close the browser and pick up where you left off.")

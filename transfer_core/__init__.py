@@ -58,6 +58,7 @@ from .deploy.predict import expand_inputs, predictions_table
 from .presets import PRESET_DESCRIPTIONS, PRESETS
 from .runs.store import RunDir, RunStore
 from .runs.names import display_name, short_backbone
+from .classroom import Classroom, Identity, classroom_from_env
 from .projects import DatasetRef, Project, ProjectStore, ProjectSummary, config_from_recipe, corrections_file_for_run, recipe_from_config
 from .workspace import home as workspace_home
 from .training.callbacks import Callback
@@ -69,6 +70,9 @@ from .training.lr_finder import LRFinderResult, find_lr
 from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
+    "classroom_from_env",
+    "Identity",
+    "Classroom",
     "corrections_file_for_run",
     "short_backbone",
     "display_name",

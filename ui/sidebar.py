@@ -6,12 +6,17 @@ import streamlit as st
 
 from transfer_core import display_name
 
-from . import state
+from . import auth, state
 from .progress import summarize_events
 
 
 def render() -> None:
     with st.sidebar:
+        who = auth.identity()
+        if who is not None:
+            viewing = state.viewed_student_name()
+            st.markdown(f"**Signed in:** {who.name}" + (f" · viewing **{viewing}**'s projects" if viewing else ""))
+            st.button("Sign out", key="sign_out", on_click=auth.sign_out)
         st.markdown("### Where you are")
         opened = state.project()
         st.markdown(f"**Project:** {opened.name}" if opened else "**Project:** none yet (start one on Home or Data)")

@@ -43,6 +43,7 @@ from transfer_core import (
     workspace_home,
 )
 
+from . import auth
 from .jobs import JobManager
 
 STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
@@ -56,9 +57,39 @@ def workspace() -> Path:
 
 
 def user_root() -> Path:
-    """The folder that holds the signed-in person's projects: the workspace itself when the
-    server is single-user (no classroom mode). Classroom mode gives each visitor their own."""
-    return workspace()
+    """The folder that holds the signed-in person's projects: the workspace itself on a
+    single-user server; in classroom mode the student's own folder, or for the teacher the
+    student being viewed (else the teacher's own folder). Every project, run and upload path
+    the pages use is derived from it, so nobody reaches another person's files."""
+    room = auth.classroom()
+    if room is None:
+        return workspace()
+    who = auth.identity()
+    if who is None:
+        raise WarmstartError("Sign in first.")  # the gate in app.py stops before any page runs
+    viewing = st.session_state.get("viewing")
+    if who.is_teacher and viewing is not None:
+        return Path(viewing)
+    return room.user_root(who)
+
+
+def viewed_student_name() -> str | None:
+    """The name of the student the teacher is viewing, if any."""
+    viewing, room = st.session_state.get("viewing"), auth.classroom()
+    if viewing is None or room is None:
+        return None
+    return next((name for name, path in room.students() if str(path) == viewing), None)
+
+
+def view_student(folder: Path | None) -> None:
+    """The teacher views a student's projects (None: back to the teacher's own)."""
+    who = auth.identity()
+    room = auth.classroom()
+    if who is None or not who.is_teacher or room is None:
+        return
+    allowed = {str(path) for _, path in room.students()}
+    st.session_state["viewing"] = str(folder) if folder is not None and str(folder) in allowed else None
+    close_project()
 
 
 @st.cache_resource

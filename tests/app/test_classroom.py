@@ -1,0 +1,108 @@
+"""Classroom mode in the app: sign-in gate, private projects, no reaching another student's work, the teacher's view."""
+
+from __future__ import annotations
+
+import pytest
+
+from ui import auth, state
+
+from .conftest import new_app
+from .test_pages import _goto, _no_exception
+
+
+@pytest.fixture
+def classroom(workspace, monkeypatch):
+    monkeypatch.setenv("WARMSTART_CLASSROOM_PASSWORD", "owls-2026")
+    monkeypatch.setenv("WARMSTART_TEACHER_PASSWORD", "staffroom")
+    auth._classroom_for.clear()
+    yield workspace
+    auth._classroom_for.clear()
+
+
+def _sign_in(name: str, password: str):
+    at = new_app()
+    at.run()
+    assert at.title[0].value == "Warmstart · classroom"
+    at.text_input(key="sign_in_name").input(name)
+    at.text_input(key="sign_in_password").input(password)
+    next(b for b in at.button if b.label == "Sign in").click().run()
+    _no_exception(at)
+    return at
+
+
+def _start_sample_project(at):
+    at.switch_page("app_pages/home.py").run()
+    next(b for b in at.button if b.label == "Try a sample dataset").click().run()
+    _no_exception(at)
+    return at.session_state["project"]
+
+
+def test_nothing_renders_before_sign_in_and_a_wrong_password_is_refused(classroom):
+    at = new_app()
+    at.run()
+    assert [t.value for t in at.title] == ["Warmstart · classroom"]  # no page, no project list
+    refused = _sign_in("Anna", "owls")
+    assert any("not this class's password" in e.value for e in refused.error)
+    assert "identity" not in refused.session_state
+
+
+def test_two_students_never_see_each_others_projects_even_by_guessing(classroom):
+    anna = _sign_in("Anna", "owls-2026")
+    assert anna.title[0].value == "Warmstart"
+    slug = _start_sample_project(anna)
+    anna_home = _goto(anna, "home")
+    assert any(m.value.startswith("**Handwritten digits") for m in anna_home.markdown)
+
+    ben = _sign_in("Ben", "owls-2026")
+    _goto(ben, "home")
+    assert not any(m.value.startswith("**Handwritten digits") for m in ben.markdown)
+    assert any("None yet" in c.value for c in ben.caption)
+    # Ben types Anna's project into the URL: it is not one of his, so nothing opens.
+    guess = new_app()
+    guess.query_params["session"] = ben.query_params["session"][0] if isinstance(ben.query_params["session"], list) else ben.query_params["session"]
+    guess.query_params["project"] = slug
+    guess.run()
+    _goto(guess, "data")
+    assert any("No dataset yet" in i.value for i in guess.info)
+    for page in ("evaluate", "compare"):
+        _goto(guess, page)
+        assert any("No " in i.value for i in guess.info)
+
+
+def test_a_refresh_keeps_the_sign_in_and_a_forged_token_does_not(classroom):
+    anna = _sign_in("anna", "owls-2026")
+    token = anna.query_params["session"]
+    token = token[0] if isinstance(token, list) else token
+    refreshed = new_app()
+    refreshed.query_params["session"] = token
+    refreshed.run()
+    assert refreshed.title[0].value == "Warmstart" and refreshed.session_state["identity"].name == "anna"
+    forged = new_app()
+    forged.query_params["session"] = token.replace(".", ".x", 1)
+    forged.run()
+    assert forged.title[0].value == "Warmstart · classroom"
+
+
+def test_the_teacher_sees_every_student_and_can_open_their_projects(classroom):
+    anna = _sign_in("Anna", "owls-2026")
+    _start_sample_project(anna)
+    _sign_in("Ben", "owls-2026")
+    teacher = _sign_in("Mrs Kay", "staffroom")
+    _goto(teacher, "home")
+    assert teacher.session_state["identity"].is_teacher
+    assert [m.value for m in teacher.markdown if m.value in ("**Anna**", "**Ben**")] == ["**Anna**", "**Ben**"]
+    next(b for b in teacher.button if b.label == "View" and b.key.startswith("view_anna")).click().run()
+    _no_exception(teacher)
+    assert any("looking at **Anna**'s projects" in i.value for i in teacher.info)
+    assert any(m.value.startswith("**Handwritten digits") for m in teacher.markdown)
+    next(b for b in teacher.button if b.label == "Open").click().run()
+    _goto(teacher, "data")
+    assert teacher.subheader[0].value == "Dataset: Handwritten digits (sample)"
+
+
+def test_single_user_server_has_no_sign_in(workspace, monkeypatch):
+    monkeypatch.delenv("WARMSTART_CLASSROOM_PASSWORD", raising=False)
+    at = new_app()
+    at.run()
+    _no_exception(at)
+    assert at.title[0].value == "Warmstart" and state.user_root() == workspace

@@ -1,0 +1,172 @@
+"""Classroom mode: one server for a class, each visitor with their own projects, a teacher who sees all.
+
+Switched on by ``WARMSTART_CLASSROOM_PASSWORD`` (the class password; ``WARMSTART_TEACHER_PASSWORD``
+is the teacher's). A visitor signs in with a name and the class password; a name is the
+identity (the same name, in any letter case, reaches the same projects on another day), as a
+class register would have it. Without the variable the server stays single-user.
+
+Passwords are kept only as salted scrypt digests made at start-up and compared in constant
+time (``hmac.compare_digest``); they are never written to disk or logs. A signed session token
+(HMAC over name, role and expiry, keyed by a random server secret and the password digests)
+lets a refresh keep the sign-in; changing a password invalidates every token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WarmstartError
+
+__all__ = ["Classroom", "Identity", "classroom_from_env"]
+
+TOKEN_HOURS = 12
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is signed in: a student (by name) or the teacher."""
+
+    name: str
+    role: str  # "student" or "teacher"
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.role == "teacher"
+
+
+def _digest(password: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)
+
+
+def normal_name(name: str) -> str:
+    """The name as identity: Unicode-normalised, spaces collapsed, case folded."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
+class Classroom:
+    """Checks sign-ins and issues session tokens; maps each student to a private folder.
+
+    Args:
+        class_password: what every student types.
+        teacher_password: what the teacher types (None: nobody can sign in as teacher).
+        home: the workspace; students' folders go under ``home/users`` and the token secret
+            in ``home/classroom.secret``.
+    """
+
+    def __init__(self, class_password: str, teacher_password: str | None, home: Path) -> None:
+        if not class_password:
+            raise WarmstartError("WARMSTART_CLASSROOM_PASSWORD is empty; set a class password or unset the variable.")
+        if teacher_password == class_password:
+            raise WarmstartError("WARMSTART_TEACHER_PASSWORD must differ from the class password, or every student would be the teacher.")
+        self.home = Path(home)
+        self._salt = secrets.token_bytes(16)
+        self._class = _digest(class_password, self._salt)
+        self._teacher = _digest(teacher_password, self._salt) if teacher_password else None
+        secret = self._server_secret()
+        self._token_key = hashlib.sha256(secret + _digest(class_password, secret) +
+                                         (_digest(teacher_password, secret) if teacher_password else b"")).digest()
+
+    def sign_in(self, name: str, password: str) -> Identity:
+        """The identity for a name and password.
+
+        Raises:
+            WarmstartError: an empty name, or a password that matches neither (the same sentence
+                for both passwords, so a wrong guess says nothing about which exists).
+        """
+        offered = _digest(password or "", self._salt)
+        is_class = hmac.compare_digest(offered, self._class)
+        is_teacher = self._teacher is not None and hmac.compare_digest(offered, self._teacher)
+        if not (is_class or is_teacher):
+            raise WarmstartError("That password is not this class's password.")
+        if is_teacher:
+            return Identity(name="Teacher", role="teacher")
+        clean = " ".join(str(name).split())[:60]
+        if not any(ch.isalnum() for ch in clean):
+            raise WarmstartError("Type your name (at least one letter or digit) so your projects can be kept for you.")
+        return Identity(name=clean, role="student")
+
+    def user_root(self, identity: Identity) -> Path:
+        """A student's private folder: a readable prefix plus a digest of the normalised name,
+        so two spellings of one name meet and different names never collide."""
+        key = normal_name(identity.name)
+        readable = re.sub(r"[^a-z0-9]+", "-", key).strip("-")[:24] or "student"
+        return self.home / "users" / f"{readable}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:10]}"
+
+    def students(self) -> list[tuple[str, Path]]:
+        """(name, folder) of every student who has signed in, by name."""
+        found = []
+        for folder in sorted((self.home / "users").glob("*")):
+            try:
+                found.append((json.loads((folder / "student.json").read_text(encoding="utf-8"))["name"], folder))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return sorted(found, key=lambda item: normal_name(item[0]))
+
+    def remember(self, identity: Identity) -> Path:
+        """Create the student's folder on first sign-in (with their name, for the teacher's list)."""
+        root = self.user_root(identity)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "student.json").write_text(json.dumps({"name": identity.name}, ensure_ascii=False), encoding="utf-8")
+        return root
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def token(self, identity: Identity, now: float | None = None) -> str:
+        payload = json.dumps({"n": identity.name, "r": identity.role,
+                              "e": int((now or time.time()) + TOKEN_HOURS * 3600)}, ensure_ascii=False).encode("utf-8")
+        mac = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:16]
+        return _b64(payload) + "." + _b64(mac)
+
+    def from_token(self, token: str, now: float | None = None) -> Identity | None:
+        """The identity a token was issued for, or None when it is forged, altered or expired."""
+        try:
+            payload_text, mac_text = token.split(".")
+            payload, mac = _unb64(payload_text), _unb64(mac_text)
+            expected = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:16]
+            if not hmac.compare_digest(mac, expected):
+                return None
+            data = json.loads(payload)
+            if data["e"] < (now or time.time()) or data["r"] not in ("student", "teacher"):
+                return None
+            return Identity(name=str(data["n"]), role=data["r"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _server_secret(self) -> bytes:
+        """A random secret kept beside the users' folders (readable by the server's account only)."""
+        path = self.home / "classroom.secret"
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except (OSError, ValueError):
+            self.home.mkdir(parents=True, exist_ok=True)
+            secret = secrets.token_bytes(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secret.hex())
+            return secret
+
+
+def classroom_from_env(home: Path) -> Classroom | None:
+    """The classroom configured by the environment, or None on a single-user server."""
+    password = os.environ.get("WARMSTART_CLASSROOM_PASSWORD")
+    if password is None:
+        return None
+    return Classroom(password, os.environ.get("WARMSTART_TEACHER_PASSWORD") or None, home)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
