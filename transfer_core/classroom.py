@@ -6,21 +6,19 @@ identity (the same name, in any letter case, reaches the same projects on anothe
 class register would have it. Without the variable the server stays single-user.
 
 Passwords are kept only as salted scrypt digests made at start-up and compared in constant
-time (``hmac.compare_digest``); they are never written to disk or logs. A signed session token
-(HMAC over name, role and expiry, keyed by a random server secret and the password digests)
-lets a refresh keep the sign-in; changing a password invalidates every token.
+time (``hmac.compare_digest``); they are never written to disk or logs. The sign-in lives in
+the browser session only: nothing in a page's address grants access, so a link shared in class
+opens nothing of its owner's (after a refresh one signs in again and the same project reopens).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import os
 import re
 import secrets
-import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +26,6 @@ from pathlib import Path
 from .errors import WarmstartError
 
 __all__ = ["Classroom", "Identity", "classroom_from_env"]
-
-TOKEN_HOURS = 12
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -59,8 +54,7 @@ class Classroom:
     Args:
         class_password: what every student types.
         teacher_password: what the teacher types (None: nobody can sign in as teacher).
-        home: the workspace; students' folders go under ``home/users`` and the token secret
-            in ``home/classroom.secret``.
+        home: the workspace; students' folders go under ``home/users``.
     """
 
     def __init__(self, class_password: str, teacher_password: str | None, home: Path) -> None:
@@ -72,9 +66,6 @@ class Classroom:
         self._salt = secrets.token_bytes(16)
         self._class = _digest(class_password, self._salt)
         self._teacher = _digest(teacher_password, self._salt) if teacher_password else None
-        secret = self._server_secret()
-        self._token_key = hashlib.sha256(secret + _digest(class_password, secret) +
-                                         (_digest(teacher_password, secret) if teacher_password else b"")).digest()
 
     def sign_in(self, name: str, password: str) -> Identity:
         """The identity for a name and password.
@@ -119,43 +110,6 @@ class Classroom:
         (root / "student.json").write_text(json.dumps({"name": identity.name}, ensure_ascii=False), encoding="utf-8")
         return root
 
-    # -- tokens --------------------------------------------------------------------------------
-
-    def token(self, identity: Identity, now: float | None = None) -> str:
-        payload = json.dumps({"n": identity.name, "r": identity.role,
-                              "e": int((now or time.time()) + TOKEN_HOURS * 3600)}, ensure_ascii=False).encode("utf-8")
-        mac = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:16]
-        return _b64(payload) + "." + _b64(mac)
-
-    def from_token(self, token: str, now: float | None = None) -> Identity | None:
-        """The identity a token was issued for, or None when it is forged, altered or expired."""
-        try:
-            payload_text, mac_text = token.split(".")
-            payload, mac = _unb64(payload_text), _unb64(mac_text)
-            expected = hmac.new(self._token_key, payload, hashlib.sha256).digest()[:16]
-            if not hmac.compare_digest(mac, expected):
-                return None
-            data = json.loads(payload)
-            if data["e"] < (now or time.time()) or data["r"] not in ("student", "teacher"):
-                return None
-            return Identity(name=str(data["n"]), role=data["r"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-
-    def _server_secret(self) -> bytes:
-        """A random secret kept beside the users' folders (readable by the server's account only)."""
-        path = self.home / "classroom.secret"
-        try:
-            return bytes.fromhex(path.read_text().strip())
-        except (OSError, ValueError):
-            self.home.mkdir(parents=True, exist_ok=True)
-            secret = secrets.token_bytes(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secret.hex())
-            return secret
-
-
 def classroom_from_env(home: Path) -> Classroom | None:
     """The classroom configured by the environment, or None on a single-user server."""
     password = os.environ.get("WARMSTART_CLASSROOM_PASSWORD")
@@ -163,10 +117,3 @@ def classroom_from_env(home: Path) -> Classroom | None:
         return None
     return Classroom(password, os.environ.get("WARMSTART_TEACHER_PASSWORD") or None, home)
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,8 +1,9 @@
 """Sign-in for classroom mode (see transfer_core/classroom.py); a no-op on a single-user server.
 
 The gate runs before navigation, so nothing of the app renders for a visitor who has not signed
-in. A refresh keeps the sign-in through a signed, expiring token in the URL (``?session=``);
-the password itself never leaves the form.
+in. The sign-in is kept in the browser session only, never in the address: a link copied from a
+classmate's screen opens a sign-in form, not their work. After a refresh one signs in again and
+the project in the address reopens (it is looked up among the signed-in person's own projects).
 """
 
 from __future__ import annotations
@@ -47,20 +48,14 @@ def gate() -> None:
         st.stop()
     if room is None or identity() is not None:
         return
-    token = st.query_params.get("session")
-    found = room.from_token(token) if token else None
-    if found is not None:
-        _signed_in(room, found, token)
-        return
     _sign_in_form(room)
     st.stop()
 
 
-def _signed_in(room: Classroom, who: Identity, token: str | None = None) -> None:
+def _signed_in(room: Classroom, who: Identity) -> None:
     st.session_state["identity"] = who
     if not who.is_teacher:
         room.remember(who)
-    st.query_params["session"] = token or room.token(who)
 
 
 def _sign_in_form(room: Classroom) -> None:
@@ -86,5 +81,4 @@ def sign_out() -> None:
     """Forget the sign-in, the open project and what the teacher was viewing (on_click callback)."""
     for key in ("identity", "project", "viewing", "own_job", "selected_run", "settings", "preset", "done"):
         st.session_state.pop(key, None)
-    for key in ("session", "project"):
-        st.query_params.pop(key, None)
+    st.query_params.pop("project", None)

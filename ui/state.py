@@ -298,7 +298,8 @@ def apply_preset(name: str) -> None:
     for key in [*current, "lr_auto"]:
         st.session_state.pop(f"w_{key}", None)  # widgets re-seed from the new values
     st.session_state["preset"] = name
-    mark_done("Settings")  # also saves the recipe
+    mark_done("Settings")
+    _save_recipe()
 
 
 def widget_key(name: str) -> str:

@@ -129,3 +129,13 @@ def test_an_uploaded_zip_becomes_a_project_holding_its_upload_under_its_own_name
     assert project.name == "my colours" and project.dataset.images == 30
     assert project.dataset.source.endswith("/my colours.zip") and project.path in Path(project.dataset.source).parents
     assert at.subheader[0].value == "Dataset: my colours"
+
+
+def test_a_preset_chosen_after_another_is_saved_too(app_with_data, colour_project):
+    at = _goto(app_with_data, "settings")
+    at.button(key="preset_Quick").click().run()  # the Settings step is now done
+    at.button(key="preset_Balanced").click().run()
+    _no_exception(at)
+    refreshed = open_project_app(colour_project)
+    assert refreshed.session_state["preset"] == "Balanced"
+    assert refreshed.session_state["settings"]["strategy"] == "partial"

@@ -53,33 +53,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """``streamlit run app.py`` on a free port with its own workspace; stop() fails the test on a traceback."""
+
+    def __init__(self, home: Path, log: Path, **env: str) -> None:
+        port = _free_port()
+        self.log_path = log
+        self._log = log.open("a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env={**os.environ, "WARMSTART_HOME": str(home), **env}, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2).read() == b"ok":
+                    return
+            except OSError:
+                time.sleep(0.5)
+        self.process.kill()
+        pytest.fail("streamlit did not start: " + log.read_text()[-2000:])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        self._log.close()
+        assert "Traceback" not in self.log_path.read_text()
+
+
 @pytest.fixture
 def server(tmp_path):
     _require_browser()
-    port = _free_port()
-    env = {**os.environ, "WARMSTART_HOME": str(tmp_path / "home")}
-    log = (tmp_path / "streamlit.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
-    yield url
-    process.terminate()
-    process.wait(20)
-    log.close()
-    assert "Traceback" not in (tmp_path / "streamlit.log").read_text()
+    running = Server(tmp_path / "home", tmp_path / "streamlit.log")
+    yield running.url
+    running.stop()
 
 
 def _settle(page) -> None:
@@ -209,3 +218,86 @@ def _digit_images(folder: Path) -> list[Path]:
         image.save(path)
         paths.append(path)
     return paths
+
+
+def test_projects_keep_the_recipe_across_a_refresh_and_a_server_restart(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    _require_browser()
+    home, log = tmp_path / "home", tmp_path / "streamlit.log"
+    first = Server(home, log)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(first.url)
+        page.get_by_role("button", name="Try a sample dataset").click()
+        page.wait_for_selector("h1:has-text('Train')", timeout=60_000)
+        _open(page, "Settings")
+        page.get_by_role("button", name="Balanced").click()
+        expect(main(page).get_by_text("Current recipe: Balanced")).to_be_visible(timeout=30_000)
+        page.reload()  # a refresh: a new session at the same URL
+        page.wait_for_selector("h1:has-text('Settings')", timeout=60_000)
+        expect(main(page).get_by_text("Current recipe: Balanced")).to_be_visible(timeout=30_000)
+        first.stop()
+
+        second = Server(home, log)  # the server restarts: nothing in memory, everything on disk
+        page.goto(second.url)
+        page.get_by_role("button", name="Open").first.wait_for(timeout=60_000)
+        expect(main(page).get_by_text("Handwritten digits (sample)")).to_be_visible()
+        expect(main(page).get_by_text("300 images · 10 classes")).to_be_visible()
+        _shot(page, "13-home-projects")
+        page.get_by_role("button", name="Open").first.click()
+        _open(page, "Settings")
+        expect(main(page).get_by_text("Current recipe: Balanced")).to_be_visible(timeout=30_000)
+        browser.close()
+    second.stop()
+
+
+def _sign_in(context, url: str, name: str, password: str):
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_label("Your name").wait_for(timeout=60_000)
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Class password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    return page
+
+
+def test_classroom_students_in_two_browsers_never_see_each_other(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    _require_browser()
+    server = Server(tmp_path / "home", tmp_path / "streamlit.log",
+                    WARMSTART_CLASSROOM_PASSWORD="owls-2026", WARMSTART_TEACHER_PASSWORD="staffroom")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        anna_browser, ben_browser, teacher_browser = (browser.new_context(viewport={"width": 1400, "height": 1200})
+                                                      for _ in range(3))
+        wrong = _sign_in(ben_browser, server.url, "Ben", "owls")
+        expect(wrong.get_by_text("not this class's password")).to_be_visible(timeout=30_000)
+        _shot(wrong, "14-classroom-wrong-password")
+        wrong.close()
+
+        anna = _sign_in(anna_browser, server.url, "Anna", "owls-2026")
+        anna.get_by_role("button", name="Try a sample dataset").click()
+        anna.wait_for_selector("h1:has-text('Train')", timeout=60_000)
+        anna_project = anna.url
+
+        ben = _sign_in(ben_browser, server.url, "Ben", "owls-2026")
+        expect(main(ben).get_by_text("Your projects")).to_be_visible(timeout=30_000)
+        expect(main(ben).get_by_text("Handwritten digits (sample)")).to_have_count(0)
+        # Ben opens the address of Anna's project: a sign-in form, and after signing in nothing of hers.
+        ben.goto(anna_project)
+        ben.get_by_label("Your name").fill("Ben")
+        ben.get_by_label("Class password").fill("owls-2026")
+        ben.get_by_role("button", name="Sign in").click()
+        expect(main(ben).get_by_text("Your projects")).to_be_visible(timeout=30_000)
+        expect(ben.get_by_text("Handwritten digits (sample)")).to_have_count(0)
+
+        teacher = _sign_in(teacher_browser, server.url, "Mrs Kay", "staffroom")
+        expect(main(teacher).get_by_text("Your class")).to_be_visible(timeout=30_000)
+        expect(main(teacher).get_by_text("Anna", exact=True)).to_be_visible()
+        expect(main(teacher).get_by_text("Ben", exact=True)).to_be_visible()
+        _shot(teacher, "15-classroom-teacher")
+        browser.close()
+    server.stop()

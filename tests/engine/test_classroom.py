@@ -32,23 +32,8 @@ def test_a_name_is_one_private_folder_whatever_its_case(room):
     assert [name for name, _ in room.students()] == ["Anna", "Ben"]
 
 
-def test_tokens_survive_a_refresh_but_not_tampering_expiry_or_a_new_password(room, tmp_path):
-    anna = Identity("Anna", "student")
-    token = room.token(anna)
-    assert room.from_token(token) == anna
-    payload, mac = token.split(".")
-    teacher_payload = room.token(Identity("Anna", "teacher")).split(".")[0]
-    assert room.from_token(f"{teacher_payload}.{mac}") is None  # promoted to teacher: refused
-    assert room.from_token(token[:-2] + ("AA" if token[-2:] != "AA" else "BB")) is None
-    assert room.from_token("garbage") is None and room.from_token("") is None
-    assert room.from_token(token, now=1e12) is None  # expired
-    assert Classroom("owls-2026", "staffroom", tmp_path).from_token(token) == anna  # same server secret: still valid
-    assert Classroom("new-term", "staffroom", tmp_path).from_token(token) is None  # password changed
-
-
 def test_passwords_are_never_written_to_disk(room, tmp_path):
     room.remember(room.sign_in("Anna", "owls-2026"))
-    room.token(Identity("Anna", "student"))
     for path in tmp_path.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
