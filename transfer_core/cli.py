@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,8 +40,12 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="VAL_DATA", help="separate validation set (same forms as DATA)")
     val.add_argument("--val-split", type=float, default=defaults.val_split, help="fraction held out for validation (default %(default)s)")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="folder for the run (config, metrics, checkpoint, report)")
-    p.add_argument("--resume", action="store_true", help="continue a stopped run in RUN_DIR from its last complete epoch")
+    p.add_argument("--out", metavar="RUN_DIR", help="folder for the run (config, metrics, checkpoint, report); or use --project")
+    p.add_argument(
+        "--project", metavar="NAME",
+        help="instead of --out: a new run in this project of the workspace (created if no project has this name), shown in the app",
+    )
+    p.add_argument("--resume", action="store_true", help="continue a stopped run in RUN_DIR (or the project's latest stopped run) from its last complete epoch")
     p.add_argument("--backbone", default=defaults.backbone, help="backbone name (see the 'backbones' command)")
     p.add_argument("--strategy", choices=_choices(Strategy), default=defaults.strategy.value)
     p.add_argument("--trainable-blocks", type=int, default=defaults.trainable_blocks, help="blocks that train with --strategy partial")
@@ -159,23 +164,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training.tensorboard import TensorBoardLogger
     from .training.trainer import Trainer
 
-    run = RunDir(args.out)
-    if args.resume:
-        if not run.exists():
-            raise WarmstartError(f"'{args.out}' is not a run folder, so there is nothing to resume.")
-        config = run.read_config()
-    else:
-        if run.path.exists() and any(run.path.iterdir()):
-            raise WarmstartError(f"'{args.out}' already exists and is not empty; choose a new --out or add --resume.")
-        config = _config_from_args(args)
+    if (args.out is None) == (args.project is None):
+        raise WarmstartError("Give exactly one of --out RUN_DIR (a run folder) or --project NAME (a project in the workspace).")
+    run, config, data = _project_target(args) if args.project is not None else _folder_target(args)
     callbacks = [ProgressBar()]
     if args.tensorboard:
         callbacks.append(TensorBoardLogger(args.tensorboard))
-    trainer = Trainer(config, run, callbacks)
+    trainer = Trainer(config, run, callbacks, data=data)
     try:
         result = trainer.fit(resume=args.resume)
     except KeyboardInterrupt:
-        print(f"Interrupted; continue with: python -m transfer_core train {args.data} --out {args.out} --resume", file=sys.stderr)
+        where = f"--project {shlex.quote(args.project)}" if args.project is not None else f"--out {shlex.quote(args.out)}"
+        print(f"Interrupted; continue with: {args.prog} train {shlex.quote(args.data)} {where} --resume", file=sys.stderr)
         return 130
     report = result.report
     if report is None:
@@ -186,6 +186,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"best epoch {report['best_epoch']}, {report['train_seconds']:.1f} s; report in {run.report_file}"
     )
     return 0
+
+
+def _folder_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, None]:
+    """``--out``: the run folder the user named (new and empty, or one to resume)."""
+    run = RunDir(args.out)
+    if args.resume:
+        if not run.exists():
+            raise WarmstartError(f"'{args.out}' is not a run folder, so there is nothing to resume.")
+        return run, run.read_config(), None
+    if run.path.exists() and any(run.path.iterdir()):
+        raise WarmstartError(f"'{args.out}' already exists and is not empty; choose a new --out or add --resume.")
+    return run, _config_from_args(args), None
+
+
+def _project_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, tuple | None]:
+    """``--project``: a new timestamped run in that project of the workspace, where the app lists it
+    (or, with --resume, the project's latest stopped run)."""
+    from .project_runs import project_run, resumable_run
+    from .projects import ProjectStore
+    from .workspace import home
+
+    store = ProjectStore(home())
+    if args.resume:
+        run = resumable_run(store, args.project)
+        print(f"Resuming {run.path}", file=sys.stderr)
+        return run, run.read_config(), None
+    project, run, config, data = project_run(store, args.project, _config_from_args(args))
+    print(f"Project '{project.name}': training in {run.path}", file=sys.stderr)
+    return run, config, data
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -270,6 +299,7 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None, prog: str = "python -m transfer_core") -> int:
     """Run one sub-command; ``prog`` is the name help and errors give the command (``warmstart`` when installed)."""
     args = _build_parser(prog).parse_args(argv)
+    args.prog = prog
     try:
         return _COMMANDS[args.command](args)
     except WarmstartError as exc:

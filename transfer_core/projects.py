@@ -255,5 +255,8 @@ def config_from_recipe(recipe: dict[str, Any], data: str = "", val_data: str | N
     missing ones take the defaults. Raises WarmstartError when a value is invalid."""
     defaults = recipe_from_config(TrainConfig())
     values = {k: recipe.get(k, v) for k, v in defaults.items()}
-    augment = AugmentConfig(**{name: values.pop(f"aug_{name}") for name in _AUGMENT_FIELDS})
-    return TrainConfig(data=data, val_data=val_data, corrections=corrections, augment=augment, **values)
+    try:
+        augment = AugmentConfig(**{name: values.pop(f"aug_{name}") for name in _AUGMENT_FIELDS})
+        return TrainConfig(data=data, val_data=val_data, corrections=corrections, augment=augment, **values)
+    except TypeError as exc:  # a hand-edited or damaged project.json: "epochs": "ten"
+        raise WarmstartError(f"A saved setting has a value of the wrong kind ({exc}); choose a preset to start over.") from None

@@ -29,6 +29,8 @@ def display_name(run: RunDir) -> str:
     """Backbone, strategy, accuracy (or state), start time, and the run's label when it has one
     (``corrected``, ``scratch``, or a name the user gave it, which then comes first)."""
     match = _STAMPED.match(run.name)
+    if match is not None and _started(match) is None:
+        match = None  # a user's name that only looks like a time stamp ("12345678-999999") leads as it is
     parts: list[str] = [] if match else [run.name]  # renamed by the user: their name leads
     label = ""
     try:
@@ -46,7 +48,14 @@ def display_name(run: RunDir) -> str:
     if status != "finished":
         parts.append(_STATUS_WORDS.get(status, status))
     if match is not None:
-        parts.append(time.strftime("%b %d %H:%M", time.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")))
+        parts.append(time.strftime("%b %d %H:%M", _started(match)))
     if label:
         parts.append(label)
     return " · ".join(parts)
+
+
+def _started(match: re.Match[str]) -> time.struct_time | None:
+    try:
+        return time.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
