@@ -114,9 +114,8 @@ class Project:
         best, count, last = None, 0, self.updated
         for run in self.run_store().runs():
             count += 1
-            report = run.read_report() or {}
-            accuracy = report.get("val_accuracy")
-            if isinstance(accuracy, (int, float)):
+            accuracy = run.final_accuracy()
+            if accuracy is not None:
                 best = accuracy if best is None else max(best, accuracy)
             try:
                 last = max(last, run.path.stat().st_mtime, (run.path / "metrics.jsonl").stat().st_mtime)
@@ -133,7 +132,8 @@ class Project:
     def load(cls, path: Path) -> Project:
         try:
             data = json.loads((path / "project.json").read_text(encoding="utf-8"))
-            dataset = DatasetRef(**data["dataset"]) if data.get("dataset") else None
+            known = {f.name for f in dataclasses.fields(DatasetRef)}  # a newer version may add fields
+            dataset = DatasetRef(**{k: v for k, v in data["dataset"].items() if k in known}) if data.get("dataset") else None
             return cls(path=path, name=str(data["name"]), dataset=dataset, recipe=dict(data.get("recipe") or {}),
                        created=float(data.get("created", 0)), updated=float(data.get("updated", 0)))
         except (OSError, ValueError, TypeError, KeyError) as exc:

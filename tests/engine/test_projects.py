@@ -214,3 +214,20 @@ def test_display_name_of_finished_renamed_labelled_and_unfinished_runs(tmp_path)
 def test_display_name_of_a_stamp_like_name_that_is_no_date(tmp_path):
     run = _run_named(tmp_path, "12345678-999999-mine", TrainConfig(data="x", backbone=TINY))
     assert display_name(run) == "12345678-999999-mine · tiny_cnn · frozen · not started"
+
+
+def test_a_damaged_report_or_a_newer_project_file_does_not_hide_a_project(tmp_path, tiny_config):
+    import json as _json
+
+    from transfer_core import ProjectStore, display_name
+
+    store = ProjectStore(tmp_path)
+    project = store.create("birds")
+    run = project.run_store().new_run(tiny_config)
+    run.report_file.write_text("{not json", encoding="utf-8")
+    assert project.summary().best_accuracy is None and project.summary().runs == 1
+    assert "tiny_cnn" in display_name(run)
+    data = _json.loads(project.file.read_text(encoding="utf-8"))
+    data["dataset"] = {"name": "birds", "source": "/x", "licence": "cc-by"}  # a field this version does not know
+    project.file.write_text(_json.dumps(data), encoding="utf-8")
+    assert [p.name for p in store.projects()] == ["birds"]

@@ -41,8 +41,8 @@ def display_name(run: RunDir) -> str:
             label = label.removeprefix(default).lstrip("-")  # the name a run gets by default says nothing new
     except WarmstartError:
         parts.append("unreadable settings")
-    accuracy = (run.read_report() or {}).get("val_accuracy")
-    if isinstance(accuracy, (int, float)):
+    accuracy = run.final_accuracy()
+    if accuracy is not None:
         parts.append(f"{accuracy * 100:.1f} %")
     status = run.status()
     if status != "finished":

@@ -138,6 +138,16 @@ class RunDir:
     def read_report(self) -> dict[str, Any] | None:
         return self._read_json(self.report_file) if self.report_file.exists() else None
 
+    def final_accuracy(self) -> float | None:
+        """The report's validation accuracy, or None when there is no readable report (lists
+        of runs and projects must still show when one report is damaged)."""
+        try:
+            report = self.read_report()
+        except WarmstartError:
+            return None
+        accuracy = report.get("val_accuracy") if isinstance(report, dict) else None
+        return float(accuracy) if isinstance(accuracy, (int, float)) else None
+
     def read_predictions(self) -> list[dict[str, Any]]:
         return self._read_json(self.predictions_file) if self.predictions_file.exists() else []
 
