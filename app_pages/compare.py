@@ -33,7 +33,7 @@ for entry in entries:
     flat = flatten_config(config) | {"augment": config.augment.preset_name or "custom"}
     seconds = insight.total_training_seconds(key, insight.events_stamp(run))
     rows.append({
-        "run": labels[key], "dataset": dataset_name(config), "status": run.status(),
+        "run": labels[key], "dataset": entry.dataset or dataset_name(config), "status": run.status(),
         "accuracy": f"{report['val_accuracy']:.1%}" if "val_accuracy" in report else "–",
         "macro-F1": f"{report['macro_f1']:.3f}" if "macro_f1" in report else "–",
         "training time": duration_text(seconds) if seconds is not None else "–",

@@ -79,9 +79,9 @@ class Classroom:
         is_teacher = self._teacher is not None and hmac.compare_digest(offered, self._teacher)
         if not (is_class or is_teacher):
             raise WarmstartError("That password is not this class's password.")
-        if is_teacher:
-            return Identity(name="Teacher", role="teacher")
         clean = " ".join(str(name).split())[:60]
+        if is_teacher:
+            return Identity(name=clean or "Teacher", role="teacher")
         if not any(ch.isalnum() for ch in clean):
             raise WarmstartError("Type your name (at least one letter or digit) so your projects can be kept for you.")
         return Identity(name=clean, role="student")

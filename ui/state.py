@@ -410,6 +410,7 @@ class RunEntry:
 
     run: RunDir
     project: str
+    dataset: str | None = None  # the project's name for its dataset (a run's own config only knows a path)
 
     @property
     def label(self) -> str:
@@ -418,7 +419,8 @@ class RunEntry:
 
 def all_runs() -> list[RunEntry]:
     """Every run of this person: each project's, then those outside any project."""
-    entries = [RunEntry(run, p.name) for p in project_store().projects() for run in p.run_store().runs()]
+    entries = [RunEntry(run, p.name, p.dataset.name if p.dataset else None)
+               for p in project_store().projects() for run in p.run_store().runs()]
     entries += [RunEntry(run, "no project") for run in RunStore(user_root() / "runs").runs()]
     return entries
 
@@ -428,7 +430,8 @@ def listed_runs(every_project: bool) -> list[RunEntry]:
     if every_project:
         return all_runs()
     chosen = project()
-    return [RunEntry(run, chosen.name if chosen else "no project") for run in run_store().runs()]
+    dataset_label = chosen.dataset.name if chosen is not None and chosen.dataset is not None else None
+    return [RunEntry(run, chosen.name if chosen else "no project", dataset_label) for run in run_store().runs()]
 
 
 def choose_run(label: str, key: str, usable, empty_message: str) -> RunDir:
