@@ -67,3 +67,24 @@ def test_a_frozen_run_says_which_runtime_computed_its_features(tiny_config, tmp_
     run = Trainer(tiny_config.replace(strategy="frozen"), tmp_path / "run").fit().run
     messages = [e["message"] for e in RunDir(run.path).read_events() if e["event"] == "cached"]
     assert any("with ONNX Runtime" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("strategy, supported, expected", [("full", True, True), ("frozen", True, False), ("full", False, False)])
+def test_cpu_fine_tuning_steps_use_bf16_only_where_the_cpu_computes_it(tiny_config, tmp_path, monkeypatch,
+                                                                         strategy, supported, expected):
+    from transfer_core.training import trainer as trainer_module
+    from transfer_core.training.loop import Loop
+
+    monkeypatch.setattr(trainer_module, "cpu_bf16_training", lambda: supported)
+    seen = []
+    real_fit = Loop.fit
+    monkeypatch.setattr(Loop, "fit", lambda self, *a, **k: (seen.append(self.mixed_precision), real_fit(self, *a, **k))[1])
+    result = Trainer(tiny_config.replace(strategy=strategy, epochs=1, device="cpu"), tmp_path / "run").fit()
+    assert seen[-1] is expected and result.report["val_accuracy"] >= 0
+
+
+def test_bf16_training_is_off_in_plain_pytorch_mode(monkeypatch):
+    from transfer_core.features.inference import cpu_bf16_training
+
+    monkeypatch.setenv("WARMSTART_CPU_RUNTIME", "torch")
+    assert cpu_bf16_training() is False

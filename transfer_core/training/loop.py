@@ -74,6 +74,8 @@ class Loop:
         lr_group: name prefix of the parameter group whose learning rate is reported.
         batch_size: validation batch size.
         channels_last: image batches in channels-last layout (default: on CUDA); match the module's layout.
+        mixed_precision: bf16 autocast for training steps (default: on CUDA only; the trainer also turns it
+            on for convolutional training on CPUs with native bf16).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class Loop:
         lr_group: str = "head",
         batch_size: int = 64,
         channels_last: bool | None = None,
+        mixed_precision: bool | None = None,
     ) -> None:
         self.module, self.forward, self.optimizer, self.criterion = module, forward, optimizer, criterion
         self.train_data, self.device, self.scheduler = train_data, device, scheduler
@@ -110,6 +113,7 @@ class Loop:
         self.stop_event = stop_event or threading.Event()
         self.steps_per_epoch = steps_per_epoch if steps_per_epoch is not None else len(train_data)  # type: ignore[arg-type]
         self.lr_group, self.batch_size, self.channels_last = lr_group, batch_size, channels_last
+        self.mixed_precision = mixed_precision
         self.epoch = 0  # 0-based epoch in progress (or last finished)
         self.global_step = 0
         self.epoch_seconds = 0.0
@@ -156,7 +160,7 @@ class Loop:
                     return None
                 self.callbacks.call("on_train_batch_start", self, step)
                 x, target, y = self.prepare_batch(batch)
-                with autocast_for(self.device):
+                with autocast_for(self.device, self.mixed_precision):
                     logits = self.forward(x)
             loss = self.criterion(logits.float(), target)
             total = loss + self.penalty() if self.penalty is not None else loss

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..config import TrainConfig
+from ..config import Strategy, TrainConfig
 from ..data.augment import batch_mixer
 from ..data.batch_augment import BatchAugment, pad_collate
 from ..data.image_cache import LabeledImages
@@ -33,7 +33,7 @@ from ..data.records import DatasetIndex, SkippedFile
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cpu_runtime import cpu_runtime_enabled
-from ..features.inference import to_device
+from ..features.inference import cpu_bf16_training, to_device
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..models.metadata import ModelInfo
 from ..models.registry import get_backbone
@@ -259,6 +259,9 @@ class Trainer:
             steps_per_epoch=steps_per_epoch,
             batch_size=max(cfg.batch_size, 64),
             channels_last=self._channels_last,
+            # Steps through backbone layers run in bf16 on CPUs that compute it natively (about 2x,
+            # bench/run.py); a head-only step on cached features gains nothing and keeps fp32.
+            mixed_precision=device.type == "cuda" or (cpu_bf16_training() and cfg.strategy is not Strategy.FROZEN),
         )
 
     def _head_warmup(self, model: TransferModel, train_set: LabeledImages, eval_transform) -> HeadWarmup:
