@@ -18,7 +18,7 @@ if not entries:
     st.info("No runs yet: train one on the Train page." + ("" if every else " Switch on \"All projects\" to see other projects' runs."))
     st.stop()
 
-SHOWN_SETTINGS = ["backbone", "pretrained", "strategy", "epochs", "lr", "augment", "batch_size", "image_size"]
+SHOWN_SETTINGS = ["backbone", "pretrained", "strategy", "epochs", "lr", "optimizer", "augment", "batch_size", "image_size"]
 rows, configs, reports, labels, class_sets = [], {}, {}, {}, {}
 for entry in entries:
     run, key = entry.run, str(entry.run.path)

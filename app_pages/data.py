@@ -42,7 +42,8 @@ if opened is not None and opened.dataset is not None:
 if note := state.data_note.take():
     st.success(note)
 
-sample_tab, zip_tab, class_tab, csv_tab = st.tabs(["Built-in samples", "Upload a zip", "Images per class", "CSV + images"])
+sample_tab, zip_tab, class_tab, csv_tab = st.tabs(["Built-in samples", "Upload a zip", "Images per class", "CSV + images"],
+                                                  default=state.data_tab.get())
 
 with sample_tab:
     key = st.radio("Sample", list(SAMPLES), format_func=lambda k: SAMPLES[k].title, key="sample_choice")

@@ -24,7 +24,7 @@ HINTS = {
     "Evaluate": "see which classes get confused and why",
 }
 opened = state.project()
-st.subheader(f"Your progress in “{opened.name}”" if opened else "Your progress")
+st.subheader(f"Progress in “{opened.name}”" if opened else "Your progress")
 for number, step in enumerate(state.STEPS, start=1):
     done = state.is_done(step)
     icon = ":green[:material/check_circle:]" if done else ":gray[:material/radio_button_unchecked:]"
@@ -46,6 +46,7 @@ def _start_with_sample() -> None:
 
 def _upload_new() -> None:
     state.close_project()  # the Data page starts a new project from what is uploaded
+    state.data_tab.set("Upload a zip")
     state.pending_page.set("app_pages/data.py")
 
 
@@ -83,9 +84,11 @@ def _project_row(project) -> None:
                         width="stretch")
         with manage_col.popover("Manage", width="stretch"):
             new_name = st.text_input("Name", value=project.name, key=f"name_{project.slug}")
-            if st.button("Rename", key=f"rename_{project.slug}", disabled=new_name.strip() in ("", project.name)):
+            if st.button("Rename", key=f"rename_{project.slug}"):
                 try:
-                    state.project_store().rename(project.slug, new_name)
+                    if new_name.strip() != project.name:
+                        state.project_store().rename(project.slug, new_name)
+                        st.toast(f"Renamed to “{' '.join(new_name.split())}”.")
                     st.rerun()
                 except WarmstartError as exc:
                     st.error(str(exc))

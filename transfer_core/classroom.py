@@ -88,7 +88,10 @@ class Classroom:
 
     def user_root(self, identity: Identity) -> Path:
         """A student's private folder: a readable prefix plus a digest of the normalised name,
-        so two spellings of one name meet and different names never collide."""
+        so two spellings of one name meet and different names never collide. The teacher's own
+        projects live apart (``home/teacher``), so no student name reaches them."""
+        if identity.is_teacher:
+            return self.home / "teacher"
         key = normal_name(identity.name)
         readable = re.sub(r"[^a-z0-9]+", "-", key).strip("-")[:24] or "student"
         return self.home / "users" / f"{readable}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:10]}"
@@ -107,7 +110,9 @@ class Classroom:
         """Create the student's folder on first sign-in (with their name, for the teacher's list)."""
         root = self.user_root(identity)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "student.json").write_text(json.dumps({"name": identity.name}, ensure_ascii=False), encoding="utf-8")
+        record = root / "student.json"
+        if not record.exists():  # the name as first typed stays the one the teacher sees
+            record.write_text(json.dumps({"name": identity.name}, ensure_ascii=False), encoding="utf-8")
         return root
 
 def classroom_from_env(home: Path) -> Classroom | None:

@@ -149,6 +149,9 @@ class ProjectStore:
     def create(self, name: str, dataset: DatasetRef | None = None, recipe: dict[str, Any] | None = None) -> Project:
         """A new project with a unique folder derived from ``name``."""
         name = _clean_name(name)
+        taken = {p.name.casefold() for p in self.projects()}
+        if name.casefold() in taken:  # two rows reading "shapes" could not be told apart
+            name = next(f"{name} ({n})" for n in range(2, 10_000) if f"{name} ({n})".casefold() not in taken)
         base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "project"
         self.root.mkdir(parents=True, exist_ok=True)
         for attempt in range(1000):

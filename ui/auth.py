@@ -81,4 +81,6 @@ def sign_out() -> None:
     """Forget the sign-in, the open project and what the teacher was viewing (on_click callback)."""
     for key in ("identity", "project", "viewing", "own_job", "selected_run", "settings", "preset", "done"):
         st.session_state.pop(key, None)
+    for key in [k for k in st.session_state if str(k).startswith("w_")]:
+        del st.session_state[key]  # widgets re-seed from the next person's recipe, not from stale values
     st.query_params.pop("project", None)

@@ -141,6 +141,7 @@ def open_project(chosen: Project) -> None:
 
 def close_project() -> None:
     st.session_state["project"] = None
+    st.session_state["done"] = set()  # the checklist belongs to a project
     st.query_params.pop("project", None)
 
 
@@ -148,7 +149,8 @@ def _load_recipe(chosen: Project) -> None:
     """Settings, preset and finished steps from the project (a new project keeps the current ones)."""
     st.session_state["project"] = chosen.slug
     recipe = dict(chosen.recipe)
-    if not recipe:
+    if not recipe:  # a new project: the current choices carry over, the checklist starts afresh
+        st.session_state["done"] = set()
         _save_recipe(chosen)
         return
     st.session_state["preset"] = recipe.pop("preset", None)
@@ -162,8 +164,8 @@ def _load_recipe(chosen: Project) -> None:
 def _save_recipe(chosen: Project | None = None) -> None:
     """Store the session's recipe in the project as it is edited (a refresh or a second tab reads it back)."""
     chosen = chosen or project()
-    if chosen is None:
-        return
+    if chosen is None or st.session_state.get("viewing") is not None:
+        return  # the teacher looking at a student's project changes nothing of theirs
     recipe = {**settings(), "preset": st.session_state.get("preset"), "done": sorted(st.session_state.get("done", set()))}
     try:
         chosen.save_recipe(recipe)
@@ -441,7 +443,8 @@ def choose_run(label: str, key: str, usable, empty_message: str) -> RunDir:
     every = st.toggle("All projects", key=f"{key}_all", help="List the runs of every project, not only this one's.")
     entries = [e for e in listed_runs(every) if usable(e.run)]
     if not entries:
-        st.info(empty_message)
+        elsewhere = not every and any(usable(e.run) for e in all_runs())
+        st.info(empty_message + (" Other projects have runs: switch on “All projects” above." if elsewhere else ""))
         st.stop()
     paths = [str(e.run.path) for e in entries]
     names = {str(e.run.path): (f"{e.project} · {e.label}" if every else e.label) for e in entries}
@@ -525,6 +528,7 @@ pending_page: SessionValue[str] = SessionValue("go_to")  # page to switch to aft
 # Data
 manual_folder: SessionValue[str] = SessionValue("manual_folder")  # where "Images per class" uploads go
 manual_round: SessionValue[int] = SessionValue("manual_round", 0)  # bumped to empty the uploader after each class
+data_tab: SessionValue[str] = SessionValue("data_tab")  # the tab Data opens on ("Upload my images" on Home)
 data_note: SessionValue[str] = SessionValue("data_note")  # "started a new project", shown once after the rerun
 manual_note: SessionValue[tuple[str, list[str]]] = SessionValue("manual_note")  # (what was added, refusals), shown once
 health_report: ValueFor[HealthReport] = ValueFor("health")  # owner: the dataset's source

@@ -102,3 +102,42 @@ def test_single_user_server_has_no_sign_in(workspace, monkeypatch):
     at.run()
     _no_exception(at)
     assert at.title[0].value == "Warmstart" and state.user_root() == workspace
+
+
+def test_a_student_named_like_the_teacher_never_gets_the_teachers_projects(classroom):
+    teacher = _sign_in("Mrs Kay", "staffroom")
+    _start_sample_project(teacher)
+    student = _sign_in("mrs kay", "owls-2026")
+    _goto(student, "home")
+    assert not any(m.value.startswith("**Handwritten digits") for m in student.markdown)
+    for name in ("Teacher", "teacher"):
+        assert not any(m.value.startswith("**Handwritten digits") for m in _goto(_sign_in(name, "owls-2026"), "home").markdown)
+
+
+def test_signing_out_on_settings_and_in_as_someone_else_shows_the_recipe_not_stale_controls(classroom):
+    cara = _sign_in("Cara", "owls-2026")
+    _start_sample_project(cara)
+    cara = _goto(cara, "settings")
+    next(b for b in cara.button if b.label == "Sign out").click().run()
+    cara.text_input(key="sign_in_name").input("Dan")
+    cara.text_input(key="sign_in_password").input("owls-2026")
+    next(b for b in cara.button if b.label == "Sign in").click().run()
+    _no_exception(cara)
+    dan = _goto(cara, "settings")
+    assert dan.number_input(key="w_batch_size").value == dan.session_state["settings"]["batch_size"] == 32
+    assert dan.number_input(key="w_epochs").value == 8
+
+
+def test_the_teacher_viewing_a_student_changes_nothing_of_theirs(classroom):
+    anna = _sign_in("Anna", "owls-2026")
+    slug = _start_sample_project(anna)
+    teacher = _sign_in("Mrs Kay", "staffroom")
+    _goto(teacher, "home")
+    next(b for b in teacher.button if b.label == "View" and b.key.startswith("view_anna")).click().run()
+    folder = next(path for name, path in auth.classroom().students() if name == "Anna")
+    project_file = folder / "projects" / slug / "project.json"
+    before = project_file.read_bytes()
+    next(b for b in teacher.button if b.label == "Open").click().run()
+    for page in ("data", "settings", "evaluate", "compare", "home"):
+        _goto(teacher, page)
+    assert project_file.read_bytes() == before

@@ -25,7 +25,7 @@ def test_a_sample_makes_a_project_listed_on_home_with_its_facts(app):
     home = _goto(app, "home")
     assert any(m.value.startswith("**Handwritten digits (sample)** · :green[open]") for m in home.markdown)
     assert any("300 images · 10 classes · no runs yet · active just now" in c.value for c in home.caption)
-    assert any(s.value == "Your progress in “Handwritten digits (sample)”" for s in home.subheader)
+    assert any(s.value == "Progress in “Handwritten digits (sample)”" for s in home.subheader)
 
 
 def test_the_recipe_is_saved_as_edited_so_a_refresh_and_a_second_tab_show_it(app_with_data, colour_project):
@@ -139,3 +139,16 @@ def test_a_preset_chosen_after_another_is_saved_too(app_with_data, colour_projec
     refreshed = open_project_app(colour_project)
     assert refreshed.session_state["preset"] == "Balanced"
     assert refreshed.session_state["settings"]["strategy"] == "partial"
+
+
+def test_a_new_project_starts_with_an_empty_checklist_and_a_distinct_name(app, workspace, tmp_path):
+    app.run()
+    _button(app, "Try a sample dataset").click().run()
+    app.session_state["done"] = {"Backbone", "Settings", "Train", "Evaluate"}  # as after training the first project
+    at = _goto(app, "home")
+    _button(at, "Try a sample dataset").click().run()  # a second project on the same sample
+    at = _goto(at, "home")
+    assert sorted(p.name for p in ProjectStore(workspace).projects()) == [
+        "Handwritten digits (sample)", "Handwritten digits (sample) (2)"]
+    done = [m.value for m in at.markdown if m.value.endswith("· done")]
+    assert not any("Train" in d or "Evaluate" in d for d in done)

@@ -77,10 +77,30 @@ class Server:
         pytest.fail("streamlit did not start: " + log.read_text()[-2000:])
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(20)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self._log.close()
         assert "Traceback" not in self.log_path.read_text()
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """Starts servers for a test and stops every one of them afterwards, also when the test fails."""
+    _require_browser()
+    started: list[Server] = []
+
+    def start(home: Path, **env: str) -> Server:
+        started.append(Server(home, tmp_path / "streamlit.log", **env))
+        return started[-1]
+
+    yield start
+    for running in started:
+        if not running._log.closed:
+            running.stop()
 
 
 @pytest.fixture
@@ -220,12 +240,11 @@ def _digit_images(folder: Path) -> list[Path]:
     return paths
 
 
-def test_projects_keep_the_recipe_across_a_refresh_and_a_server_restart(tmp_path):
+def test_projects_keep_the_recipe_across_a_refresh_and_a_server_restart(tmp_path, start_server):
     from playwright.sync_api import expect, sync_playwright
 
-    _require_browser()
-    home, log = tmp_path / "home", tmp_path / "streamlit.log"
-    first = Server(home, log)
+    home = tmp_path / "home"
+    first = start_server(home)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -240,7 +259,7 @@ def test_projects_keep_the_recipe_across_a_refresh_and_a_server_restart(tmp_path
         expect(main(page).get_by_text("Current recipe: Balanced")).to_be_visible(timeout=30_000)
         first.stop()
 
-        second = Server(home, log)  # the server restarts: nothing in memory, everything on disk
+        second = start_server(home)  # the server restarts: nothing in memory, everything on disk
         page.goto(second.url)
         page.get_by_role("button", name="Open").first.wait_for(timeout=60_000)
         expect(main(page).get_by_text("Handwritten digits (sample)")).to_be_visible()
@@ -250,7 +269,6 @@ def test_projects_keep_the_recipe_across_a_refresh_and_a_server_restart(tmp_path
         _open(page, "Settings")
         expect(main(page).get_by_text("Current recipe: Balanced")).to_be_visible(timeout=30_000)
         browser.close()
-    second.stop()
 
 
 def _sign_in(context, url: str, name: str, password: str):
@@ -263,12 +281,10 @@ def _sign_in(context, url: str, name: str, password: str):
     return page
 
 
-def test_classroom_students_in_two_browsers_never_see_each_other(tmp_path):
+def test_classroom_students_in_two_browsers_never_see_each_other(tmp_path, start_server):
     from playwright.sync_api import expect, sync_playwright
 
-    _require_browser()
-    server = Server(tmp_path / "home", tmp_path / "streamlit.log",
-                    WARMSTART_CLASSROOM_PASSWORD="owls-2026", WARMSTART_TEACHER_PASSWORD="staffroom")
+    server = start_server(tmp_path / "home", WARMSTART_CLASSROOM_PASSWORD="owls-2026", WARMSTART_TEACHER_PASSWORD="staffroom")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         anna_browser, ben_browser, teacher_browser = (browser.new_context(viewport={"width": 1400, "height": 1200})
@@ -300,4 +316,3 @@ def test_classroom_students_in_two_browsers_never_see_each_other(tmp_path):
         expect(main(teacher).get_by_text("Ben", exact=True)).to_be_visible()
         _shot(teacher, "15-classroom-teacher")
         browser.close()
-    server.stop()
