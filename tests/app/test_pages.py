@@ -224,3 +224,14 @@ def test_a_refresh_keeps_the_open_project_and_a_guessed_name_opens_nothing(app):
         bogus.run()
         _goto(bogus, "data")
         assert any("No dataset yet" in i.value for i in bogus.info)
+
+
+def test_page_files_live_where_streamlit_does_not_list_them_on_its_own():
+    """A pages/ folder beside app.py made a cold server show Streamlit's raw page list before the navigation."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    assert not (root / "pages").exists()
+    listed = re.findall(r'st\.Page\("([^"]+)"', (root / "app.py").read_text(encoding="utf-8"))
+    assert len(listed) == 9 and all((root / path).is_file() and path.startswith("app_pages/") for path in listed)
