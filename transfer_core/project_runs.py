@@ -73,16 +73,7 @@ def resumable_run(store: ProjectStore, name: str) -> RunDir:
     runs = [run for run in project.run_store().runs() if run.status() in RESUMABLE]
     if not runs:
         raise WarmstartError(f"Project '{project.name}' has no stopped or interrupted run to resume.")
-    return max(runs, key=_last_activity)
-
-
-def _last_activity(run: RunDir) -> float:
-    for path in (run.metrics_file, run.config_file):
-        try:
-            return path.stat().st_mtime
-        except OSError:
-            continue
-    return 0.0
+    return max(runs, key=RunDir.last_activity)
 
 
 def _check_same_dataset(project: Project, config: TrainConfig) -> None:

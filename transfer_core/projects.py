@@ -117,10 +117,7 @@ class Project:
             accuracy = run.final_accuracy()
             if accuracy is not None:
                 best = accuracy if best is None else max(best, accuracy)
-            try:
-                last = max(last, run.path.stat().st_mtime, (run.path / "metrics.jsonl").stat().st_mtime)
-            except OSError:
-                pass
+            last = max(last, run.last_activity())
         dataset = self.dataset
         return ProjectSummary(
             images=dataset.images if dataset else None,

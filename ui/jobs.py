@@ -192,9 +192,9 @@ class JobManager:
             jobs = [job for job in self._jobs.values() if within is None or _inside(job.run.path, within)]
             return max(jobs, key=lambda job: job.created, default=None)
 
-    def active(self, within: str | Path | None = None) -> list[Job]:
+    def active(self) -> list[Job]:
         with self._lock:
-            return [job for job in self._jobs.values() if job.active and (within is None or _inside(job.run.path, within))]
+            return [job for job in self._jobs.values() if job.active]
 
 
 def _key(path: str | Path) -> str:

@@ -37,8 +37,8 @@ def display_name(run: RunDir) -> str:
         config = run.read_config()
         parts += [short_backbone(config.backbone), config.strategy.value]
         label = re.sub(r"-\d+$", "", match.group(3) or "") if match else ""
-        for default in (f"{config.backbone}-{config.strategy}", f"{config.backbone}-{config.strategy.value}"):
-            label = label.removeprefix(default).lstrip("-")  # the name a run gets by default says nothing new
+        # The name RunStore.new_run gives a run by default says nothing new.
+        label = label.removeprefix(f"{config.backbone}-{config.strategy.value}").lstrip("-")
     except WarmstartError:
         parts.append("unreadable settings")
     accuracy = run.final_accuracy()

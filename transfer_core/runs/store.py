@@ -138,6 +138,17 @@ class RunDir:
     def read_report(self) -> dict[str, Any] | None:
         return self._read_json(self.report_file) if self.report_file.exists() else None
 
+    def last_activity(self) -> float:
+        """When the run last wrote anything (its event log, else its config, else the folder), 0 when
+        none can be read: what lists of runs and projects sort and say "active … ago" by."""
+        times = []
+        for path in (self.metrics_file, self.config_file, self.path):
+            try:
+                times.append(path.stat().st_mtime)
+            except OSError:
+                continue
+        return max(times, default=0.0)
+
     def final_accuracy(self) -> float | None:
         """The report's validation accuracy, or None when there is no readable report (lists
         of runs and projects must still show when one report is damaged)."""
