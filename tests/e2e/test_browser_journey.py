@@ -182,7 +182,7 @@ def test_sample_quick_train_evaluate(server):
         page.get_by_role("button", name="Evaluate this run").click()
         page.wait_for_selector("h1:has-text('Evaluate')", timeout=60_000)
         main(page).get_by_text("Confusion matrix (image counts)").wait_for(timeout=60_000)
-        expect(main(page).get_by_text("Validation accuracy")).to_be_visible()
+        expect(main(page).get_by_text("Validation accuracy", exact=True)).to_be_visible()
         _shot(page, "7-evaluate")
         # Clicking a confusion-matrix cell filters the gallery: the first cell is true 0, predicted 0.
         cell = main(page).locator(".js-plotly-plot .scatterlayer .point").first.bounding_box()

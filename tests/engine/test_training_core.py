@@ -116,3 +116,40 @@ def test_tensorboard_missing_is_one_clear_sentence(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     with pytest.raises(WarmstartError, match="pip install tensorboard"):
         TensorBoardLogger(tmp_path / "tb")
+
+
+def _stopped_run(config, path, stop_at: tuple[str, int, int], interval: float, writes: list[str]) -> RunDir:
+    """Train ``config`` into ``path`` and ask it to stop at the event (kind, epoch, step)."""
+    run = RunDir(path)
+    trainer = Trainer(config, run, checkpoint_interval_s=interval)
+    kind, epoch, step = stop_at
+
+    def stop(event):
+        if event.kind == kind and event.epoch == epoch and getattr(event, "step", 0) == step:
+            trainer.request_stop()
+
+    trainer.subscribe(stop)
+    assert trainer.fit().status == "stopped"
+    writes += [p.name for p in path.iterdir()]
+    return run
+
+
+def test_checkpoints_between_timer_ticks_are_written_at_the_end_with_the_last_finished_epoch(tiny_config, tmp_path, monkeypatch):
+    """Short epochs do not each pay for a checkpoint write, and a stop part-way through an epoch still
+    leaves exactly the state an every-epoch writer would have left."""
+    config = tiny_config.replace(strategy="full", epochs=4)
+    written: list[str] = []
+    real_write = RunDir.write_bytes
+    monkeypatch.setattr(RunDir, "write_bytes", lambda self, name, data: (written.append(name), real_write(self, name, data))[1])
+
+    every_epoch = _stopped_run(config, tmp_path / "every", ("epoch", 2, 0), 0, [])
+    assert written.count("resume.pt") == 2
+    written.clear()
+    timed = _stopped_run(config, tmp_path / "timed", ("step", 3, 1), 3600, [])  # stopped inside epoch 3
+    assert written.count("resume.pt") == 1 and written.count("best.safetensors") == 1
+
+    every, late = every_epoch.load_resume_state(), timed.load_resume_state()
+    assert late["epoch"] == every["epoch"] == 1 and late["history"] == every["history"]
+    assert all(torch.equal(late["model"][k], every["model"][k]) for k in every["model"])
+    assert late["callbacks"] == every["callbacks"]
+    assert Trainer(config, timed).fit(resume=True).report["epochs_run"] == 4

@@ -61,7 +61,8 @@ CHILD = textwrap.dedent(
         if mode == "mid-epoch" and event.kind is Event.STEP and event.epoch == 3 and event.step == 2:
             die()
 
-    Trainer(TrainConfig.from_dict(__import__("json").loads(config_json)), run_dir, [between_steps]).fit()
+    # Writes after every epoch (no timer), so each kill point meets a checkpoint write to interrupt.
+    Trainer(TrainConfig.from_dict(__import__("json").loads(config_json)), run_dir, [between_steps], checkpoint_interval_s=0).fit()
     """
 )
 

@@ -7,6 +7,7 @@ are returned separately by :func:`batch_mixer`.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable
 
@@ -19,15 +20,11 @@ from ..models.registry import Preprocessing
 from ..config import AugmentConfig
 from ..randomness import seeded_scope
 
-__all__ = ["augment_previews", "batch_mixer", "eval_transform", "eval_view", "normalise", "train_transform"]
+__all__ = ["EvalTransform", "Normalise", "augment_previews", "batch_mixer", "eval_transform", "eval_view", "normalise", "train_transform"]
 
 
 def _interpolation(name: str) -> v2.InterpolationMode:
     return v2.InterpolationMode(name) if name in {m.value for m in v2.InterpolationMode} else v2.InterpolationMode.BILINEAR
-
-
-def _to_model_input(pre: Preprocessing) -> list[v2.Transform]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
 
 
 def _geometry(pre: Preprocessing, size: int, augment: AugmentConfig) -> list[v2.Transform]:
@@ -52,28 +49,64 @@ def _geometry(pre: Preprocessing, size: int, augment: AugmentConfig) -> list[v2.
     return ops
 
 
-def eval_transform(pre: Preprocessing, size: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Resize the short side, centre-crop, normalise: what validation and prediction use."""
-    size = size or pre.input_size
-    return v2.Compose(_geometry(pre, size, AugmentConfig()) + _to_model_input(pre))
+class Normalise:
+    """uint8 image or batch of images → the model's normalised float input, in one fused pass.
+
+    The same arithmetic as ``ToDtype(scale=True)`` then ``Normalize`` (x / 255 − mean) / std, written
+    as one multiply-add on a single new buffer: on a whole batch it is about twice as fast as the two
+    torchvision steps and, unlike them, cheap enough to run once per batch instead of once per image.
+    """
+
+    def __init__(self, pre: Preprocessing) -> None:
+        mean, std = torch.tensor(pre.mean, dtype=torch.float32), torch.tensor(pre.std, dtype=torch.float32)
+        self.scale = (1.0 / (255.0 * std)).view(-1, 1, 1)
+        self.shift = (-mean / std).view(-1, 1, 1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        out = images.to(torch.float32, copy=True)
+        return out.mul_(self.scale.to(out.device)).add_(self.shift.to(out.device))
+
+
+class EvalTransform:
+    """Resize the short side, centre-crop, normalise: what validation and prediction use.
+
+    Kept in its two parts so the inference path (:func:`~transfer_core.features.inference.input_batches`)
+    can crop each image (``view``, uint8) and normalise whole batches (``normalise``); called on one
+    image it does both, with the same arithmetic.
+    """
+
+    def __init__(self, pre: Preprocessing, size: int | None = None) -> None:
+        self.view = v2.Compose(_geometry(pre, size or pre.input_size, AugmentConfig()))
+        self.normalise = Normalise(pre)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.normalise(self.view(image))
+
+
+def eval_transform(pre: Preprocessing, size: int | None = None) -> EvalTransform:
+    """The evaluation transform for ``pre`` at ``size`` (default: the backbone's input size)."""
+    return EvalTransform(pre, size)
 
 
 def eval_view(pre: Preprocessing, size: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The evaluation crop as a uint8 image (no normalising): the pixels an explanation is drawn on."""
-    return v2.Compose(_geometry(pre, size or pre.input_size, AugmentConfig()))
+    return EvalTransform(pre, size).view
 
 
-def normalise(pre: Preprocessing) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 image → the normalised float input: ``eval_transform`` is ``eval_view`` followed by this."""
-    return v2.Compose(_to_model_input(pre))
+def normalise(pre: Preprocessing) -> Normalise:
+    """uint8 image(s) → the normalised float input: ``eval_transform`` is ``eval_view`` followed by this."""
+    return Normalise(pre)
 
 
 def train_transform(
     pre: Preprocessing, augment: AugmentConfig, size: int | None = None
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The per-image training transform for ``augment`` (mixup/cutmix excluded)."""
+    """The per-image training transform for ``augment`` (mixup/cutmix excluded); without per-image
+    augmentation it is the evaluation transform itself, so inference reads it a batch at a time."""
     size = size or pre.input_size
-    return v2.Compose(_geometry(pre, size, augment) + _to_model_input(pre))
+    if dataclasses.replace(augment, mixup_alpha=0.0, cutmix_alpha=0.0).is_none:
+        return EvalTransform(pre, size)
+    return v2.Compose([*_geometry(pre, size, augment), Normalise(pre)])
 
 
 def batch_mixer(augment: AugmentConfig, num_classes: int) -> Callable | None:

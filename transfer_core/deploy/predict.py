@@ -83,7 +83,7 @@ class Predictor:
 
     def inputs(self, images: Sequence[Image.Image] = (), views: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """The normalised ``(n, 3, size, size)`` batch for RGB PIL images (or for crops from :meth:`views`)."""
-        return torch.stack([self._normalise(view) for view in (views if views is not None else self.views(images))])
+        return self._normalise(torch.stack(list(views) if views is not None else self.views(images)))
 
     def probabilities(
         self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.augment import EvalTransform
 from .cpu_runtime import cpu_runtime_enabled, onnx_forward
 
 __all__ = ["autocast_for", "cpu_bf16_training", "eval_mode", "input_batches", "run_inference", "to_device"]
@@ -70,6 +71,10 @@ def eval_mode(module: nn.Module | None) -> Iterator[None]:
 def input_batches(inputs: Dataset | torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     """Batches of model inputs from a tensor or from a dataset of ``(input, label, ...)`` items.
 
+    A dataset of images under the evaluation transform is read as uint8 crops and normalised a
+    whole batch at a time (see :class:`~transfer_core.data.augment.EvalTransform`): the same
+    numbers, in one pass per batch instead of one per image.
+
     The loader gets its own generator: a DataLoader without one draws its base seed from the
     process-wide generator, which a training run in another thread may be using.
     """
@@ -77,8 +82,13 @@ def input_batches(inputs: Dataset | torch.Tensor, batch_size: int) -> Iterator[t
         for start in range(0, len(inputs), batch_size):
             yield inputs[start : start + batch_size]
         return
+    per_batch = None
+    transform = getattr(inputs, "transform", None)
+    if isinstance(transform, EvalTransform) and hasattr(inputs, "with_transform"):
+        inputs, per_batch = inputs.with_transform(transform.view), transform.normalise
     for batch in DataLoader(inputs, batch_size=batch_size, generator=torch.Generator()):
-        yield batch[0] if isinstance(batch, (list, tuple)) else batch
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        yield per_batch(x) if per_batch is not None else x
 
 
 @torch.no_grad()

