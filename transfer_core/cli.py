@@ -162,11 +162,27 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training.progress import ProgressBar
     from .training.tensorboard import TensorBoardLogger
-    from .training.trainer import Trainer
+    from .training.distributed import distributed_from_env
+    from .training.trainer import Trainer, resolve_device
 
     if (args.out is None) == (args.project is None):
         raise WarmstartError("Give exactly one of --out RUN_DIR (a run folder) or --project NAME (a project in the workspace).")
-    run, config, data = _project_target(args) if args.project is not None else _folder_target(args)
+    # Under torchrun every process runs this command: rank 0 picks (or creates) the run folder,
+    # the others train into the same folder with its config (and write nothing).
+    ranks = distributed_from_env(resolve_device(args.device).type)
+    target = _project_target if args.project is not None else _folder_target
+    chosen: dict[str, tuple] = {}
+
+    def choose() -> str:
+        chosen["target"] = target(args)
+        return str(chosen["target"][0].path)
+
+    path = ranks.from_main(choose)
+    if ranks.is_main:
+        run, config, data = chosen["target"]
+    else:  # the same config: read back from the folder, or (a new --out folder) from the same arguments
+        run, data = RunDir(path), None
+        config = run.read_config() if run.config_file.exists() else _config_from_args(args)
     callbacks = [ProgressBar()]
     if args.tensorboard:
         callbacks.append(TensorBoardLogger(args.tensorboard))
@@ -178,6 +194,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"Interrupted; continue with: {args.prog} train {shlex.quote(args.data)} {where} --resume", file=sys.stderr)
         return 130
     report = result.report
+    if not ranks.is_main:
+        return 0
     if report is None:
         print(f"Stopped before the first epoch finished; nothing saved in {run.path}.")
         return 1

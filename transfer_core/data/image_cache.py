@@ -151,6 +151,13 @@ class LabeledImages(Dataset):
                     on_read(i + 1)
         return failed
 
+    def subset(self, indices: Sequence[int]) -> LabeledImages:
+        """A copy holding only the given positions, in that order (one process's share of a multi-process run)."""
+        out = copy.copy(self)
+        out.records = [self.records[i] for i in indices]
+        out.targets = [self.targets[i] for i in indices]
+        return out
+
     def without(self, indices: Sequence[int]) -> LabeledImages:
         """A copy without the given positions (e.g. files that failed to decode)."""
         drop = set(indices)

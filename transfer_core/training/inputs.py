@@ -14,16 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed
+from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from ..config import Strategy, TrainConfig
 from ..data.augment import eval_transform, train_transform
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.images import ImageReadError
 from ..data.records import DatasetIndex, SkippedFile
 from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key, shared_feature_cache
 from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
+from .distributed import SINGLE, Distributed
 from .events import CacheBuilt, CacheProgress, RunEvent
 from ..randomness import seeded_scope
 
@@ -32,8 +36,6 @@ __all__ = ["CycledViews", "EpochInputs", "RunInputs"]
 # Cached activations of a frozen prefix are kept only while they fit in this many bytes.
 PREFIX_CACHE_BYTES = 3 * 1024**3
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
-
 
 @dataclass
 class EpochInputs:
@@ -41,8 +43,8 @@ class EpochInputs:
 
     train: Dataset
     val: Dataset
-    train_forward: Forward
-    val_forward: Forward
+    train_forward: nn.Module
+    val_forward: nn.Module
     augment_on_the_fly: bool
 
 
@@ -59,11 +61,23 @@ class CycledViews(Dataset):
         return self.views[self.epoch % len(self.views)][i], self.targets[i]
 
 
-def _forward_from(model: TransferModel, start: int, features_only: bool) -> Forward:
+class FromStage(nn.Module):
+    """The model run from stage ``start`` on: a module, so a multi-process run can wrap it in
+    DistributedDataParallel like any network."""
+
+    def __init__(self, model: TransferModel, start: int) -> None:
+        super().__init__()
+        self.model, self.start = model, start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, start_stage=self.start)
+
+
+def _forward_from(model: TransferModel, start: int, features_only: bool) -> nn.Module:
     """The model's forward for inputs that already went through the first ``start`` stages."""
     if features_only:
         return model.head
-    return lambda x: model(x, start_stage=start)
+    return FromStage(model, start)
 
 
 def _unreadable_note(unreadable: list[SkippedFile]) -> str:
@@ -83,10 +97,16 @@ class RunInputs:
         spec, preprocessing: the backbone and the preprocessing at the run's image size.
         device: where the frozen part runs.
         emit: receives :class:`CacheProgress` / :class:`CacheBuilt` events.
+        distributed: this process's rank in a multi-process run: the frozen part runs over this
+            rank's share of the images only, and the shares are gathered.
     """
 
-    def __init__(self, config: TrainConfig, spec: BackboneSpec, preprocessing: Preprocessing, device: torch.device, emit: Callable[[RunEvent], None]) -> None:
+    def __init__(
+        self, config: TrainConfig, spec: BackboneSpec, preprocessing: Preprocessing, device: torch.device,
+        emit: Callable[[RunEvent], None], distributed: Distributed = SINGLE,
+    ) -> None:
         self.config, self.spec, self.pre, self.device, self.emit = config, spec, preprocessing, device, emit
+        self.distributed = distributed
         self.size = preprocessing.input_size
         self.skipped: list[SkippedFile] = []
         self.reused_features = 0  # images whose frozen-part output came from the feature cache
@@ -109,8 +129,8 @@ class RunInputs:
         def report(record, exc) -> None:
             unreadable.append(SkippedFile(record.path, str(exc)))
 
-        train_set = train_set.without(train_set.warm(report))
-        val_set = val_set.without(val_set.warm(report))
+        train_set = train_set.without(self._warm(train_set, report))
+        val_set = val_set.without(self._warm(val_set, report))
         self.skipped += unreadable
         if len(train_set) == 0 or len(val_set) == 0:
             raise WarmstartError("No readable images are left for training or validation; see the skipped files.")
@@ -125,6 +145,24 @@ class RunInputs:
             )
         )
         return train_set, val_set
+
+    def _warm(self, images: LabeledImages, report: Callable) -> list[int]:
+        """Decode ``images`` into the cache; the positions that failed. In a multi-process run each
+        rank decodes its share and every rank learns all failures (so all skip the same files)."""
+        ranks = self.distributed
+        if not ranks.enabled:
+            return images.warm(report)
+        mine = ranks.shard(len(images))
+        reasons: list[str] = []
+        unreadable = images.subset(mine).warm(lambda record, exc: reasons.append(str(exc)))
+        failed = [(mine[i], reason) for i, reason in zip(unreadable, reasons)]
+        everyone: list[list[tuple[int, str]]] = [[] for _ in range(ranks.world_size)]
+        torch.distributed.all_gather_object(everyone, failed)
+        positions = []
+        for position, reason in sorted(pair for part in everyone for pair in part):
+            report(images.records[position], ImageReadError(reason))
+            positions.append(position)
+        return positions
 
     def epoch_inputs(self, model: TransferModel, train_set: LabeledImages, val_set: LabeledImages, n_groups: int) -> EpochInputs:
         """Precompute what stays fixed for the whole run: pooled features or the frozen prefix."""
@@ -176,13 +214,20 @@ class RunInputs:
         offset, total = progress or (0, len(dataset))
         what = "features" if features_only else "prefix"
         key = self._feature_key("features" if features_only else f"stage-{start}", dataset)
-        hit = shared_feature_cache().get(key) is not None
+        ranks = self.distributed
+        mine = dataset.subset(ranks.shard(len(dataset))) if ranks.enabled else dataset
+        local_key = f"{key}|rank {ranks.rank} of {ranks.world_size}" if ranks.enabled else key
+        hit = shared_feature_cache().get(local_key) is not None
         result = encode_cached(
-            model.backbone, dataset, key, self.device, depth=None if features_only else start,
-            batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
-            on_batch=lambda done: self.emit(CacheProgress(what=what, done=offset + done, total=total)),
+            model.backbone, mine, local_key, self.device, depth=None if features_only else start,
+            batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES // ranks.world_size,
+            on_batch=lambda done: self.emit(CacheProgress(what=what, done=offset + done * ranks.world_size, total=total)),
             weights=run_network_key(self.config, self.spec), on_runtime=self._note_runtime,
         )
+        if ranks.enabled:  # every rank keeps the whole set, or none does
+            if ranks.any(result is None):
+                return None
+            result = ranks.gather_rows(result, len(dataset))
         if hit and result is not None:
             self.reused_features += len(result)
         return result

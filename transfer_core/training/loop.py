@@ -25,6 +25,7 @@ from torch import nn
 
 from ..features.inference import autocast_for, run_inference, to_device
 from .callbacks import Callback, CallbackList
+from .distributed import SINGLE, Distributed, take
 from ..randomness import RunRandomness
 
 __all__ = ["Loop", "StepOutput", "loss_and_accuracy"]
@@ -76,6 +77,10 @@ class Loop:
         channels_last: image batches in channels-last layout (default: on CUDA); match the module's layout.
         mixed_precision: bf16 autocast for training steps (default: on CUDA only; the trainer also turns it
             on for convolutional training on CPUs with native bf16).
+        distributed: this process's rank in a multi-process run (see :mod:`.distributed`): validation is
+            split across ranks and gathered, epoch metrics are summed over ranks, a stop on any rank stops all.
+        batch_share: with ``distributed``, returns (own images, global batch size) for each training batch
+            in order (:meth:`ShardedBatchSampler.next_share`), to weight the loss.
     """
 
     def __init__(
@@ -102,6 +107,8 @@ class Loop:
         batch_size: int = 64,
         channels_last: bool | None = None,
         mixed_precision: bool | None = None,
+        distributed: Distributed = SINGLE,
+        batch_share: Callable[[], tuple[int, int]] | None = None,
     ) -> None:
         self.module, self.forward, self.optimizer, self.criterion = module, forward, optimizer, criterion
         self.train_data, self.device, self.scheduler = train_data, device, scheduler
@@ -114,6 +121,7 @@ class Loop:
         self.steps_per_epoch = steps_per_epoch if steps_per_epoch is not None else len(train_data)  # type: ignore[arg-type]
         self.lr_group, self.batch_size, self.channels_last = lr_group, batch_size, channels_last
         self.mixed_precision = mixed_precision
+        self.distributed, self.batch_share = distributed, batch_share
         self.epoch = 0  # 0-based epoch in progress (or last finished)
         self.global_step = 0
         self.epoch_seconds = 0.0
@@ -134,6 +142,7 @@ class Loop:
             if train_metrics is None:
                 self.interrupted = True
                 break
+            self.distributed.share_buffers(self.module)
             if self.val_inputs is not None:
                 val_loss, val_accuracy = loss_and_accuracy(*self.validate())
                 self.epoch_seconds = time.perf_counter() - started
@@ -156,14 +165,21 @@ class Loop:
                 batch = next(batches, None)
                 if batch is None:
                     break
-                if self.should_stop or self.stop_event.is_set():
+                if self.distributed.any(self.should_stop or self.stop_event.is_set()):
                     return None
                 self.callbacks.call("on_train_batch_start", self, step)
                 x, target, y = self.prepare_batch(batch)
                 with autocast_for(self.device, self.mixed_precision):
                     logits = self.forward(x)
             loss = self.criterion(logits.float(), target)
-            total = loss + self.penalty() if self.penalty is not None else loss
+            n = y.shape[0]
+            weight = 1.0
+            if self.batch_share is not None:  # this rank's share of the global batch (see ShardedBatchSampler)
+                n, global_n = self.batch_share()
+                weight = n * self.distributed.world_size / global_n
+            total = loss * weight if weight != 1.0 else loss
+            if self.penalty is not None:
+                total = total + self.penalty()
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             if self.grad_clip > 0:
@@ -171,20 +187,27 @@ class Loop:
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
-            n = y.shape[0]
-            loss_sum += loss.item() * n
-            correct += int((logits.argmax(1) == y).sum())
+            if n:
+                loss_sum += loss.item() * n
+                correct += int((logits.argmax(1) == y).sum())
             seen += n
             self.global_step += 1
             self.callbacks.call("on_train_batch_end", self, StepOutput(step, loss.item(), self.current_lr()))
             step += 1
+        loss_sum, correct, seen = self.distributed.sum([loss_sum, correct, seen])
         return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
     def validate(self) -> tuple[np.ndarray, list[int]]:
-        """Softmax probabilities over the validation inputs, in order, and their class indices."""
+        """Softmax probabilities over the validation inputs, in order, and their class indices.
+
+        In a multi-process run each rank runs its share of the inputs and the shares are gathered,
+        so every rank sees every image's probabilities exactly once."""
+        n = len(self.val_inputs)
+        inputs = take(self.val_inputs, self.distributed.shard(n)) if self.distributed.enabled else self.val_inputs
         logits = run_inference(
-            self.val_forward, self.val_inputs, self.device, module=self.module, batch_size=self.batch_size, channels_last=self.channels_last
+            self.val_forward, inputs, self.device, module=self.module, batch_size=self.batch_size, channels_last=self.channels_last
         )
+        logits = self.distributed.gather_rows(logits, n)
         return logits.softmax(1).numpy(), list(self.val_targets or [])
 
     # -- helpers -------------------------------------------------------------------------------

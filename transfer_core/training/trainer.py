@@ -51,6 +51,7 @@ from .callbacks import (
     ResumeCheckpoint,
     SubscriberCallback,
 )
+from .distributed import SINGLE, Distributed, ShardedBatchSampler, SynchronisedForward, distributed_from_env
 from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
 from .inputs import CycledViews, EpochInputs, RunInputs
 from .loop import Loop, PreparedBatch
@@ -116,6 +117,8 @@ class Trainer:
         self._data = data
         self._stop = threading.Event()
         self._inputs: RunInputs | None = None
+        self.distributed: Distributed = SINGLE  # set in fit() from the launcher's environment (torchrun)
+        self.model: TransferModel | None = None  # after fit(): the best epoch's weights
 
     def subscribe(self, subscriber: Callback | Subscriber) -> None:
         self.callbacks.append(_as_callback(subscriber))
@@ -138,7 +141,8 @@ class Trainer:
         return self._inputs.reused_features if self._inputs else 0
 
     def emit(self, event: RunEvent) -> None:
-        self.callbacks.call("on_event", event)
+        if self.distributed.is_main:  # the other ranks of a multi-process run report nothing
+            self.callbacks.call("on_event", event)
 
     def _storage_failed(self, exc: OSError) -> None:
         reason = exc.strerror or str(exc)
@@ -181,7 +185,14 @@ class Trainer:
         cfg = self.config
         started = time.perf_counter()
         device = resolve_device(cfg.device)
-        self._open_run_folder()
+        self.distributed = ranks = distributed_from_env(device.type)
+        if ranks.enabled and device.type == "cuda":
+            device = torch.device("cuda", ranks.local_rank)
+        if ranks.is_main:
+            self._open_run_folder()
+        else:  # only rank 0 writes the run folder; the others compute the same and wait for it
+            self.held = _Discarded(self.run)
+        ranks.barrier()
         if resume and self.run.status() == "finished":  # a finished run keeps no resume state
             raise WarmstartError(f"Run '{self.run.name}' already completed all {self.config.epochs} epochs.")
         state = _upgrade_resume_state(self.run.load_resume_state()) if resume else None
@@ -205,7 +216,7 @@ class Trainer:
         info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
         self.held.write(self.run.model_file.name, info.to_json_bytes())
 
-        self._inputs = inputs = RunInputs(cfg, spec, pre, device, self.emit)
+        self._inputs = inputs = RunInputs(cfg, spec, pre, device, self.emit, ranks)
         inputs.skipped += train_index.skipped
         train_set, val_set = inputs.image_sets(train_index, val_index, {name: i for i, name in enumerate(classes)})
         steps_per_epoch = -(-len(train_set) // cfg.batch_size)
@@ -224,7 +235,10 @@ class Trainer:
         if state is not None:
             loop.load_state_dict(state)
         loop.fit(cfg.epochs, start_epoch)
-        return self._finish(loop, model, epoch_inputs, val_set, classes, time.perf_counter() - started)
+        result = self._finish(loop, model, epoch_inputs, val_set, classes, time.perf_counter() - started)
+        self.model = model
+        ranks.barrier()  # rank 0's files are complete before any rank returns
+        return result
 
     def _loop(self, model, epoch_inputs: EpochInputs, train_set: LabeledImages, val_set: LabeledImages, n_groups: int, steps_per_epoch: int, device) -> Loop:
         """The loop with this run's data, optimiser and callbacks."""
@@ -233,8 +247,11 @@ class Trainer:
         randomness = RunRandomness(cfg.seed, device)
         batch_augment = self._batch_augment(epoch_inputs, device)
         train_data = epoch_inputs.train.with_transform(None) if batch_augment else epoch_inputs.train
+        sampler = make_sampler(cfg, train_set.targets, n_classes, randomness.sampler)
+        ranks = self.distributed
+        batches = ShardedBatchSampler(sampler, cfg.batch_size, ranks) if ranks.enabled else None
         loader = DataLoader(
-            train_data, batch_size=cfg.batch_size, sampler=make_sampler(cfg, train_set.targets, n_classes, randomness.sampler),
+            train_data, batch_size=1 if batches else cfg.batch_size, sampler=None if batches else sampler, batch_sampler=batches,
             generator=randomness.sampler, pin_memory=device.type == "cuda", collate_fn=pad_collate if batch_augment else None,
         )
         optimizer = make_optimizer(model, cfg)
@@ -254,7 +271,7 @@ class Trainer:
         reference = {n: p.detach().clone() for n, p in model.backbone.named_parameters()} if cfg.l2sp > 0 else None
         return Loop(
             module=model,
-            forward=epoch_inputs.train_forward,
+            forward=SynchronisedForward(epoch_inputs.train_forward, device) if ranks.enabled else epoch_inputs.train_forward,
             optimizer=optimizer,
             criterion=criterion,
             train_data=loader,
@@ -275,6 +292,8 @@ class Trainer:
             # Steps through backbone layers run in bf16 on CPUs that compute it natively (about 2x,
             # bench/run.py); a head-only step on cached features gains nothing and keeps fp32.
             mixed_precision=device.type == "cuda" or (cpu_bf16_training() and cfg.strategy is not Strategy.FROZEN),
+            distributed=ranks,
+            batch_share=batches.next_share if batches else None,
         )
 
     def _head_warmup(self, model: TransferModel, train_set: LabeledImages, eval_transform) -> HeadWarmup:
@@ -359,6 +378,16 @@ class Trainer:
             )
         )
         return TrainResult(self.run, "finished", report, self.held.pending)
+
+
+class _Discarded(HeldWrites):
+    """What a rank other than 0 writes: nothing (rank 0 writes the run folder for all of them)."""
+
+    def write(self, name: str, data: bytes) -> None:
+        pass
+
+    def append_line(self, line: str) -> None:
+        pass
 
 
 class _ViewCycler(Callback):
