@@ -171,7 +171,8 @@ class RunDir:
             raise WarmstartError(f"Checkpoint of run '{self.name}' is unreadable ({exc}).") from None
 
     def load_resume_state(self) -> dict[str, Any] | None:
-        return safe_torch_load(self.resume_file) if self.resume_file.exists() else None
+        """The state after the last complete epoch (see ResumeCheckpoint), or None without one."""
+        return _upgrade_resume_state(safe_torch_load(self.resume_file)) if self.resume_file.exists() else None
 
     def read_events(self, kinds: set[Event] | None = None) -> list[dict[str, Any]]:
         """Events as dicts, oldest first; a torn final line (crash mid-append) is skipped."""
@@ -376,3 +377,17 @@ class RunStore:
         if not run.exists():
             raise WarmstartError(f"No run named '{name}' in '{self.root}'.")
         return run
+
+
+def _upgrade_resume_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Resume files written before the callbacks kept their own state put it at the top level."""
+    if "callbacks" in state:
+        return state
+    return {
+        **state,
+        "callbacks": {
+            "checkpoint": {"best": state.get("best")},
+            "early_stopping": {"best_loss": state.get("best_loss_seen", float("inf")), "bad_epochs": state.get("bad_epochs", 0)},
+            "head_warmup": {"done": True},
+        },
+    }

@@ -35,10 +35,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler, Subset, TensorDataset
 
 from ..errors import WarmstartError
+from ..runs.store import HeldWrites
 
 T = TypeVar("T")
 
-__all__ = ["SINGLE", "Distributed", "ShardedBatchSampler", "SynchronisedForward", "distributed_from_env", "take"]
+__all__ = ["SINGLE", "DiscardedWrites", "Distributed", "ShardedBatchSampler", "SynchronisedForward", "distributed_from_env", "take"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,16 @@ class Distributed:
 
 
 SINGLE = Distributed()
+
+
+class DiscardedWrites(HeldWrites):
+    """The run-folder writes of a rank other than 0: none (rank 0 writes for all of them)."""
+
+    def write(self, name: str, data: bytes) -> None:
+        pass
+
+    def append_line(self, line: str) -> None:
+        pass
 
 
 def distributed_from_env(device_type: str) -> Distributed:

@@ -27,11 +27,12 @@ from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key, shared_feature_cache
 from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
+from .callbacks import Callback
 from .distributed import SINGLE, Distributed
 from .events import CacheBuilt, CacheProgress, RunEvent
 from ..randomness import seeded_scope
 
-__all__ = ["CycledViews", "EpochInputs", "RunInputs"]
+__all__ = ["CycledViews", "EpochInputs", "FromStage", "RunInputs", "ViewCycler"]
 
 # Cached activations of a frozen prefix are kept only while they fit in this many bytes.
 PREFIX_CACHE_BYTES = 3 * 1024**3
@@ -71,6 +72,18 @@ class FromStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, start_stage=self.start)
+
+
+class ViewCycler(Callback):
+    """Points the cached-views dataset at this epoch's view."""
+
+    name = "view_cycler"
+
+    def __init__(self, views: CycledViews) -> None:
+        self.views = views
+
+    def on_train_epoch_start(self, loop) -> None:
+        self.views.epoch = loop.epoch
 
 
 def _forward_from(model: TransferModel, start: int, features_only: bool) -> nn.Module:

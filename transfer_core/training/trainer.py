@@ -51,9 +51,9 @@ from .callbacks import (
     ResumeCheckpoint,
     SubscriberCallback,
 )
-from .distributed import SINGLE, Distributed, ShardedBatchSampler, SynchronisedForward, distributed_from_env
+from .distributed import SINGLE, DiscardedWrites, Distributed, ShardedBatchSampler, SynchronisedForward, distributed_from_env
 from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
-from .inputs import CycledViews, EpochInputs, RunInputs
+from .inputs import CycledViews, EpochInputs, RunInputs, ViewCycler
 from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
 from ..randomness import RunRandomness, seeded_scope
@@ -191,11 +191,11 @@ class Trainer:
         if ranks.is_main:
             self._open_run_folder()
         else:  # only rank 0 writes the run folder; the others compute the same and wait for it
-            self.held = _Discarded(self.run)
+            self.held = DiscardedWrites(self.run)
         ranks.barrier()
         if resume and self.run.status() == "finished":  # a finished run keeps no resume state
             raise WarmstartError(f"Run '{self.run.name}' already completed all {self.config.epochs} epochs.")
-        state = _upgrade_resume_state(self.run.load_resume_state()) if resume else None
+        state = self.run.load_resume_state() if resume else None
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
@@ -266,7 +266,7 @@ class Trainer:
         if cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
             internal.append(self._head_warmup(model, train_set, val_set.transform))
         if isinstance(epoch_inputs.train, CycledViews):
-            internal.append(_ViewCycler(epoch_inputs.train))
+            internal.append(ViewCycler(epoch_inputs.train))
         internal += [ProgressEvents(self.emit, cfg.epochs, freezing), self._checkpoint, self._early_stopping]
         reference = {n: p.detach().clone() for n, p in model.backbone.named_parameters()} if cfg.l2sp > 0 else None
         return Loop(
@@ -380,47 +380,11 @@ class Trainer:
         return TrainResult(self.run, "finished", report, self.held.pending)
 
 
-class _Discarded(HeldWrites):
-    """What a rank other than 0 writes: nothing (rank 0 writes the run folder for all of them)."""
-
-    def write(self, name: str, data: bytes) -> None:
-        pass
-
-    def append_line(self, line: str) -> None:
-        pass
-
-
-class _ViewCycler(Callback):
-    """Points the cached-views dataset at this epoch's view."""
-
-    name = "view_cycler"
-
-    def __init__(self, views: CycledViews) -> None:
-        self.views = views
-
-    def on_train_epoch_start(self, loop: Loop) -> None:
-        self.views.epoch = loop.epoch
-
-
 def _targets_of(dataset) -> list[int]:
     """Class indices of a validation dataset: image datasets keep a list, cached ones a tensor."""
     if hasattr(dataset, "targets"):
         return [int(t) for t in dataset.targets]
     return [int(t) for t in dataset.tensors[1]]
-
-
-def _upgrade_resume_state(state: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Resume files written before the callbacks kept their own state put it at the top level."""
-    if state is None or "callbacks" in state:
-        return state
-    return {
-        **state,
-        "callbacks": {
-            "checkpoint": {"best": state.get("best")},
-            "early_stopping": {"best_loss": state.get("best_loss_seen", float("inf")), "bad_epochs": state.get("bad_epochs", 0)},
-            "head_warmup": {"done": True},
-        },
-    }
 
 
 def train(config: TrainConfig, run: RunDir | str | Path, callbacks: Iterable[Callback | Subscriber] = ()) -> TrainResult:
