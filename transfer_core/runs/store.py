@@ -9,6 +9,10 @@ Layout of a run folder::
     resume.pt          model/optimizer/scheduler state after the last complete epoch
     report.json        final metrics (written when a run finishes or stops)
     predictions.json   per-image validation predictions (for the mistakes gallery)
+    owner.json         pid and host of the process training the run (dead pid: "interrupted")
+    stop-requested     present while a stop is asked for: the training loop checks it after every
+                       batch and ends the run as "stopped" (the app's stop button writes it)
+    worker.log         what an app-started training process printed (tracebacks; never shown to users)
 
 Every whole-file write goes to a temporary file in the same folder and is renamed over
 the target, so readers see either the old or the new file, never half of one.
@@ -90,6 +94,7 @@ class RunDir:
     resume_file = property(lambda self: self.path / "resume.pt")
     report_file = property(lambda self: self.path / "report.json")
     predictions_file = property(lambda self: self.path / "predictions.json")
+    stop_file = property(lambda self: self.path / "stop-requested")
 
     def exists(self) -> bool:
         return self.config_file.exists()
@@ -122,6 +127,14 @@ class RunDir:
     def mark_owner(self) -> None:
         """Record which process trains this run, so a crashed run reads as interrupted, not running."""
         atomic_write_json(self.path / "owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
+
+    def request_stop(self) -> None:
+        """Ask whichever process trains this run to stop after its current batch (see ``stop_file``)."""
+        self.stop_file.touch()
+
+    def clear_stop_request(self) -> None:
+        """Forget an old stop request, so a resumed run does not stop at its first batch."""
+        self.stop_file.unlink(missing_ok=True)
 
     def remove_partial_files(self) -> None:
         """Delete temporary files left by a process killed mid-write (the real files are intact)."""
