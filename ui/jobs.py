@@ -161,9 +161,12 @@ class Job:
                 os.kill(self.pid, signal.SIGTERM)
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the job is no longer queued or running, or ``timeout`` seconds have passed."""
+        """Block until the job is no longer queued or running and its worker has exited (its exit report
+        read), or ``timeout`` seconds have passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.active and (deadline is None or time.monotonic() < deadline):
+        while (self.active or (self._process is not None and not self._ended.is_set())) and (
+            deadline is None or time.monotonic() < deadline
+        ):
             time.sleep(0.05)
 
     # -- the worker ----------------------------------------------------------------------

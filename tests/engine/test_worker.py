@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
+import time
+
+import torch
 
 from transfer_core import RunDir, RunStore, Trainer
 from transfer_core.runs.store import HeldWrites
@@ -85,3 +89,21 @@ def test_held_writes_cross_a_process_boundary_as_json(tmp_path):
     assert restored.pending == ["best.safetensors", "metrics.jsonl"] and restored.error.strerror == "No space left on device"
     assert restored.retry() == [] and (tmp_path / "run" / "best.safetensors").read_bytes() == b"\x00\x01weights"
     assert RunDir(tmp_path / "run").read_events() == [{"event": "finished"}]
+
+
+def test_features_cached_by_one_process_are_found_by_another_through_the_workspace(tmp_path):
+    from transfer_core.features.cache import FeatureCache
+
+    features = torch.arange(12, dtype=torch.float32).reshape(3, 4)
+    FeatureCache(1024, folder=lambda: tmp_path / "feature-cache").put("key", features)
+    other_process = FeatureCache(1024, folder=lambda: tmp_path / "feature-cache")
+    assert torch.equal(other_process.get("key"), features) and other_process.get("missing") is None
+    (tmp_path / "feature-cache" / "key.safetensors").write_bytes(b"damaged")
+    assert FeatureCache(1024, folder=lambda: tmp_path / "feature-cache").get("key") is None  # a miss, not an error
+    FeatureCache(1024, folder=lambda: tmp_path / "sized").put("key", features)
+    size = (tmp_path / "sized" / "key.safetensors").stat().st_size
+    small = FeatureCache(int(2.5 * size), folder=lambda: tmp_path / "small")
+    for key in ("a", "b", "c"):
+        small.put(key, features)
+        os.utime(tmp_path / "small" / f"{key}.safetensors", (time.time() - 1000 + ord(key),) * 2)  # distinct ages
+    assert sorted(f.stem for f in (tmp_path / "small").glob("*.safetensors")) == ["b", "c"]  # the oldest went
