@@ -1,4 +1,4 @@
-"""Train: start, queue, stop and resume; live progress, curves and log from the background job."""
+"""Train: start, queue, stop and resume; live progress, curves and log from the run's worker process."""
 
 import streamlit as st
 
@@ -92,18 +92,17 @@ def _unsaved_results(current) -> None:
     """When the run folder refused writes: say so, offer a retry and a download from memory."""
     if not current.unsaved:
         return
-    reason = current.trainer.held.error
     st.error(
-        f"The run folder could not be written ({reason.strerror if reason else 'unknown error'}); "
+        f"The run folder could not be written ({current.unsaved_reason or 'unknown error'}); "
         f"{', '.join(current.unsaved)} are kept in memory. Free some disk space and retry, or download them now."
     )
     retry, download, _ = st.columns([1, 1, 3])
     if retry.button("Retry saving", key="retry_save"):
-        left_over = current.trainer.held.retry()
+        left_over = current.retry_saving()
         st.toast("Saved." if not left_over else "Still cannot write: " + ", ".join(left_over))
         st.rerun()
     download.download_button(
-        "Download results", current.trainer.held.bundle, file_name=f"{current.run.name}.zip",
+        "Download results", current.results_bundle, file_name=f"{current.run.name}.zip",
         mime="application/zip", key="download_unsaved",
     )
 
@@ -179,6 +178,10 @@ else:
                 st.switch_page("app_pages/evaluate.py")
         elif job.status == "stopped":
             st.warning("This run was stopped; its best checkpoint is kept and can be evaluated or resumed.")
+            _resume_button(job.run, "resume_current")
+        elif job.status == "interrupted":
+            st.warning("The training process of this run ended unexpectedly (killed, or out of memory); its last "
+                       "checkpoint is kept and the other runs were not affected.")
             _resume_button(job.run, "resume_current")
         elif job.status == "cancelled":
             st.info("This run was removed from the queue before it started.")

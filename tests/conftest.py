@@ -14,11 +14,9 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from torch import nn  # noqa: E402
+from tests.tiny_backbone import TINY  # noqa: E402,F401  (registers the tiny test backbone)
 
-from transfer_core.models.registry import Backbone, BackboneSpec, Preprocessing, WeightsSource, register_backbone  # noqa: E402
-
-TINY = "tiny_cnn"
+WORKER_HOOKS = "tests.worker_hooks"
 COLORS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 
 
@@ -45,31 +43,15 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def workers_know_the_test_backbone(monkeypatch):
+    """Training workers (other processes) import the tiny backbone and the full-disk switch too."""
+    monkeypatch.setenv("WARMSTART_WORKER_IMPORTS", WORKER_HOOKS)
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     """Tests never write into the repository's ``.warmstart``: each gets its own workspace home."""
     monkeypatch.setenv("WARMSTART_HOME", str(tmp_path_factory.mktemp("warmstart-home")))
-
-
-def _tiny_backbone(pretrained: bool) -> Backbone:
-    def block(c_in, c_out):
-        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
-
-    stages = [block(3, 8), block(8, 16), block(16, 32)]
-    return Backbone(stages, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), 32)
-
-
-register_backbone(
-    BackboneSpec(
-        name=TINY,
-        source=WeightsSource.LOCAL,
-        description="Three-conv test network.",
-        preprocessing=Preprocessing(input_size=32),
-        builder=_tiny_backbone,
-        params=7_000,
-        licence="test",
-    ),
-    replace=True,
-)
 
 
 def make_image(color, size=(40, 40), seed=0, noise=25) -> Image.Image:
@@ -112,23 +94,25 @@ def tiny_config(color_dataset):
     )
 
 
+class DiskSwitch(dict):
+    """``switch["on"] = True`` fills the disk, here and in training workers (through a switch file)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(on=False)
+        self.path = path
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if key == "on":
+            self.path.touch() if value else self.path.unlink(missing_ok=True)
+
+
 @pytest.fixture
-def full_disk(monkeypatch):
-    """Make every run-folder write fail with ENOSPC while ``full_disk["on"]`` is true."""
-    import errno
+def full_disk(monkeypatch, tmp_path_factory):
+    """Make every run-folder write fail with ENOSPC while ``full_disk["on"]`` is true (in workers too)."""
+    from tests.worker_hooks import FULL_DISK_SWITCH, refuse_writes_while
 
-    from transfer_core import RunDir
-
-    state = {"on": False}
-
-    def refuse(real):
-        def write(self, *args):
-            if state["on"]:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(self, *args)
-
-        return write
-
-    monkeypatch.setattr(RunDir, "write_bytes", refuse(RunDir.write_bytes))
-    monkeypatch.setattr(RunDir, "append_lines", refuse(RunDir.append_lines))
+    state = DiskSwitch(tmp_path_factory.mktemp("disk-switch") / "full")
+    monkeypatch.setenv(FULL_DISK_SWITCH, str(state.path))
+    refuse_writes_while(lambda: state["on"], monkeypatch.setattr)
     return state

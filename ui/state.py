@@ -95,7 +95,10 @@ def view_student(folder: Path | None) -> None:
 @st.cache_resource
 def job_manager() -> JobManager:
     """The process-wide job manager shared by every session and tab."""
-    return JobManager(RunStore(workspace() / "runs"), max_concurrent=int(os.environ.get("WARMSTART_MAX_RUNS", "1")))
+    return JobManager(
+        RunStore(workspace() / "runs"), max_concurrent=int(os.environ.get("WARMSTART_MAX_RUNS", "1")),
+        queue_file=workspace() / "queue.json",
+    )
 
 
 def run_store() -> RunStore:

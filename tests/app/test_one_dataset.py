@@ -76,7 +76,7 @@ def test_uploaded_zip_is_one_dataset_for_data_page_shootout_and_training(workspa
     predicted = [p["path"] for p in job.run.read_predictions()]
     assert len(predicted) == len(val_paths)
     assert set(predicted) <= val_paths
-    assert job.trainer.reused_features == len(train) + len(val)
+    assert job.reused_features == len(train) + len(val)
     messages = [e["message"] for e in job.run.read_events({Event.CACHED})]
     assert any("reused from an earlier run" in m for m in messages), messages
     # No second copy of the images anywhere in the user's home (ONNX Runtime may leave its own id file there).

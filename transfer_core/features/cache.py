@@ -1,9 +1,13 @@
-"""Process-wide memory of activations computed by frozen backbone parts.
+"""Memory of activations computed by frozen backbone parts, shared by every process of a workspace.
 
 Features of a frozen pretrained network depend only on the image files, the preprocessing,
 the backbone and its weights, and how deep into it they were taken. Keyed by exactly those,
 a second run on the same data (another head, more epochs, a shoot-out then a real run)
 skips the forward passes entirely, and a changed setting can never reuse a stale entry.
+
+Entries live in memory and in ``$WARMSTART_HOME/feature-cache/`` (one safetensors file per key,
+the least recently used removed beyond the byte budget): each run trains in its own process,
+so a shoot-out in the app and the run after it share features only through the disk.
 """
 
 from __future__ import annotations
@@ -11,15 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Dataset
 
 from ..models.registry import BackboneSpec, Preprocessing, WeightsSource
+from ..workspace import home
 from .inference import run_inference
 
 __all__ = [
@@ -88,10 +96,16 @@ def run_feature_key(config, spec: BackboneSpec, preprocessing: Preprocessing, de
 
 
 class FeatureCache:
-    """A byte-bounded LRU of tensors; thread-safe."""
+    """A byte-bounded LRU of tensors in memory, backed by a folder when ``folder`` gives one; thread-safe.
 
-    def __init__(self, max_bytes: int) -> None:
+    Args:
+        max_bytes: budget of the memory part and, separately, of the folder.
+        folder: called at each use (the workspace can change between calls, as in tests).
+    """
+
+    def __init__(self, max_bytes: int, folder: Callable[[], Path] | None = None) -> None:
         self.max_bytes = max_bytes
+        self.folder = folder
         self.bytes_used = 0
         self._items: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
@@ -101,12 +115,20 @@ class FeatureCache:
             tensor = self._items.get(key)
             if tensor is not None:
                 self._items.move_to_end(key)
-            return tensor
+                return tensor
+        tensor = self._read(key)
+        if tensor is not None:
+            self._remember(key, tensor)
+        return tensor
 
     def put(self, key: str, tensor: torch.Tensor) -> None:
-        size = tensor.numel() * tensor.element_size()
-        if size > self.max_bytes:
+        if tensor.numel() * tensor.element_size() > self.max_bytes:
             return
+        self._remember(key, tensor)
+        self._write(key, tensor)
+
+    def _remember(self, key: str, tensor: torch.Tensor) -> None:
+        size = tensor.numel() * tensor.element_size()
         with self._lock:
             if key in self._items:
                 return
@@ -116,16 +138,64 @@ class FeatureCache:
             self._items[key] = tensor
             self.bytes_used += size
 
+    # -- the folder: an optimisation, so any error there is a cache miss, never a failed run ----
+    def _path(self, key: str) -> Path | None:
+        return self.folder() / f"{key}.safetensors" if self.folder is not None else None
+
+    def _read(self, key: str) -> torch.Tensor | None:
+        path = self._path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            tensor = load_file(str(path))["features"]
+            os.utime(path)  # recently used: pruned last
+            return tensor
+        except Exception:
+            path.unlink(missing_ok=True)
+            return None
+
+    def _write(self, key: str, tensor: torch.Tensor) -> None:
+        path = self._path(key)
+        if path is None or path.exists():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            try:
+                save_file({"features": tensor.detach().to("cpu").contiguous()}, tmp)
+                os.replace(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            self._prune(path.parent)
+        except OSError:
+            pass
+
+    def _prune(self, folder: Path) -> None:
+        """Delete the least recently used files until the folder fits the budget."""
+        files = sorted(folder.glob("*.safetensors"), key=lambda f: f.stat().st_mtime)
+        total = sum(f.stat().st_size for f in files)
+        for oldest in files:
+            if total <= self.max_bytes:
+                break
+            total -= oldest.stat().st_size
+            oldest.unlink(missing_ok=True)
+
     def clear(self) -> None:
+        """Forget every entry, in memory and in the folder."""
         with self._lock:
             self._items.clear()
             self.bytes_used = 0
+        path = self._path("x")
+        if path is not None and path.parent.is_dir():
+            for stale in path.parent.glob("*.safetensors"):
+                stale.unlink(missing_ok=True)
 
     def __len__(self) -> int:
         return len(self._items)
 
 
-_SHARED = FeatureCache(int(os.environ.get("WARMSTART_FEATURE_CACHE_BYTES", 2 * 1024**3)))
+_SHARED = FeatureCache(int(os.environ.get("WARMSTART_FEATURE_CACHE_BYTES", 2 * 1024**3)), folder=lambda: home() / "feature-cache")
 
 
 def shared_feature_cache() -> FeatureCache:

@@ -9,6 +9,10 @@ Layout of a run folder::
     resume.pt          model/optimizer/scheduler state after the last complete epoch
     report.json        final metrics (written when a run finishes or stops)
     predictions.json   per-image validation predictions (for the mistakes gallery)
+    owner.json         pid and host of the process training the run (dead pid: "interrupted")
+    stop-requested     present while a stop is asked for: the training loop checks it after every
+                       batch and ends the run as "stopped" (the app's stop button writes it)
+    worker.log         what an app-started training process printed (tracebacks; never shown to users)
 
 Every whole-file write goes to a temporary file in the same folder and is renamed over
 the target, so readers see either the old or the new file, never half of one.
@@ -35,6 +39,7 @@ from safetensors.torch import load_file, save
 from ..config import TrainConfig
 from ..errors import WarmstartError
 from ..training.events import Event, RunEvent
+from .held import HeldWrites  # re-exported: callers import it from the store
 
 __all__ = ["HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "checkpoint_bytes", "safe_torch_load"]
 
@@ -90,6 +95,7 @@ class RunDir:
     resume_file = property(lambda self: self.path / "resume.pt")
     report_file = property(lambda self: self.path / "report.json")
     predictions_file = property(lambda self: self.path / "predictions.json")
+    stop_file = property(lambda self: self.path / "stop-requested")
 
     def exists(self) -> bool:
         return self.config_file.exists()
@@ -122,6 +128,14 @@ class RunDir:
     def mark_owner(self) -> None:
         """Record which process trains this run, so a crashed run reads as interrupted, not running."""
         atomic_write_json(self.path / "owner.json", {"pid": os.getpid(), "host": socket.gethostname()})
+
+    def request_stop(self) -> None:
+        """Ask whichever process trains this run to stop after its current batch (see ``stop_file``)."""
+        self.stop_file.touch()
+
+    def clear_stop_request(self) -> None:
+        """Forget an old stop request, so a resumed run does not stop at its first batch."""
+        self.stop_file.unlink(missing_ok=True)
 
     def remove_partial_files(self) -> None:
         """Delete temporary files left by a process killed mid-write (the real files are intact)."""
@@ -236,79 +250,6 @@ def resume_bytes(state: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
-
-
-class HeldWrites:
-    """Writes into a run folder that survive a full disk or an unwritable folder.
-
-    A write the disk refuses is kept in memory (the newest version of each file, and every
-    unwritten event line in order) and ``on_failure`` is told once; :meth:`retry` writes
-    everything held, and :meth:`bundle` packs the run's results into a zip for download
-    from memory, whatever made it to disk.
-    """
-
-    BUNDLE = ("config.json", "model.json", "best.safetensors", "report.json", "predictions.json")
-
-    def __init__(self, run: RunDir, on_failure: Callable[[OSError], None] | None = None) -> None:
-        self.run = run
-        self.on_failure = on_failure
-        self.files: dict[str, bytes] = {}
-        self.lines: list[str] = []
-        self.error: OSError | None = None
-
-    @property
-    def pending(self) -> list[str]:
-        """Names of what is held in memory, unsaved."""
-        return list(self.files) + (["metrics.jsonl"] if self.lines else [])
-
-    def write(self, name: str, data: bytes) -> None:
-        try:
-            self.run.write_bytes(name, data)
-            self.files.pop(name, None)
-        except OSError as exc:
-            self.files[name] = data
-            self._failed(exc)
-
-    def write_json(self, name: str, value: Any) -> None:
-        self.write(name, json_bytes(value))
-
-    def append_line(self, line: str) -> None:
-        self.lines.append(line)
-        self._flush_lines()  # also writes lines held from earlier failures, in order
-
-    def _flush_lines(self) -> None:
-        try:
-            self.run.append_lines(self.lines)
-            self.lines.clear()
-        except OSError as exc:
-            self._failed(exc)
-
-    def _failed(self, exc: OSError) -> None:
-        first = self.error is None
-        self.error = exc
-        if first and self.on_failure is not None:
-            self.on_failure(exc)
-
-    def retry(self) -> list[str]:
-        """Write everything held; returns what is still unsaved (empty when all is on disk)."""
-        self.error = None
-        for name, data in list(self.files.items()):
-            self.write(name, data)
-        if self.lines:
-            self._flush_lines()
-        return self.pending
-
-    def bundle(self) -> bytes:
-        """A zip of the run's result files, from memory where the disk does not have them."""
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in self.BUNDLE:
-                data = self.files.get(name)
-                if data is None and (self.run.path / name).is_file():
-                    data = (self.run.path / name).read_bytes()
-                if data is not None:
-                    zf.writestr(f"{self.run.name}/{name}", data)
-        return buffer.getvalue()
 
 
 class RunStore:

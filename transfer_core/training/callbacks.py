@@ -17,6 +17,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,6 +39,7 @@ __all__ = [
     "ModelCheckpoint",
     "ProgressEvents",
     "ResumeCheckpoint",
+    "StopRequestFile",
     "SubscriberCallback",
 ]
 
@@ -114,6 +116,35 @@ class EventLog(Callback):
 
     def on_event(self, event: RunEvent) -> None:
         self.held.append_line(event.to_json())
+
+
+class StopRequestFile(Callback):
+    """Stops the run when a file appears: how another process (the app) stops a training worker.
+
+    One ``stat`` per batch is all it costs. The file is removed when the run ends, so resuming the
+    run later does not stop it at once.
+    """
+
+    name = "stop_request_file"
+
+    def __init__(self, path: Path, request_stop: Callable[[], None]) -> None:
+        self.path, self.request_stop = path, request_stop
+
+    def _check(self) -> None:
+        if self.path.exists():
+            self.request_stop()
+
+    def on_train_epoch_start(self, loop: Loop) -> None:
+        self._check()
+
+    def on_train_batch_end(self, loop: Loop, output: StepOutput) -> None:
+        self._check()
+
+    def on_fit_end(self, loop: Loop) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass  # an unwritable folder: the next resume clears it (JobManager.resume)
 
 
 class BackboneFreezing(Callback):
