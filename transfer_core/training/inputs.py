@@ -26,6 +26,7 @@ from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
 from .events import CacheBuilt, CacheProgress, RunEvent
 from ..randomness import seeded_scope
+from ..reporting import phase, throttled
 
 __all__ = ["CycledViews", "EpochInputs", "RunInputs"]
 
@@ -109,8 +110,10 @@ class RunInputs:
         def report(record, exc) -> None:
             unreadable.append(SkippedFile(record.path, str(exc)))
 
-        train_set = train_set.without(train_set.warm(report))
-        val_set = val_set.without(val_set.warm(report))
+        told = throttled(lambda done, total, what: self.emit(CacheProgress(what=what, done=done, total=total)))
+        read, n_train = phase(told, len(train_set) + len(val_set), "images"), len(train_set)
+        train_set = train_set.without(train_set.warm(report, on_read=read))
+        val_set = val_set.without(val_set.warm(report, on_read=lambda done: read(n_train + done)))
         self.skipped += unreadable
         if len(train_set) == 0 or len(val_set) == 0:
             raise WarmstartError("No readable images are left for training or validation; see the skipped files.")

@@ -51,11 +51,12 @@ from .callbacks import (
     ResumeCheckpoint,
     SubscriberCallback,
 )
-from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
+from .events import CacheBuilt, CacheProgress, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
 from .inputs import CycledViews, EpochInputs, RunInputs
 from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
 from ..randomness import RunRandomness, seeded_scope
+from ..reporting import throttled
 from .warmup import HeadWarmup
 
 __all__ = ["DEFAULT_CHECKPOINT_INTERVAL_S", "TrainResult", "Trainer", "resolve_device", "train"]
@@ -188,7 +189,8 @@ class Trainer:
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
-        train_index, val_index = self._data or load_run_split(cfg)
+        checked = throttled(lambda done, total, what: self.emit(CacheProgress(what="index", done=done, total=total)))
+        train_index, val_index = self._data or load_run_split(cfg, on_progress=checked)
         classes = train_index.classes
         if len(classes) < 2:
             raise WarmstartError(
