@@ -105,3 +105,14 @@ def test_the_search_never_holds_an_n_by_n_matrix():
         tracemalloc.stop()
     assert found.neighbour_agreement is not None
     assert peak < n_by_n / 4, f"peak {peak / 1e6:.0f} MB for {n} images: the search grows with n x n"
+
+
+def test_the_embedding_map_draws_its_points_from_every_class():
+    from transfer_core.insight.embedding_map import spread_sample
+
+    items = [(label, i) for label in "abcdefghij" for i in range(1000)]  # 10,000 images, sorted by class
+    drawn = spread_sample(items, 2000, seed=1)
+    assert len(drawn) == 2000 and drawn == sorted(drawn) and drawn == spread_sample(items, 2000, seed=1)
+    per_class = {label: sum(1 for l, _ in drawn if l == label) for label in "abcdefghij"}
+    assert min(per_class.values()) > 150  # about 200 each, not the first two classes only
+    assert spread_sample(items[:50], 2000) == items[:50]
