@@ -26,9 +26,15 @@ from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
 from .events import CacheBuilt, CacheProgress, RunEvent
 from ..randomness import seeded_scope
-from ..reporting import phase, throttled
+from ..reporting import OnProgress, phase, throttled
 
-__all__ = ["CycledViews", "EpochInputs", "RunInputs"]
+__all__ = ["CycledViews", "EpochInputs", "RunInputs", "pass_progress"]
+
+def pass_progress(emit: Callable[[RunEvent], None], what: str) -> OnProgress:
+    """An ``on_progress`` that reports a one-off pass as :class:`CacheProgress` events named ``what``,
+    about 200 per pass, since each becomes a line of the run's event log."""
+    return throttled(lambda done, total, _: emit(CacheProgress(what=what, done=done, total=total)))
+
 
 # Cached activations of a frozen prefix are kept only while they fit in this many bytes.
 PREFIX_CACHE_BYTES = 3 * 1024**3
@@ -110,8 +116,7 @@ class RunInputs:
         def report(record, exc) -> None:
             unreadable.append(SkippedFile(record.path, str(exc)))
 
-        told = throttled(lambda done, total, what: self.emit(CacheProgress(what=what, done=done, total=total)))
-        read, n_train = phase(told, len(train_set) + len(val_set), "images"), len(train_set)
+        read, n_train = phase(pass_progress(self.emit, "images"), len(train_set) + len(val_set), "images"), len(train_set)
         train_set = train_set.without(train_set.warm(report, on_read=read))
         val_set = val_set.without(val_set.warm(report, on_read=lambda done: read(n_train + done)))
         self.skipped += unreadable

@@ -51,12 +51,11 @@ from .callbacks import (
     ResumeCheckpoint,
     SubscriberCallback,
 )
-from .events import CacheBuilt, CacheProgress, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
-from .inputs import CycledViews, EpochInputs, RunInputs
+from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
+from .inputs import CycledViews, EpochInputs, RunInputs, pass_progress
 from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
 from ..randomness import RunRandomness, seeded_scope
-from ..reporting import throttled
 from .warmup import HeadWarmup
 
 __all__ = ["DEFAULT_CHECKPOINT_INTERVAL_S", "TrainResult", "Trainer", "resolve_device", "train"]
@@ -189,8 +188,7 @@ class Trainer:
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
-        checked = throttled(lambda done, total, what: self.emit(CacheProgress(what="index", done=done, total=total)))
-        train_index, val_index = self._data or load_run_split(cfg, on_progress=checked)
+        train_index, val_index = self._data or load_run_split(cfg, on_progress=pass_progress(self.emit, "index"))
         classes = train_index.classes
         if len(classes) < 2:
             raise WarmstartError(
