@@ -13,6 +13,7 @@ import pytest
 
 from transfer_core import Trainer, TrainConfig, load_dataset
 from transfer_core.data.images import ImageReadError, open_rgb
+from transfer_core.training.events import CacheBuilt
 
 from ..conftest import TINY, make_image
 from . import builders
@@ -103,7 +104,7 @@ def test_training_on_the_messy_folder_skips_only_the_bad_files(messy_dataset, tm
     assert report["train_size"] + report["val_size"] == 2 * GOOD_PER_CLASS + len(usable)
     skipped = {Path(s["path"]).name for s in report["skipped"]}
     assert {n for n, (_, expected) in CASES.items() if isinstance(expected, str)} <= skipped
-    decoded_note = next(e.message for e in messages if getattr(e, "what", None) == "images")
+    decoded_note = next(e.message for e in messages if isinstance(e, CacheBuilt) and e.what == "images")
     assert "unreadable file(s)" in decoded_note and "corrupt.jpg" in decoded_note
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from transfer_core import HealthReport, load_train_val
 from transfer_core.insight.health import health_check, likely_mislabels, mislabel_evidence
+from transfer_core.insight.neighbours import neighbour_table
 
 from ..conftest import TINY, make_image
 
@@ -57,14 +58,14 @@ def test_a_clean_set_whose_classes_overlap_flags_no_mislabels():
     # The overlap is real: some correctly labelled images have 4 or 5 of 5 neighbours from the other class,
     # which is what a neighbour vote alone calls "possibly mislabelled".
     assert (_neighbours_of_another_label(similarity, labels) >= 4).sum() >= 3
-    assert likely_mislabels(similarity, labels) == []
+    assert likely_mislabels(neighbour_table(features, labels)) == []
 
 
 def test_a_planted_mislabel_is_flagged_first_with_its_evidence():
     features, labels = _ants_and_bees()
     ant = _photo_features("ants", "ground")
     features, labels = np.vstack([features, ant]), labels + ["bees"]  # an ant on the ground filed under bees
-    flagged = likely_mislabels(_similarity(features), labels)
+    flagged = likely_mislabels(neighbour_table(features, labels))
     assert flagged and flagged[0]["index"] == len(labels) - 1
     first = flagged[0]
     assert first["label"] == "bees" and first["suggested"] == "ants"

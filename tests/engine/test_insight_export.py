@@ -185,15 +185,8 @@ def test_health_check_finds_leakage_duplicates_and_mislabels(tmp_path):
 def test_duplicate_threshold_adapts_to_how_alike_the_images_are():
     from transfer_core.insight.health import _duplicate_threshold
 
-    def matrix(nearest):
-        n = len(nearest)
-        sims = np.full((n, n), -1.0)
-        for i, value in enumerate(nearest):
-            sims[i, (i + 1) % n] = value
-        return sims
-
-    photos = matrix([0.62, 0.70, 0.69, 0.75, 0.66, 0.71, 0.80])  # distinct photos: low similarity
-    digits = matrix([0.965, 0.970, 0.968, 0.962, 0.975, 0.971])  # tiny upscaled digits all look alike
+    photos = np.array([0.62, 0.70, 0.69, 0.75, 0.66, 0.71, 0.80])  # distinct photos: low similarity
+    digits = np.array([0.965, 0.970, 0.968, 0.962, 0.975, 0.971])  # tiny upscaled digits all look alike
     assert _duplicate_threshold(photos) == pytest.approx(0.9)
     assert 0.975 < _duplicate_threshold(digits) <= 0.995  # above every real pair, so no false alarms
 

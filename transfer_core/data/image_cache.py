@@ -19,12 +19,17 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
+from ..memory import cache_budget
 from .records import ImageRecord
 from .images import ImageReadError, open_rgb
 
-__all__ = ["DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "shared_image_cache", "shrink_to_tensor"]
+__all__ = [
+    "DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "image_cache_budget", "shared_image_cache",
+    "shrink_to_tensor",
+]
 
-DEFAULT_CACHE_BYTES = 4 * 1024**3
+DEFAULT_CACHE_BYTES = 4 * 1024**3  # a cache built directly; the shared ones size themselves (image_cache_budget)
+IMAGE_CACHE_SHARE = 0.4  # of the available memory: room for features, the model and the rest of the machine
 
 
 def cache_side_for(image_size: int, crop_pct: float = 0.875) -> int:
@@ -176,12 +181,19 @@ _SHARED: dict[int, DecodedImageCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+def image_cache_budget(available: int | None = None) -> int:
+    """Bytes of decoded images a shared cache may keep: 40 % of the memory available now (at least
+    256 MiB), or ``WARMSTART_IMAGE_CACHE_BYTES``. A dataset smaller than that takes only what it needs;
+    a larger one streams the rest from disk instead of pushing the machine into swap."""
+    return cache_budget(IMAGE_CACHE_SHARE, 256 * 1024**2, "WARMSTART_IMAGE_CACHE_BYTES", available)
+
+
 def shared_image_cache(short_side: int) -> DecodedImageCache:
     """The process-wide cache for one resize target, so a second run on the same data decodes nothing."""
     with _SHARED_LOCK:
         if short_side not in _SHARED:
-            budget = int(os.environ.get("WARMSTART_IMAGE_CACHE_BYTES", DEFAULT_CACHE_BYTES))
-            _SHARED[short_side] = DecodedImageCache(short_side, budget)
+            others = sum(cache.bytes_used for cache in _SHARED.values())  # already taken from what is available
+            _SHARED[short_side] = DecodedImageCache(short_side, max(0, image_cache_budget() - others))
         return _SHARED[short_side]
 
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import WarmstartError
+from ..limits import input_limits
+from ..reporting import OnProgress, phase
 from .archives import extract_zip
+from .index_cache import FileVerdicts
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image_size
 from .records import DatasetIndex, ImageRecord, SkippedFile, is_ignored_name
 
@@ -21,27 +28,65 @@ __all__ = ["dataset_root", "load_dataset", "load_source", "scan_csv", "scan_fold
 _VAL_FOLDER_NAMES = ("val", "valid", "validation", "test")
 
 
-def _check_image(path: Path, shown_as: str, skipped: list[SkippedFile]) -> bool:
-    """Header-check one file; record why it is skipped if it is not a usable image."""
+def _verdict(path: Path, key: str, verdicts: FileVerdicts) -> str:
+    """Why ``path`` is not a usable image, or "" when it is; a header is read only for a new or changed file."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        skipped.append(SkippedFile(shown_as, f"not an image type ({path.suffix or 'no extension'})"))
-        return False
-    if path.is_symlink():
-        skipped.append(SkippedFile(shown_as, "symbolic links are not followed"))
-        return False
+        return f"not an image type ({path.suffix or 'no extension'})"
     try:
-        if path.stat().st_size == 0:
-            skipped.append(SkippedFile(shown_as, "empty file"))
-            return False
+        info = path.lstat()
+    except OSError:
+        return "file cannot be read (it vanished or access is denied)"
+    if stat.S_ISLNK(info.st_mode):
+        return "symbolic links are not followed"
+    if info.st_size == 0:
+        return "empty file"
+    known = verdicts.get(key, info.st_size, info.st_mtime_ns)
+    if known is not None:
+        return known
+    try:
         read_image_size(path)
+        reason = ""
     except ImageReadError as exc:
-        skipped.append(SkippedFile(shown_as, str(exc)))
-        return False
-    return True
+        reason = str(exc)
+    verdicts.put(key, info.st_size, info.st_mtime_ns, reason)
+    return reason
 
 
-def scan_folder(root: str | Path) -> DatasetIndex:
+def _verdicts_of(files: Sequence[tuple[Path, str]], verdicts: FileVerdicts, on_progress: OnProgress | None) -> list[str]:
+    """:func:`_verdict` of each ``(path, key)``, headers read by a few threads, with progress ("checking image files")."""
+    told = phase(on_progress, len(files), "checking image files")
+    reasons: list[str] = []
+    # Opening files waits on the disk and releases the GIL, so a few readers overlap it.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        for reason in pool.map(lambda item: _verdict(item[0], item[1], verdicts), files, chunksize=64):
+            reasons.append(reason)
+            told(len(reasons))
+    verdicts.save()
+    return reasons
+
+
+def _rules() -> str:
+    """What a verdict depends on besides the file itself: the pixel limit."""
+    return f"max_pixels={input_limits().max_image_pixels}"
+
+
+class _ClassFiles(NamedTuple):
+    """One class folder's files: positions ``start:stop`` of the scan's file list."""
+
+    label: str
+    folder: str
+    start: int
+    stop: int
+
+
+def scan_folder(root: str | Path, on_progress: OnProgress | None = None) -> DatasetIndex:
     """Index ``root/<class>/**/<image>``; each sub-folder of ``root`` is one class.
+
+    Each file's header is checked once; a later scan reuses the verdict of every file whose size
+    and modification time are unchanged (see :mod:`transfer_core.data.index_cache`).
+
+    Args:
+        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): files checked.
 
     Raises:
         WarmstartError: if ``root`` does not exist or holds no class folder with an image.
@@ -49,29 +94,40 @@ def scan_folder(root: str | Path) -> DatasetIndex:
     root = Path(root)
     if not root.is_dir():
         raise WarmstartError(f"Dataset folder '{root}' does not exist.")
-    records: list[ImageRecord] = []
-    skipped: list[SkippedFile] = []
+    # List first (cheap), check after (the slow part, with progress), then assemble in listing order.
+    plan: list[SkippedFile | _ClassFiles] = []
+    files: list[tuple[Path, str]] = []
     for entry in sorted(root.iterdir()):
         if is_ignored_name(entry.name):
             continue
         if entry.is_file():
-            skipped.append(SkippedFile(entry.name, "file is not inside a class folder"))
+            plan.append(SkippedFile(entry.name, "file is not inside a class folder"))
             continue
         if not entry.is_dir() or entry.is_symlink():
             continue
-        label = entry.name.strip()
-        before = len(records)
+        start = len(files)
         for dirpath, dirnames, filenames in os.walk(entry):
             dirnames[:] = sorted(d for d in dirnames if not is_ignored_name(d))
             for name in sorted(filenames):
-                if is_ignored_name(name):
-                    continue
-                path = Path(dirpath) / name
-                shown_as = path.relative_to(root).as_posix()
-                if _check_image(path, shown_as, skipped):
-                    records.append(ImageRecord(str(path), label))
+                if not is_ignored_name(name):
+                    path = Path(dirpath) / name
+                    files.append((path, path.relative_to(root).as_posix()))
+        plan.append(_ClassFiles(entry.name.strip(), entry.name, start, len(files)))
+    reasons = _verdicts_of(files, FileVerdicts(root, _rules()), on_progress)
+    records: list[ImageRecord] = []
+    skipped: list[SkippedFile] = []
+    for step in plan:
+        if isinstance(step, SkippedFile):
+            skipped.append(step)
+            continue
+        before = len(records)
+        for (path, shown_as), reason in zip(files[step.start:step.stop], reasons[step.start:step.stop]):
+            if reason:
+                skipped.append(SkippedFile(shown_as, reason))
+            else:
+                records.append(ImageRecord(str(path), step.label))
         if len(records) == before:
-            skipped.append(SkippedFile(entry.name + "/", "class folder contains no usable images"))
+            skipped.append(SkippedFile(step.folder + "/", "class folder contains no usable images"))
     if not records:
         raise WarmstartError(
             f"No images found in '{root}'. Expected one folder of images per class, e.g. {root}/cat/1.jpg."
@@ -79,8 +135,11 @@ def scan_folder(root: str | Path) -> DatasetIndex:
     return DatasetIndex(records, skipped, str(root))
 
 
-def scan_csv(manifest: str | Path) -> DatasetIndex:
-    """Index a CSV manifest with ``path`` and ``label`` columns; paths are relative to the CSV."""
+def scan_csv(manifest: str | Path, on_progress: OnProgress | None = None) -> DatasetIndex:
+    """Index a CSV manifest with ``path`` and ``label`` columns; paths are relative to the CSV.
+
+    Files are checked as in :func:`scan_folder` (verdicts reused, ``on_progress`` told of files checked).
+    """
     manifest = Path(manifest)
     base = manifest.parent
     try:
@@ -96,22 +155,31 @@ def scan_csv(manifest: str | Path) -> DatasetIndex:
             unused = [c for c in columns if c and c not in ("path", "label")]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise WarmstartError(f"Cannot read CSV manifest '{manifest}': {exc}.") from None
-    records: list[ImageRecord] = []
-    skipped: list[SkippedFile] = []
+    plan: list[SkippedFile | tuple[Path, str, str]] = []  # a skipped row, or (file, as listed, label) to check
     for line, row in enumerate(rows, start=2):
         rel, label = row.get("path", ""), row.get("label", "")
         if not rel or not label:
-            skipped.append(SkippedFile(f"{manifest.name}:{line}", "row has an empty path or label"))
+            plan.append(SkippedFile(f"{manifest.name}:{line}", "row has an empty path or label"))
             continue
         path = (base / rel).resolve()
         if not path.is_relative_to(base.resolve()):
-            skipped.append(SkippedFile(rel, "path points outside the manifest's folder"))
+            plan.append(SkippedFile(rel, "path points outside the manifest's folder"))
             continue
         if not path.exists():
-            skipped.append(SkippedFile(rel, "file listed in the manifest does not exist"))
+            plan.append(SkippedFile(rel, "file listed in the manifest does not exist"))
             continue
-        if _check_image(path, rel, skipped):
-            records.append(ImageRecord(str(path), label))
+        plan.append((path, rel, label))
+    listed = [step for step in plan if not isinstance(step, SkippedFile)]
+    reasons = iter(_verdicts_of([(path, str(path)) for path, _, _ in listed], FileVerdicts(manifest, _rules()), on_progress))
+    records: list[ImageRecord] = []
+    skipped: list[SkippedFile] = []
+    for step in plan:
+        if isinstance(step, SkippedFile):
+            skipped.append(step)
+        elif reason := next(reasons):
+            skipped.append(SkippedFile(step[1], reason))
+        else:
+            records.append(ImageRecord(str(step[0]), step[2]))
     if not records:
         raise WarmstartError(f"CSV manifest '{manifest.name}' lists no usable images.")
     notes = [f"CSV manifest '{manifest.name}' has columns Warmstart does not use (ignored): {', '.join(unused)}."] if unused else []
@@ -141,18 +209,21 @@ def _split_layout(folder: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def load_dataset(source: str | Path, extract_dir: str | Path | None = None) -> DatasetIndex:
+def load_dataset(source: str | Path, extract_dir: str | Path | None = None, on_progress: OnProgress | None = None) -> DatasetIndex:
     """Index a folder, a zip or a CSV manifest (see :func:`load_train_val` for split layouts)."""
-    train, _ = load_source(source, extract_dir)
+    train, _ = load_source(source, extract_dir, on_progress)
     return train
 
 
-def load_source(source: str | Path, extract_dir: str | Path | None = None) -> tuple[DatasetIndex, DatasetIndex | None]:
+def load_source(
+    source: str | Path, extract_dir: str | Path | None = None, on_progress: OnProgress | None = None
+) -> tuple[DatasetIndex, DatasetIndex | None]:
     """Index a folder, a zip or a CSV manifest, keeping a ``train/`` + ``val/`` layout's own split.
 
     Args:
         source: the dataset as given by the user.
         extract_dir: where a zip is extracted; by default the workspace's one extraction folder.
+        on_progress: ``(done, total, what)``: files checked (see :func:`scan_folder`).
 
     Returns:
         The index of the images (the ``train/`` part for a split layout), and the ``val/``
@@ -173,23 +244,23 @@ def load_source(source: str | Path, extract_dir: str | Path | None = None) -> tu
         children = [c for c in top.iterdir() if not is_ignored_name(c.name)]  # the extractor's listing is hidden
         csvs = [c for c in children if c.suffix.lower() == ".csv"]
         if len(csvs) == 1 and not any(c.is_dir() for c in children):
-            index = scan_csv(csvs[0])
+            index = scan_csv(csvs[0], on_progress)
             index.skipped[:0] = skipped
             return index, None
         path = dataset_root(top)
     elif path.is_file() and path.suffix.lower() == ".csv":
-        return scan_csv(path), None
+        return scan_csv(path, on_progress), None
     elif path.is_file():
         raise WarmstartError(f"'{path.name}' is neither a folder, a .zip nor a .csv manifest.")
     layout = _split_layout(path)
     if layout:
         for part in layout:
             _require_class_folders(part, f"{name}/{part.relative_to(top).as_posix()}")
-        train, val = scan_folder(layout[0]), scan_folder(layout[1])
+        train, val = scan_folder(layout[0], on_progress), scan_folder(layout[1], on_progress)
         train.skipped[:0] = skipped
         return train, val
     _require_class_folders(path, name, path.relative_to(top).as_posix() if path != top else "")
-    index = scan_folder(path)
+    index = scan_folder(path, on_progress)
     index.skipped[:0] = skipped
     return index, None
 

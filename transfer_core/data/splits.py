@@ -10,6 +10,7 @@ import random
 from pathlib import Path
 
 from ..errors import WarmstartError
+from ..reporting import OnProgress
 from .corrections import Corrections
 from .records import DatasetIndex, ImageRecord
 from .sources import load_dataset, load_source
@@ -40,10 +41,12 @@ def split_train_val(index: DatasetIndex, val_fraction: float, seed: int = 0) -> 
     return DatasetIndex(train, index.skipped, index.source, index.notes), DatasetIndex(val, [], index.source)
 
 
-def load_run_split(config) -> tuple[DatasetIndex, DatasetIndex]:
+def load_run_split(config, on_progress: OnProgress | None = None) -> tuple[DatasetIndex, DatasetIndex]:
     """The training and validation indexes a :class:`~transfer_core.config.TrainConfig` trains on
-    (its data, validation data or split, seed and corrections), so every tool sees the run's own split."""
-    return load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections)
+    (its data, validation data or split, seed and corrections), so every tool sees the run's own split.
+    ``on_progress`` is told of the files checked (see :func:`~transfer_core.data.sources.scan_folder`)."""
+    return load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections,
+                          on_progress=on_progress)
 
 
 def load_train_val(
@@ -53,18 +56,19 @@ def load_train_val(
     seed: int = 0,
     extract_dir: str | Path | None = None,
     corrections: str | Path | None = None,
+    on_progress: OnProgress | None = None,
 ) -> tuple[DatasetIndex, DatasetIndex]:
     """Training and validation indexes from one source (split or ``train/``+``val/`` layout) or two.
 
     ``corrections`` names a corrections file (see :mod:`transfer_core.data.corrections`) applied
-    before the split.
+    before the split. ``on_progress`` is told of the files checked (see :func:`~transfer_core.data.sources.scan_folder`).
 
     Raises:
         WarmstartError: when validation has classes that training lacks, or nothing to validate on.
     """
-    train, val = load_source(source, extract_dir)
+    train, val = load_source(source, extract_dir, on_progress)
     if val_source is not None:
-        val = load_dataset(val_source, extract_dir)
+        val = load_dataset(val_source, extract_dir, on_progress)
     if corrections is not None:
         fixes = Corrections.load(corrections)
         train = fixes.apply(train)

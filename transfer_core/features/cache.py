@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..memory import cache_budget
 from ..models.registry import BackboneSpec, Preprocessing, WeightsSource
 from ..workspace import home
 from .inference import run_inference
@@ -195,7 +196,9 @@ class FeatureCache:
         return len(self._items)
 
 
-_SHARED = FeatureCache(int(os.environ.get("WARMSTART_FEATURE_CACHE_BYTES", 2 * 1024**3)), folder=lambda: home() / "feature-cache")
+# Features are small next to images (50,000 x 1,280 floats = 256 MB): 15 % of the memory available
+# at start-up, at least 512 MiB, or WARMSTART_FEATURE_CACHE_BYTES; kept in memory and on disk.
+_SHARED = FeatureCache(cache_budget(0.15, 512 * 1024**2, "WARMSTART_FEATURE_CACHE_BYTES"), folder=lambda: home() / "feature-cache")
 
 
 def shared_feature_cache() -> FeatureCache:

@@ -9,8 +9,11 @@ number on the change.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,7 +33,9 @@ from ..deploy.predict import load_trained_model
 from ..reporting import OnProgress, phase
 from ..runs.store import RunDir
 
-__all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d", "separation_verdict"]
+__all__ = ["PROJECTIONS", "EmbeddingMap", "embedding_map", "project_2d", "separation_verdict", "spread_sample"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -60,6 +65,17 @@ def _check_projection(method: str) -> None:
         raise WarmstartError(f"Unknown projection '{method}'; choose one of: {', '.join(PROJECTIONS)}.")
 
 
+def spread_sample(items: Sequence[T], limit: int, seed: int = 0) -> list[T]:
+    """At most ``limit`` of ``items``, drawn evenly (seeded) and kept in order.
+
+    A chart shows a couple of thousand points at most; the first ``limit`` validation images
+    (sorted by class) would show only the first few classes of a large set.
+    """
+    if len(items) <= limit:
+        return list(items)
+    return [items[i] for i in sorted(random.Random(seed).sample(range(len(items)), limit))]
+
+
 def _separation(features: np.ndarray, labels: list[str]) -> float | None:
     if len(set(labels)) < 2 or len(labels) <= len(set(labels)):
         return None
@@ -73,7 +89,7 @@ def embedding_map(
 
     Args:
         run: a finished run (folder or :class:`RunDir`).
-        limit: most validation images drawn.
+        limit: most validation images drawn (evenly over the set, see :func:`spread_sample`).
         method: ``pca`` or ``tsne`` (see :func:`project_2d`).
         on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): images read, images
             encoded before and after training, then the two projections.
@@ -85,7 +101,7 @@ def embedding_map(
     pre = Preprocessing.from_dict(info["preprocessing"])
     _, val = load_run_split(config)
     class_to_idx = {c: i for i, c in enumerate(info["classes"])}
-    records = [r for r in val.records if r.label in class_to_idx][:limit]
+    records = spread_sample([r for r in val.records if r.label in class_to_idx], limit, config.seed)
     cache = shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct))
     images = LabeledImages(records, class_to_idx, cache, eval_transform(pre))
     images = images.without(images.warm(on_read=phase(on_progress, len(images), "reading images")))

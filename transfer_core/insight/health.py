@@ -20,9 +20,13 @@ from ..models.registry import DEFAULT_BACKBONE
 from ..data.records import DatasetIndex
 from ..errors import WarmstartError
 from ..reporting import OnProgress
+from .neighbours import BLOCK_BYTES, NeighbourTable, neighbour_table, pairs_at_least
 from .shootout import lazy_pretrained_backbone, pretrained_features
 
-__all__ = ["HealthReport", "health_check", "likely_mislabels", "mislabel_evidence", "neighbour_agreement"]
+__all__ = [
+    "Findings", "HealthReport", "SimilarPair", "find_problems", "health_check", "likely_mislabels", "mislabel_evidence",
+    "neighbour_agreement",
+]
 
 
 @dataclass
@@ -58,30 +62,28 @@ def _count(n: int, one: str, none: str, plural: str | None = None) -> str:
     return none if n == 0 else f"1 {one}" if n == 1 else f"{n:,} {plural or one + 's'}"
 
 
-def _duplicate_threshold(similarity: np.ndarray) -> float:
+def _duplicate_threshold(nearest: np.ndarray) -> float:
     """How similar two images must be to count as one picture, for this dataset.
 
-    Pretrained features of photos of one flower species sit around 0.7 cosine similarity and a
+    ``nearest`` holds each image's similarity to its most similar other image. Pretrained
+    features of photos of one flower species sit around 0.7 cosine similarity and a
     re-compressed or resized copy above 0.9; upscaled 8x8 digits all look alike to an ImageNet
     network (0.97 between different digits). A pair is a duplicate when it stands out from the
     dataset's own nearest-neighbour similarities (median + 3 median absolute deviations),
     within [0.9, 0.995].
     """
-    nearest = similarity.max(axis=1)
     median = float(np.median(nearest))
     spread = float(np.median(np.abs(nearest - median)))
     return float(np.clip(median + 3 * spread, 0.9, 0.995))
 
 
-def likely_mislabels(
-    similarity: np.ndarray, labels: Sequence[str], neighbours: int = 5, agreement: float = 0.8, strength: float = 1.1
-) -> list[dict]:
+def likely_mislabels(table: NeighbourTable, agreement: float = 0.8, strength: float = 1.1) -> list[dict]:
     """Images whose features place them inside another class, strongest evidence first.
 
-    The rule. For an image labelled ``y``, let ``s_x`` be its mean similarity to its ``neighbours``
+    The rule. For an image labelled ``y``, let ``s_x`` be its mean similarity to its ``k``
     nearest images labelled ``x`` (itself left out). It is flagged as class ``c`` when both hold:
 
-    1. at least ``agreement`` of its ``neighbours`` nearest neighbours carry the one other label ``c``;
+    1. at least ``agreement`` of its ``k`` nearest neighbours carry the one other label ``c``;
     2. its margin ``s_c - s_y`` is at least ``strength`` times the *typical margin* of class ``c``
        over ``y``: the median of ``s_c - s_y`` over the images labelled ``c``.
 
@@ -98,9 +100,8 @@ def likely_mislabels(
     mislabels in them were found, each first in the list.
 
     Args:
-        similarity: ``(n, n)`` cosine similarities of the images' features (the diagonal is ignored).
-        labels: each image's label.
-        neighbours: how many nearest neighbours (and nearest images per class) are considered.
+        table: the images' neighbourhoods (see :func:`~transfer_core.insight.neighbours.neighbour_table`),
+            whose ``k`` is the number of neighbours considered.
         agreement: the share of neighbours that must carry the one other label.
         strength: how many typical margins an image's margin must reach.
 
@@ -110,54 +111,86 @@ def likely_mislabels(
         ``neighbour_similarity`` (``s_c``), ``own_similarity`` (``s_y``), ``margin``, ``typical_margin``
         and ``strength`` (margin / typical margin).
     """
-    names = np.asarray(labels)
-    classes, index = np.unique(names, return_inverse=True)
-    n = len(names)
-    k = min(neighbours, n - 1)
+    k, classes, index, by_class = table.k, table.classes, table.class_index, table.by_class
     if k < 3 or len(classes) < 2:
         return []
-    scores = np.array(similarity, dtype=np.float64, copy=True)
-    np.fill_diagonal(scores, -np.inf)
-    nearest_by_class = np.full((n, len(classes)), np.nan)  # s_x for every image and class x
-    for c in range(len(classes)):
-        members = np.flatnonzero(index == c)
-        depth = min(k, len(members) - 1)  # the same count for members (themselves left out) and others
-        if depth >= 1:
-            top = -np.partition(-scores[:, members], depth - 1, axis=1)[:, :depth]
-            nearest_by_class[:, c] = top.mean(axis=1)
-    nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    neighbour_classes = index[table.nearest]
+    others = (neighbour_classes != index[:, None]).sum(axis=1)
+    typical_margins: dict[tuple[int, int], float] = {}
     found = []
-    for i in range(n):
+    for i in np.flatnonzero(others >= agreement * k):  # a single other label cannot outvote all other labels together
         y = index[i]
-        votes = np.bincount(index[nearest[i]], minlength=len(classes))
+        votes = np.bincount(neighbour_classes[i], minlength=len(classes))
         votes[y] = 0
         c = int(votes.argmax())
         if votes[c] < agreement * k:
             continue
-        own, other = nearest_by_class[i, y], nearest_by_class[i, c]
-        members = index == c
-        typical = float(np.median(nearest_by_class[members, c] - nearest_by_class[members, y]))
+        own, other = by_class[i, y], by_class[i, c]
+        if (c, y) not in typical_margins:
+            members = index == c
+            typical_margins[(c, y)] = float(np.median(by_class[members, c] - by_class[members, y]))
+        typical = typical_margins[(c, y)]
         margin = float(other - own)
         if not (np.isfinite(margin) and np.isfinite(typical)) or typical <= 0 or margin < strength * typical:
             continue
         found.append({
-            "index": i, "label": str(names[i]), "suggested": str(classes[c]), "votes": int(votes[c]), "neighbours": k,
+            "index": int(i), "label": str(classes[y]), "suggested": str(classes[c]), "votes": int(votes[c]), "neighbours": k,
             "agreement": float(votes[c] / k), "neighbour_similarity": float(other), "own_similarity": float(own),
             "margin": margin, "typical_margin": typical, "strength": margin / typical,
         })
     return sorted(found, key=lambda item: -item["strength"])
 
 
-def neighbour_agreement(similarity: np.ndarray, labels: Sequence[str], neighbours: int = 5) -> float | None:
-    """The mean share of an image's ``neighbours`` nearest neighbours that carry its own label."""
-    names = np.asarray(labels)
-    k = min(neighbours, len(names) - 1)
-    if k < 1:
-        return None
-    scores = np.array(similarity, dtype=np.float64, copy=True)
-    np.fill_diagonal(scores, -np.inf)
-    nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return float((names[nearest] == names[:, None]).mean())
+def neighbour_agreement(table: NeighbourTable) -> float:
+    """The mean share of an image's ``k`` nearest neighbours that carry its own label."""
+    return float((table.class_index[table.nearest] == table.class_index[:, None]).mean())
+
+
+@dataclass(frozen=True)
+class SimilarPair:
+    """Two images (positions in the checked set, ``a < b``) at least the duplicate threshold alike."""
+
+    a: int
+    b: int
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What :func:`find_problems` found, by position in the feature matrix."""
+
+    pairs: list[SimilarPair]  # most similar first
+    duplicate_threshold: float
+    neighbour_agreement: float | None
+    mislabels: list[dict]  # see likely_mislabels
+
+
+def find_problems(
+    features: np.ndarray,
+    labels: Sequence[str],
+    duplicate_similarity: float | None = None,
+    neighbours: int = 5,
+    agreement: float = 0.8,
+    strength: float = 1.1,
+    block_bytes: int = BLOCK_BYTES,
+) -> Findings:
+    """Duplicates, the neighbour agreement and likely mislabels among ``features``, found by exact neighbour search.
+
+    Memory grows with n·k (and n·classes), never n·n: see :mod:`transfer_core.insight.neighbours`.
+
+    Args:
+        features: ``(n, d)`` pretrained features (n >= 2), compared by cosine similarity.
+        labels: each image's label.
+        duplicate_similarity: the "same picture" threshold; None adapts it (see :func:`_duplicate_threshold`).
+        neighbours, agreement, strength: see :func:`likely_mislabels`.
+        block_bytes: the most similarities held at once.
+    """
+    table = neighbour_table(features, labels, neighbours, block_bytes)
+    threshold = _duplicate_threshold(table.similarity[:, 0]) if duplicate_similarity is None else duplicate_similarity
+    pairs = [SimilarPair(a, b, s) for a, b, s in pairs_at_least(features, table, threshold, block_bytes)]
+    pairs.sort(key=lambda pair: -pair.similarity)
+    enough = min(neighbours, len(labels) - 1) >= 1
+    return Findings(pairs, threshold, neighbour_agreement(table) if enough else None, likely_mislabels(table, agreement, strength))
 
 
 def mislabel_evidence(item: dict) -> str:
@@ -203,28 +236,20 @@ def health_check(
     )
     records = list(train_records) + list(val_records)
     in_train = np.array([True] * len(train_records) + [False] * len(val_records))
-    features = torch.nn.functional.normalize(torch.cat([train_x, val_x]).float(), dim=1)
-    similarity = (features @ features.T).numpy()
-    np.fill_diagonal(similarity, -1.0)
-    if duplicate_similarity is None:
-        duplicate_similarity = _duplicate_threshold(similarity)
-    report = HealthReport(images=len(records), duplicate_threshold=duplicate_similarity)
-
-    close_i, close_j = np.nonzero(np.triu(similarity >= duplicate_similarity, k=1))
-    for i, j in zip(close_i, close_j):
-        pair = {"similarity": float(similarity[i, j])}
+    features = torch.cat([train_x, val_x]).float().numpy()
+    labels = [r.label for r in records]
+    found = find_problems(features, labels, duplicate_similarity, neighbours, mislabel_agreement, mislabel_strength)
+    report = HealthReport(images=len(records), duplicate_threshold=found.duplicate_threshold,
+                          neighbour_agreement=found.neighbour_agreement)
+    for pair in found.pairs:  # most similar first, so each listing is too
+        i, j, similarity = pair.a, pair.b, {"similarity": pair.similarity}
         if in_train[i] != in_train[j]:
             t, v = (i, j) if in_train[i] else (j, i)
-            report.leakage.append({"train": records[t].path, "val": records[v].path, **pair})
+            report.leakage.append({"train": records[t].path, "val": records[v].path, **similarity})
         else:
             report.near_duplicates.append(
-                {"a": records[i].path, "b": records[j].path, "labels": [records[i].label, records[j].label], **pair}
+                {"a": records[i].path, "b": records[j].path, "labels": [records[i].label, records[j].label], **similarity}
             )
-
-    labels = [r.label for r in records]
-    report.neighbour_agreement = neighbour_agreement(similarity, labels, neighbours)
-    for item in likely_mislabels(similarity, labels, neighbours, mislabel_agreement, mislabel_strength):
+    for item in found.mislabels:
         report.likely_mislabeled.append({"path": records[item.pop("index")].path, **item})
-    for listing in (report.near_duplicates, report.leakage):
-        listing.sort(key=lambda item: -item["similarity"])
     return report

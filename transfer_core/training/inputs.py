@@ -31,8 +31,16 @@ from .callbacks import Callback
 from .distributed import SINGLE, Distributed
 from .events import CacheBuilt, CacheProgress, RunEvent
 from ..randomness import seeded_scope
+from ..reporting import OnProgress, phase, throttled
 
-__all__ = ["CycledViews", "EpochInputs", "FromStage", "RunInputs", "ViewCycler"]
+__all__ = ["CycledViews", "EpochInputs", "FromStage", "RunInputs", "ViewCycler", "pass_progress"]
+
+
+def pass_progress(emit: Callable[[RunEvent], None], what: str) -> OnProgress:
+    """An ``on_progress`` that reports a one-off pass as :class:`CacheProgress` events named ``what``,
+    about 200 per pass, since each becomes a line of the run's event log."""
+    return throttled(lambda done, total, _: emit(CacheProgress(what=what, done=done, total=total)))
+
 
 # Cached activations of a frozen prefix are kept only while they fit in this many bytes.
 PREFIX_CACHE_BYTES = 3 * 1024**3
@@ -142,8 +150,9 @@ class RunInputs:
         def report(record, exc) -> None:
             unreadable.append(SkippedFile(record.path, str(exc)))
 
-        train_set = train_set.without(self._warm(train_set, report))
-        val_set = val_set.without(self._warm(val_set, report))
+        read, n_train = phase(pass_progress(self.emit, "images"), len(train_set) + len(val_set), "images"), len(train_set)
+        train_set = train_set.without(self._warm(train_set, report, read))
+        val_set = val_set.without(self._warm(val_set, report, lambda done: read(n_train + done)))
         self.skipped += unreadable
         if len(train_set) == 0 or len(val_set) == 0:
             raise WarmstartError("No readable images are left for training or validation; see the skipped files.")
@@ -159,15 +168,17 @@ class RunInputs:
         )
         return train_set, val_set
 
-    def _warm(self, images: LabeledImages, report: Callable) -> list[int]:
+    def _warm(self, images: LabeledImages, report: Callable, on_read: Callable[[int], None]) -> list[int]:
         """Decode ``images`` into the cache; the positions that failed. In a multi-process run each
         rank decodes its share and every rank learns all failures (so all skip the same files)."""
         ranks = self.distributed
         if not ranks.enabled:
-            return images.warm(report)
+            return images.warm(report, on_read=on_read)
         mine = ranks.shard(len(images))
         reasons: list[str] = []
-        unreadable = images.subset(mine).warm(lambda record, exc: reasons.append(str(exc)))
+        unreadable = images.subset(mine).warm(
+            lambda record, exc: reasons.append(str(exc)), on_read=lambda done: on_read(min(len(images), done * ranks.world_size))
+        )
         failed = [(mine[i], reason) for i, reason in zip(unreadable, reasons)]
         everyone: list[list[tuple[int, str]]] = [[] for _ in range(ranks.world_size)]
         torch.distributed.all_gather_object(everyone, failed)

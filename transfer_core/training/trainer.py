@@ -53,7 +53,7 @@ from .callbacks import (
 )
 from .distributed import SINGLE, DiscardedWrites, Distributed, ShardedBatchSampler, SynchronisedForward, distributed_from_env
 from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
-from .inputs import CycledViews, EpochInputs, RunInputs, ViewCycler
+from .inputs import CycledViews, EpochInputs, RunInputs, ViewCycler, pass_progress
 from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
 from ..randomness import RunRandomness, seeded_scope
@@ -199,7 +199,7 @@ class Trainer:
         if resume and state is None:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
-        train_index, val_index = self._data or load_run_split(cfg)
+        train_index, val_index = self._data or load_run_split(cfg, on_progress=pass_progress(self.emit, "index"))
         classes = train_index.classes
         if len(classes) < 2:
             raise WarmstartError(
