@@ -131,6 +131,15 @@ with opt[2]:
         help="Larger inputs keep detail but cost time quadratically; 'backbone default' matches its pretraining.",
     )
 
+gpus = state.gpu_count()
+if gpus > 1:
+    st.number_input(
+        "GPUs for this run", min_value=1, max_value=gpus, value=state.training_processes(), step=1, key="w_devices",
+        on_change=state.keep_training_processes,
+        help="Several GPUs train one model together (torchrun and DistributedDataParallel): each takes a slice of every "
+             "batch, so the batch size above stays the total and the result does not depend on how many you use.",
+    )
+
 found = state.lr_finder_result.get()
 if isinstance(found, str):
     st.error(found)

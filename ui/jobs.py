@@ -50,6 +50,7 @@ class Job:
     run: RunDir
     config: TrainConfig
     resume: bool = False
+    processes: int = 1  # more than one: the worker runs under torchrun, one process per GPU
     created: float = field(default_factory=time.time)
     cancelled: bool = False
     _offset: int | None = None  # events the folder held before this job's worker started; None while queued
@@ -175,7 +176,7 @@ class Job:
         self._offset = len(self.run.read_events())
         with open(self.run.path / "worker.log", "ab") as log:
             self._process = subprocess.Popen(
-                worker_command(self.run, self.resume), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                worker_command(self.run, self.resume, self.processes), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 env=worker_environment(), start_new_session=True,  # a server's Ctrl-C or exit leaves it training
             )
         threading.Thread(target=self._follow, args=(on_end,), name=f"worker-{self.run.name}", daemon=True).start()
@@ -213,8 +214,9 @@ class JobManager:
         self._advance()  # a restart: follow live workers, start what waited
         self._keep_ticking()
 
-    def start(self, config: TrainConfig, label: str | None = None, store: RunStore | None = None) -> Job:
-        """Train ``config`` now (in ``store``, by default the manager's), or queue it when every slot is busy.
+    def start(self, config: TrainConfig, label: str | None = None, store: RunStore | None = None, processes: int = 1) -> Job:
+        """Train ``config`` now (in ``store``, by default the manager's), or queue it when every slot is busy;
+        ``processes`` > 1 trains it on that many GPUs (torchrun and DistributedDataParallel).
 
         If that exact config is already running or queued, that job is returned instead, so a
         double click, a refresh or a second tab never trains a duplicate.
@@ -234,7 +236,7 @@ class JobManager:
                     f"Cannot create a run folder in '{store.root}' ({exc.strerror or exc}); free some disk space "
                     "or set WARMSTART_HOME to a writable folder."
                 ) from None
-            return self._submit(Job(run=run, config=config))
+            return self._submit(Job(run=run, config=config, processes=max(1, processes)))
 
     def resume(self, run: RunDir) -> Job:
         """Continue a stopped or interrupted run from its last complete epoch (queued like any start)."""
@@ -289,7 +291,7 @@ class JobManager:
     # -- scheduling ----------------------------------------------------------------------
     def _submit(self, job: Job) -> Job:
         self._jobs[_key(job.run.path)] = job
-        entry = {"run": _key(job.run.path), "resume": job.resume, "created": job.created}
+        entry = {"run": _key(job.run.path), "resume": job.resume, "created": job.created, "processes": job.processes}
         if self._queue_call(self.queue.push, entry) is False:
             job._launch_error = f"Cannot write the queue file '{self.queue.path}'; free some disk space and start again."
             return job
@@ -341,7 +343,8 @@ class JobManager:
                 config = run.read_config()
             except WarmstartError:
                 return None  # the folder was deleted or damaged: nothing to train
-            job = Job(run=run, config=config, resume=bool(entry.get("resume")), created=float(entry.get("created", time.time())))
+            job = Job(run=run, config=config, resume=bool(entry.get("resume")), processes=int(entry.get("processes", 1)),
+                      created=float(entry.get("created", time.time())))
             self._jobs[entry["run"]] = job
         return job
 

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from transfer_core import (
     PRESETS,
@@ -391,10 +392,28 @@ def adopt_job(job) -> None:
     select_run(job.run)
 
 
+def gpu_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def training_processes() -> int:
+    """How many processes the next run trains on: one per GPU chosen on the Settings page (all of
+    them unless the user chose fewer); one on a machine without several GPUs."""
+    count = gpu_count()
+    if count < 2:
+        return 1
+    return max(1, min(count, int(st.session_state.get("devices", count))))
+
+
+def keep_training_processes() -> None:
+    """The Settings widget's choice, kept after the page (and with it the widget's own key) is gone."""
+    st.session_state["devices"] = st.session_state["w_devices"]
+
+
 def start_training(config: TrainConfig, label: str | None = None, store: RunStore | None = None):
     """Train ``config`` in ``store`` (by default the open project's runs; queued when every slot
-    is busy) and follow it."""
-    job = job_manager().start(config, label=label, store=store or run_store())
+    is busy) on the chosen number of GPUs, and follow it."""
+    job = job_manager().start(config, label=label, store=store or run_store(), processes=training_processes())
     adopt_job(job)
     return job
 

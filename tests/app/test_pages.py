@@ -235,3 +235,31 @@ def test_page_files_live_where_streamlit_does_not_list_them_on_its_own():
     assert not (root / "pages").exists()
     listed = re.findall(r'st\.Page\("([^"]+)"', (root / "app.py").read_text(encoding="utf-8"))
     assert len(listed) == 9 and all((root / path).is_file() and path.startswith("app_pages/") for path in listed)
+
+
+def test_settings_offers_a_gpu_count_only_with_several_gpus_and_a_run_trains_on_that_many(app_with_data, monkeypatch):
+    import torch
+
+    from transfer_core import WarmstartError
+    from ui.jobs import JobManager
+
+    at = _goto(app_with_data, "settings")
+    assert not [n for n in at.number_input if n.label == "GPUs for this run"]  # one process on a CPU-only machine
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    at.run()
+    gpus = next(n for n in at.number_input if n.label == "GPUs for this run")
+    assert gpus.value == 4  # all of them by default
+    gpus.set_value(2).run()
+
+    asked = []
+
+    def record(self, config, label=None, store=None, processes=1):
+        asked.append(processes)
+        raise WarmstartError("recorded")
+
+    monkeypatch.setattr(JobManager, "start", record)
+    at = _goto(at, "train")
+    at.button(key="start_training").click().run()
+    assert asked == [2] and "recorded" in [e.value for e in at.error]
