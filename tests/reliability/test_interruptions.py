@@ -46,11 +46,12 @@ CHILD = textwrap.dedent(
             real_write(self, name, data)
         runs.RunDir.write_bytes = write_bytes
 
-    if mode == "mid-line":  # dies with half an event line appended
+    if mode == "mid-line":  # dies with half an event line appended: the second step after the first epoch
         real_append = runs.RunDir.append_lines
         def append_lines(self, lines):
-            calls["lines"] += 1
-            if calls["lines"] == 12:
+            calls["epochs"] = calls.get("epochs", 0) + ('"event": "epoch"' in lines[0])
+            calls["lines"] += calls["epochs"] > 0 and '"event": "step"' in lines[0]
+            if calls["lines"] == 2:
                 with self.metrics_file.open("a", encoding="utf-8") as handle:
                     handle.write(lines[0][: len(lines[0]) // 2])
                 die()
