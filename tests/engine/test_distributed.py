@@ -90,6 +90,8 @@ def test_two_processes_train_the_same_model_as_one(two_rank_config, tmp_path):
     train, val = load_run_split(two_rank_config)
     assert ranks[0]["reads"] + ranks[1]["reads"] == len(train) + len(val)  # each image extracted once, by one rank
     assert abs(ranks[0]["reads"] - ranks[1]["reads"]) <= 2
+    read = next(e for e in run.read_events() if e["event"] == "cached" and e["what"] == "images")
+    assert read["message"].startswith(f"Read {len(train) + len(val)} images")  # both ranks' shares, none "already in memory"
 
     for two, single in zip(ranks[0]["history"], one["history"]):
         assert two["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4, abs=1e-5)

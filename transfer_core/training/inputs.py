@@ -157,6 +157,7 @@ class RunInputs:
         if len(train_set) == 0 or len(val_set) == 0:
             raise WarmstartError("No readable images are left for training or validation; see the skipped files.")
         decoded, seconds = len(cache) - cached_before, time.perf_counter() - started
+        decoded = int(self.distributed.sum([decoded])[0])  # each rank decoded its own share
         where = "kept in memory" if cache.fits_everything else "partly streamed from disk (cache full)"
         total = len(train_set) + len(val_set)
         self.emit(
