@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import SAMPLES, DatasetIndex, WarmstartError, health_check, mislabel_evidence, prepare_sample, summarize
+from transfer_core import SAMPLES, WarmstartError, health_check, mislabel_evidence, prepare_sample
 from ui import busy, state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
@@ -121,7 +121,7 @@ indexes = state.dataset_indexes()
 if indexes is None:
     st.stop()
 train, val = indexes
-summary = summarize(DatasetIndex(train.records + val.records, train.skipped, train.source, train.notes))
+summary = state.dataset_summary()
 for warning in summary.warnings:
     st.warning(warning)
 

@@ -28,6 +28,7 @@ from transfer_core import (
     PRESETS,
     DatasetIndex,
     DatasetRef,
+    DatasetSummary,
     FormatAgreement,
     HealthReport,
     LRFinderResult,
@@ -41,6 +42,7 @@ from transfer_core import (
     display_name,
     load_train_val,
     recipe_from_config,
+    summarize,
     workspace_home,
 )
 
@@ -233,6 +235,14 @@ def _load_indexes(
     return load_train_val(source, val_source, val_split, seed, corrections=corrections)  # zips: where training looks too
 
 
+@st.cache_data(show_spinner="Looking for duplicate files…", max_entries=8)
+def _summary(source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, stamp: int) -> DatasetSummary:
+    """Cached like the indexes it summarises: finding byte-identical files hashes every file that shares its
+    size with another, seconds at 50,000 images, which no rerun of the Data page should pay again."""
+    train, val = _load_indexes(source, val_source, val_split, seed, corrections, stamp)
+    return summarize(DatasetIndex(train.records + val.records, train.skipped, train.source, train.notes))
+
+
 def corrections_file() -> Path | None:
     """The open project's corrections file (it may not exist yet)."""
     chosen = project()
@@ -262,6 +272,17 @@ def dataset_indexes(quiet: bool = False) -> tuple[DatasetIndex, DatasetIndex] | 
         if not quiet:
             st.error(str(exc))
         return None
+
+
+def dataset_summary() -> DatasetSummary | None:
+    """Counts, skipped files and warnings (imbalance, duplicates) of the chosen dataset, or None without one."""
+    choice = dataset()
+    if choice is None or dataset_indexes(quiet=True) is None:
+        return None
+    values = settings()
+    corrections = _active_corrections()
+    stamp = Path(corrections).stat().st_mtime_ns if corrections else 0
+    return _summary(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp)
 
 
 # -- settings ------------------------------------------------------------------------------

@@ -28,12 +28,13 @@ __all__ = ["dataset_root", "load_dataset", "load_source", "scan_csv", "scan_fold
 _VAL_FOLDER_NAMES = ("val", "valid", "validation", "test")
 
 
-def _verdict(path: Path, key: str, verdicts: FileVerdicts) -> str:
-    """Why ``path`` is not a usable image, or "" when it is; a header is read only for a new or changed file."""
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return f"not an image type ({path.suffix or 'no extension'})"
+def _known_verdict(path: str, key: str, verdicts: FileVerdicts) -> str | os.stat_result:
+    """Why ``path`` is not a usable image ("" when it is) as far as its name, its ``lstat`` and the
+    stored verdicts tell; the stat result when only its header can tell (a new or changed file)."""
+    if os.path.splitext(path)[1].lower() not in IMAGE_EXTENSIONS:
+        return f"not an image type ({os.path.splitext(path)[1] or 'no extension'})"
     try:
-        info = path.lstat()
+        info = os.lstat(path)
     except OSError:
         return "file cannot be read (it vanished or access is denied)"
     if stat.S_ISLNK(info.st_mode):
@@ -41,8 +42,11 @@ def _verdict(path: Path, key: str, verdicts: FileVerdicts) -> str:
     if info.st_size == 0:
         return "empty file"
     known = verdicts.get(key, info.st_size, info.st_mtime_ns)
-    if known is not None:
-        return known
+    return info if known is None else known
+
+
+def _header_verdict(path: str, key: str, info: os.stat_result, verdicts: FileVerdicts) -> str:
+    """Read the header of a new or changed file and remember the verdict."""
     try:
         read_image_size(path)
         reason = ""
@@ -52,17 +56,25 @@ def _verdict(path: Path, key: str, verdicts: FileVerdicts) -> str:
     return reason
 
 
-def _verdicts_of(files: Sequence[tuple[Path, str]], verdicts: FileVerdicts, on_progress: OnProgress | None) -> list[str]:
-    """:func:`_verdict` of each ``(path, key)``, headers read by a few threads, with progress ("checking image files")."""
+def _verdicts_of(files: Sequence[tuple[str, str]], verdicts: FileVerdicts, on_progress: OnProgress | None) -> list[str]:
+    """Why each ``(path, key)`` is not a usable image ("" when it is), with progress ("checking image files").
+
+    Files whose size and time match a stored verdict are settled here, one ``lstat`` each (a re-scan of
+    50,000 unchanged files takes about a second); only new or changed files have their header read,
+    by a few threads, since opening files waits on the disk and releases the GIL.
+    """
     told = phase(on_progress, len(files), "checking image files")
-    reasons: list[str] = []
-    # Opening files waits on the disk and releases the GIL, so a few readers overlap it.
+    reasons: list[str | os.stat_result] = [_known_verdict(path, key, verdicts) for path, key in files]
+    unread = [i for i, reason in enumerate(reasons) if isinstance(reason, os.stat_result)]
+    done = len(files) - len(unread)
+    told(done)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for reason in pool.map(lambda item: _verdict(item[0], item[1], verdicts), files, chunksize=64):
-            reasons.append(reason)
-            told(len(reasons))
+        for i, reason in zip(unread, pool.map(lambda i: _header_verdict(*files[i], reasons[i], verdicts), unread)):
+            reasons[i] = reason
+            done += 1
+            told(done)
     verdicts.save()
-    return reasons
+    return reasons  # type: ignore[return-value]  (every stat result was replaced by a verdict)
 
 
 def _rules() -> str:
@@ -110,8 +122,8 @@ def scan_folder(root: str | Path, on_progress: OnProgress | None = None) -> Data
             dirnames[:] = sorted(d for d in dirnames if not is_ignored_name(d))
             for name in sorted(filenames):
                 if not is_ignored_name(name):
-                    path = Path(dirpath) / name
-                    files.append((path, path.relative_to(root).as_posix()))
+                    path = os.path.join(dirpath, name)  # strings: Path objects cost seconds at 50,000 files
+                    files.append((path, os.path.relpath(path, root).replace(os.sep, "/")))
         plan.append(_ClassFiles(entry.name.strip(), entry.name, start, len(files)))
     reasons = _verdicts_of(files, FileVerdicts(root, _rules()), on_progress)
     records: list[ImageRecord] = []
@@ -170,7 +182,7 @@ def scan_csv(manifest: str | Path, on_progress: OnProgress | None = None) -> Dat
             continue
         plan.append((path, rel, label))
     listed = [step for step in plan if not isinstance(step, SkippedFile)]
-    reasons = iter(_verdicts_of([(path, str(path)) for path, _, _ in listed], FileVerdicts(manifest, _rules()), on_progress))
+    reasons = iter(_verdicts_of([(str(path), str(path)) for path, _, _ in listed], FileVerdicts(manifest, _rules()), on_progress))
     records: list[ImageRecord] = []
     skipped: list[SkippedFile] = []
     for step in plan:
