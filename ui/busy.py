@@ -25,24 +25,30 @@ def progress_text(label: str, done: int, total: int, what: str) -> str:
 
 
 @contextmanager
-def progress(label: str) -> Iterator[OnProgress]:
+def progress(label: str, lazy: bool = False) -> Iterator[OnProgress]:
     """Show a bar labelled ``label`` where this is called; yields the callback to pass as ``on_progress``.
 
     The bar goes once the block ends, also when it raises. Updates that would not move the bar by
     a whole percent are skipped, so a phase of thousands of images sends at most about a hundred.
+    ``lazy`` makes the bar only at the first update, so a call with nothing to count shows nothing.
     """
-    bar = st.progress(0.0, text=label)
+    place = st.empty()
+    bar = None if lazy else place.progress(0.0, text=label)
     shown: tuple[str, int] | None = None
 
     def update(done: int, total: int, what: str) -> None:
-        nonlocal shown
+        nonlocal shown, bar
         fraction = min(done / total, 1.0) if total else 0.0
         if shown == (what, int(fraction * 100)):
             return
         shown = (what, int(fraction * 100))
-        bar.progress(fraction, text=progress_text(label, done, total, what))
+        text = progress_text(label, done, total, what)
+        if bar is None:
+            bar = place.progress(fraction, text=text)
+        else:
+            bar.progress(fraction, text=text)
 
     try:
         yield update
     finally:
-        bar.empty()
+        place.empty()

@@ -40,13 +40,13 @@ from transfer_core import (
     WarmstartError,
     config_from_recipe,
     display_name,
-    load_train_val,
     recipe_from_config,
     summarize,
     workspace_home,
 )
 
 from . import auth
+from .dataset_cache import DatasetIndexes
 from .jobs import JobManager
 
 STEPS = ["Data", "Backbone", "Settings", "Train", "Evaluate"]
@@ -211,7 +211,7 @@ def set_dataset(choice: DatasetChoice, new_project: bool = False, upload: Path |
             so a failed upload never replaces the dataset that was working.
     """
     values = settings()
-    train, val = _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], None, 0)
+    train, val = _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], None, 0, "Reading the dataset")
     choice = dataclasses.replace(choice, images=len(train) + len(val), classes=list(train.classes))
     chosen = None if new_project else project()
     if chosen is None or chosen.dataset is not None:
@@ -227,12 +227,7 @@ def set_dataset(choice: DatasetChoice, new_project: bool = False, upload: Path |
     return chosen
 
 
-@st.cache_data(show_spinner="Reading images…", max_entries=8)
-def _load_indexes(
-    source: str, val_source: str | None, val_split: float, seed: int, corrections: str | None, stamp: int
-) -> tuple[DatasetIndex, DatasetIndex]:
-    """Cached indexes; ``stamp`` (the corrections file's mtime) is part of the key, so every edit shows (no ``_``)."""
-    return load_train_val(source, val_source, val_split, seed, corrections=corrections)  # zips: where training looks too
+_load_indexes = DatasetIndexes(max_entries=8)  # zips are read where training reads them too
 
 
 @st.cache_data(show_spinner="Looking for duplicate files…", max_entries=8)
@@ -267,7 +262,8 @@ def dataset_indexes(quiet: bool = False) -> tuple[DatasetIndex, DatasetIndex] | 
     corrections = _active_corrections()
     stamp = Path(corrections).stat().st_mtime_ns if corrections else 0
     try:
-        return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp)
+        label = None if quiet else "Reading the dataset"
+        return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp, label)
     except WarmstartError as exc:
         if not quiet:
             st.error(str(exc))
