@@ -258,12 +258,8 @@ def dataset_indexes(quiet: bool = False) -> tuple[DatasetIndex, DatasetIndex] | 
     choice = dataset()
     if choice is None:
         return None
-    values = settings()
-    corrections = _active_corrections()
-    stamp = Path(corrections).stat().st_mtime_ns if corrections else 0
     try:
-        label = None if quiet else "Reading the dataset"
-        return _load_indexes(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp, label)
+        return _load_indexes(*_index_key(choice), None if quiet else "Reading the dataset")
     except WarmstartError as exc:
         if not quiet:
             st.error(str(exc))
@@ -275,10 +271,16 @@ def dataset_summary() -> DatasetSummary | None:
     choice = dataset()
     if choice is None or dataset_indexes(quiet=True) is None:
         return None
+    return _summary(*_index_key(choice))
+
+
+def _index_key(choice: DatasetChoice) -> tuple[str, str | None, float, int, str | None, int]:
+    """What decides the chosen dataset's indexes: source, validation source, split, seed and the corrections
+    file with its modification time (so every edit of it reads the dataset again)."""
     values = settings()
     corrections = _active_corrections()
     stamp = Path(corrections).stat().st_mtime_ns if corrections else 0
-    return _summary(choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp)
+    return choice.source, choice.val_source, values["val_split"], values["seed"], corrections, stamp
 
 
 # -- settings ------------------------------------------------------------------------------

@@ -166,10 +166,7 @@ class LabeledImages(Dataset):
     def without(self, indices: Sequence[int]) -> LabeledImages:
         """A copy without the given positions (e.g. files that failed to decode)."""
         drop = set(indices)
-        out = copy.copy(self)
-        out.records = [r for i, r in enumerate(self.records) if i not in drop]
-        out.targets = [t for i, t in enumerate(self.targets) if i not in drop]
-        return out
+        return self.subset([i for i in range(len(self.records)) if i not in drop])
 
     def with_transform(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> LabeledImages:
         out = copy.copy(self)
