@@ -273,13 +273,14 @@ def main(argv=None) -> int:
         spec = SCENARIOS[scenario]
         trainable = {"frozen": 0, "partial": 2, "full": None}[spec["strategy"]]
         reference = reference_run(train, val, args.backbone, args.epochs, trainable, spec["augment"] != "none", device)
-        def fastest(plain: bool) -> dict:
-            runs = [engine_run(data_source, val_data, args.backbone, args.epochs, scenario, str(device), out / f"try-{i}", plain=plain)
-                    for i in range(args.repeats)]
-            return min(runs, key=lambda r: r["seconds"])
-
-        plain = fastest(plain=True) if args.plain else None
-        engine = fastest(plain=False)
+        # Plain and engine runs take turns, so neither always follows the other (a run after several
+        # seconds of eager PyTorch finds the process's allocator and thread pools in another state).
+        tries: dict[bool, list[dict]] = {True: [], False: []}
+        for i in range(args.repeats):
+            for plain in ((True, False) if args.plain else (False,)):
+                tries[plain].append(engine_run(data_source, val_data, args.backbone, args.epochs, scenario, str(device), out / f"try-{i}", plain=plain))
+        plain = min(tries[True], key=lambda r: r["seconds"]) if args.plain else None
+        engine = min(tries[False], key=lambda r: r["seconds"])
         row = {
             "scenario": scenario,
             "device": str(device),

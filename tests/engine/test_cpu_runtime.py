@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -88,3 +90,31 @@ def test_bf16_training_is_off_in_plain_pytorch_mode(monkeypatch):
 
     monkeypatch.setenv("WARMSTART_CPU_RUNTIME", "torch")
     assert cpu_bf16_training() is False
+
+
+@pytest.mark.parametrize("name, pretrained", [(TINY, False), ("efficientnet_lite0", True)])
+def test_images_normalised_inside_the_onnx_graph_equal_pytorch(name, pretrained, color_dataset):
+    """A dataset under the evaluation transform reaches ONNX Runtime as uint8 crops, normalised in its graph."""
+    from transfer_core import load_train_val
+    from transfer_core.data.augment import eval_transform
+    from transfer_core.data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+
+    spec = get_backbone(name)
+    pre = spec.preprocessing
+    with seeded_scope(0):
+        backbone = spec.build(pretrained=pretrained)
+    train, _ = load_train_val(color_dataset)
+    classes = {c: i for i, c in enumerate(train.classes)}
+    images = LabeledImages(train.records[:6], classes, shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct)), eval_transform(pre))
+    eager = run_inference(backbone, images, module=backbone, batch_size=4)
+    runtimes = []
+    fast = run_inference(backbone, images, module=backbone, batch_size=4, frozen_key=f"{name}|images", on_runtime=runtimes.append)
+    assert runtimes == ["ONNX Runtime"]
+    session = next(s for s in cpu_runtime._SESSIONS.values() if not isinstance(s, str))
+    assert session.input_dtype is torch.uint8
+    assert (fast - eager).abs().max().item() <= 1e-4
+    # The graph is keyed by the normalisation too: the same network fed other statistics is another export.
+    other = eval_transform(dataclasses.replace(pre, mean=(0.2, 0.3, 0.4), std=(0.3, 0.2, 0.1)))
+    shifted = run_inference(backbone, images.with_transform(other), module=backbone, batch_size=4, frozen_key=f"{name}|images")
+    assert (shifted - run_inference(backbone, images.with_transform(other), module=backbone)).abs().max().item() <= 1e-4
+    assert (shifted - fast).abs().max().item() > 1e-3

@@ -106,3 +106,24 @@ def test_export_and_its_check_report_formats_and_images(trained, tmp_path):
         "images run through model.onnx": images, "images run through model.torchscript.pt": images,
     }
     assert all(r.ok for r in results)
+
+
+def test_throttled_progress_tells_start_end_and_a_few_between(monkeypatch):
+    """A pass of 210 quick images is told a handful of times, not once per image: each call is a
+    line in the run's event log. A slow pass is still told often enough to move a bar."""
+    from transfer_core import reporting
+
+    clock = [0.0]
+    monkeypatch.setattr(reporting.time, "monotonic", lambda: clock[0])
+    told = []
+    progress = reporting.throttled(lambda done, total, what: told.append(done))
+    for done in range(211):
+        clock[0] += 0.001  # 1 ms per image: 0.2 s in all
+        progress(done, 210, "images")
+    assert told[0] == 0 and told[-1] == 210
+    assert 3 <= len(told) <= 8
+    told.clear()
+    for done in range(11):
+        clock[0] += 1.0  # one second per image
+        progress(done, 10, "slow")
+    assert told == list(range(11))

@@ -49,7 +49,12 @@ class _AsModule(nn.Module):
 
 
 class OnnxForward:
-    """A batch → output function backed by an ONNX Runtime session (float32 in, float32 tensor out)."""
+    """A batch → output function backed by an ONNX Runtime session (float32 tensor out).
+
+    The input is float32, or uint8 images when the graph begins with the normalisation
+    (``onnx_forward(..., normalise=...)``): ONNX Runtime then does in the same pass what
+    PyTorch would have done as three more passes over the batch.
+    """
 
     def __init__(self, path: Path) -> None:
         import onnxruntime
@@ -60,10 +65,11 @@ class OnnxForward:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.input_dtype = torch.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else torch.float32
         self.path = path
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(x.detach().to(torch.float32).numpy())
+        array = np.ascontiguousarray(x.detach().to(self.input_dtype).numpy())
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
@@ -108,7 +114,10 @@ def _check(module: nn.Module, forward: Callable, fast: OnnxForward, example: tor
     return None
 
 
-def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], key: str, input_shape: tuple[int, ...]) -> OnnxForward | str:
+def onnx_forward(
+    module: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], key: str, input_shape: tuple[int, ...],
+    normalise: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> OnnxForward | str:
     """ONNX Runtime for ``forward`` (a function of ``module``'s frozen weights), or why not.
 
     Args:
@@ -117,10 +126,15 @@ def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
         key: names the network and its weights (e.g. backbone, weights id, depth); the input
             shape is added here.
         input_shape: one input's shape, e.g. ``(3, 224, 224)``.
+        normalise: uint8 images → ``forward``'s float input (a
+            :class:`~transfer_core.data.augment.Normalise`); when given, the graph takes uint8
+            images and normalises them itself. Its ``repr`` must name its numbers (it joins the key).
 
     Returns:
         A ready :class:`OnnxForward`, or a one-line reason why eager PyTorch must be used.
     """
+    if normalise is not None:
+        key, forward = f"{key}|uint8 {normalise!r}", _after(normalise, forward)
     full_key = hashlib.sha256(f"{key}|{tuple(input_shape)}|{torch.__version__}".encode()).hexdigest()[:24]
     with _LOCK:
         found = _SESSIONS.get(full_key)
@@ -131,7 +145,11 @@ def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
             import onnxruntime  # noqa: F401
         except ImportError:
             return _remember(full_key, "onnxruntime is not installed")
-        example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
+        generator = torch.Generator().manual_seed(0)
+        if normalise is None:
+            example = torch.randn(2, *input_shape, generator=generator)
+        else:
+            example = torch.randint(0, 256, (2, *input_shape), generator=generator, dtype=torch.uint8)
         path = _cache_dir() / f"{full_key}.onnx"
         try:
             problem = "not exported yet"
@@ -149,6 +167,10 @@ def onnx_forward(module: nn.Module, forward: Callable[[torch.Tensor], torch.Tens
             path.unlink(missing_ok=True)
             return _remember(full_key, problem)
         return _remember(full_key, fast)
+
+
+def _after(normalise: Callable, forward: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda images: forward(normalise(images))
 
 
 def _remember(key: str, value: OnnxForward | str) -> OnnxForward | str:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.augment import EvalTransform
+from ..data.augment import EvalTransform, Normalise
 from .cpu_runtime import cpu_runtime_enabled, onnx_forward
 
 __all__ = ["autocast_for", "cpu_bf16_training", "eval_mode", "input_batches", "run_inference", "to_device"]
@@ -68,27 +68,26 @@ def eval_mode(module: nn.Module | None) -> Iterator[None]:
             m.training = training
 
 
-def input_batches(inputs: Dataset | torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Batches of model inputs from a tensor or from a dataset of ``(input, label, ...)`` items.
+def input_batches(inputs: Dataset | torch.Tensor, batch_size: int) -> tuple[Iterator[torch.Tensor], Normalise | None]:
+    """Batches from a tensor or from a dataset of ``(input, label, ...)`` items, and what still
+    turns them into model inputs (None: nothing, they are inputs already).
 
-    A dataset of images under the evaluation transform is read as uint8 crops and normalised a
-    whole batch at a time (see :class:`~transfer_core.data.augment.EvalTransform`): the same
-    numbers, in one pass per batch instead of one per image.
+    A dataset of images under the evaluation transform is read as uint8 crops, normalised later
+    a whole batch at a time (see :class:`~transfer_core.data.augment.EvalTransform`): the same
+    numbers, in one pass per batch instead of one per image, after the copy to a GPU (a quarter
+    of the bytes) or inside ONNX Runtime's graph on a CPU.
 
     The loader gets its own generator: a DataLoader without one draws its base seed from the
     process-wide generator, which a training run in another thread may be using.
     """
     if isinstance(inputs, torch.Tensor):
-        for start in range(0, len(inputs), batch_size):
-            yield inputs[start : start + batch_size]
-        return
-    per_batch = None
+        return (inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)), None
+    normalise = None
     transform = getattr(inputs, "transform", None)
     if isinstance(transform, EvalTransform) and hasattr(inputs, "with_transform"):
-        inputs, per_batch = inputs.with_transform(transform.view), transform.normalise
-    for batch in DataLoader(inputs, batch_size=batch_size, generator=torch.Generator()):
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        yield per_batch(x) if per_batch is not None else x
+        inputs, normalise = inputs.with_transform(transform.view), transform.normalise
+    loader = DataLoader(inputs, batch_size=batch_size, generator=torch.Generator())
+    return (batch[0] if isinstance(batch, (list, tuple)) else batch for batch in loader), normalise
 
 
 @torch.no_grad()
@@ -130,11 +129,12 @@ def run_inference(
     outputs, used, done = [], 0, 0
     run = None
     with eval_mode(module):
-        for x in input_batches(inputs, batch_size):
+        batches, normalise = input_batches(inputs, batch_size)
+        for x in batches:
             if run is None:
-                run = _fastest(forward, module, device, frozen_key, tuple(x.shape[1:]), on_runtime)
+                run = _fastest(forward, module, device, frozen_key, tuple(x.shape[1:]), on_runtime, normalise, channels_last)
             with autocast_for(device):
-                out = run(to_device(x, device, channels_last))
+                out = run(x)
             out = out.float().cpu()
             used += out.numel() * out.element_size()
             if max_bytes is not None and used > max_bytes:
@@ -148,17 +148,27 @@ def run_inference(
     return torch.cat(outputs)
 
 
-def _fastest(forward: Forward, module: nn.Module | None, device: torch.device, frozen_key: str | None, shape: tuple, on_runtime) -> Forward:
-    """ONNX Runtime for a frozen network on a CPU when it exports and agrees, else ``forward`` itself."""
+def _fastest(
+    forward: Forward, module: nn.Module | None, device: torch.device, frozen_key: str | None, shape: tuple, on_runtime,
+    normalise: Normalise | None, channels_last: bool | None,
+) -> Forward:
+    """What runs a batch as :func:`input_batches` yields it: ONNX Runtime for a frozen network on a
+    CPU when it exports and agrees (normalising inside its graph), else ``forward`` on ``device``."""
+
+    def eager(x: torch.Tensor) -> torch.Tensor:
+        x = to_device(x, device, channels_last)
+        return forward(normalise(x) if normalise is not None else x)
+
+    def say(runtime: str) -> None:
+        if on_runtime is not None:
+            on_runtime(runtime)
+
     if device.type != "cpu" or frozen_key is None or module is None or not cpu_runtime_enabled():
-        if on_runtime is not None:
-            on_runtime("PyTorch")
-        return forward
-    fast = onnx_forward(module, forward, frozen_key, shape)
+        say("PyTorch")
+        return eager
+    fast = onnx_forward(module, forward, frozen_key, shape, normalise)
     if isinstance(fast, str):
-        if on_runtime is not None:
-            on_runtime(f"PyTorch ({fast})")
-        return forward
-    if on_runtime is not None:
-        on_runtime("ONNX Runtime")
+        say(f"PyTorch ({fast})")
+        return eager
+    say("ONNX Runtime")
     return fast

@@ -23,6 +23,7 @@ __all__ = [
     "TransferModel",
     "count_parameters",
     "freeze_bn_of_frozen_layers",
+    "frozen_batch_norms",
     "parameter_counts",
     "set_trainable_groups",
     "trainable_groups_at",
@@ -56,13 +57,21 @@ def trainable_groups_at(config: TrainConfig, epoch: int, n_groups: int) -> int:
     return min(epoch // config.unfreeze_every, n_groups)
 
 
-def freeze_bn_of_frozen_layers(model: nn.Module) -> None:
-    """Put every BatchNorm whose own parameters are all frozen into eval mode."""
+def frozen_batch_norms(model: nn.Module) -> list[nn.Module]:
+    """Every BatchNorm whose own parameters are all frozen (their statistics must not move either)."""
+    norms = []
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             own = list(module.parameters(recurse=False))
             if own and not any(p.requires_grad for p in own):
-                module.eval()
+                norms.append(module)
+    return norms
+
+
+def freeze_bn_of_frozen_layers(model: nn.Module) -> None:
+    """Put every BatchNorm whose own parameters are all frozen into eval mode."""
+    for module in frozen_batch_norms(model):
+        module.eval()
 
 
 def set_trainable_groups(model: TransferModel, n_trainable: int) -> None:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from ..models.transfer import TransferModel, freeze_bn_of_frozen_layers, set_trainable_groups
+from ..models.transfer import TransferModel, frozen_batch_norms, set_trainable_groups
 from ..runs.store import HeldWrites, checkpoint_bytes, resume_bytes
 from .events import CheckpointSaved, EpochEnded, RunEvent, StepEnded
 
@@ -159,11 +160,16 @@ class BackboneFreezing(Callback):
     def __init__(self, model: TransferModel, trainable_at: Callable[[int], int]) -> None:
         self.model, self.trainable_at = model, trainable_at
         self.trainable_groups = 0
+        self._applied: int | None = None  # the trainable count the model's flags were last set for
+        self._frozen_norms: list[nn.Module] = []
 
     def on_train_epoch_start(self, loop: Loop) -> None:
         self.trainable_groups = self.trainable_at(loop.epoch)
-        set_trainable_groups(self.model, self.trainable_groups)
-        freeze_bn_of_frozen_layers(self.model)
+        if self.trainable_groups != self._applied:  # walking the whole network once per change is enough
+            set_trainable_groups(self.model, self.trainable_groups)
+            self._frozen_norms, self._applied = frozen_batch_norms(self.model), self.trainable_groups
+        for norm in self._frozen_norms:
+            norm.eval()
 
 
 class ProgressEvents(Callback):

@@ -204,8 +204,9 @@ class Loop:
         so every rank sees every image's probabilities exactly once."""
         n = len(self.val_inputs)
         inputs = take(self.val_inputs, self.distributed.shard(n)) if self.distributed.enabled else self.val_inputs
+        module = self.val_forward if isinstance(self.val_forward, nn.Module) else self.module  # only what runs changes mode
         logits = run_inference(
-            self.val_forward, inputs, self.device, module=self.module, batch_size=self.batch_size, channels_last=self.channels_last
+            self.val_forward, inputs, self.device, module=module, batch_size=self.batch_size, channels_last=self.channels_last
         )
         logits = self.distributed.gather_rows(logits, n)
         return logits.softmax(1).numpy(), list(self.val_targets or [])
