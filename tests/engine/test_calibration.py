@@ -206,3 +206,19 @@ def _image(seed: int):
     from ..conftest import COLORS, make_image
 
     return make_image(list(COLORS.values())[seed % 3], seed=500 + seed)
+
+
+def test_the_model_card_has_a_calibration_line_only_when_the_run_was_calibrated(tiny_run, tmp_path):
+    stored = tiny_run.read_report()["calibration"]
+    card = (export_run(tiny_run, ("card",), tmp_path / "card") / "MODEL_CARD.md").read_text(encoding="utf-8")
+    line = next(line for line in card.splitlines() if line.startswith("- Calibration:"))
+    assert f"Temperature {stored['temperature']:.2f}" in line
+    assert f"{stored['before']['ece']:.1%} before, {stored['after']['ece']:.1%} after" in line
+    report = tiny_run.read_report()
+    try:
+        del report["calibration"]  # a run from before calibration
+        tiny_run.report_file.write_text(json.dumps(report))
+        old = (export_run(tiny_run, ("card",), tmp_path / "old") / "MODEL_CARD.md").read_text(encoding="utf-8")
+        assert "Calibration" not in old
+    finally:
+        tiny_run.report_file.write_text(json.dumps({**report, "calibration": stored}))
