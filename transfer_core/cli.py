@@ -237,6 +237,7 @@ def _project_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, tupl
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .deploy.predict import evaluate_run
+    from .insight.calibration import calibration_sentence
 
     report = evaluate_run(args.run, args.data)
     if args.json:
@@ -249,6 +250,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{row['class']:<{width}}  {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
     wrong = sum(not p["correct"] for p in report["predictions"])
     print(f"accuracy {report['val_accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}, {wrong} of {len(report['predictions'])} images wrong")
+    confidence = report["confidence"]
+    # On the images the temperature was fitted on it would flatter itself: the run's cross-fitted numbers instead.
+    stored = (RunDir(args.run).read_report() or {}).get("calibration") if confidence["fitted_on_these_images"] else None
+    print(calibration_sentence(stored) or f"confidence at temperature {confidence['temperature']:.2f}: expected calibration "
+                                          f"error {confidence['ece']:.1%}, NLL {confidence['nll']:.3f}")
     return 0
 
 

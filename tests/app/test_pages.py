@@ -187,7 +187,7 @@ def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
     assert metrics["Validation images"] == "9"
     assert "%" in metrics["Validation accuracy"]
     assert any("95 % interval" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # confusion matrix + reliability diagram
     show = at.selectbox(key="gallery_filter")
     assert show.options[0] == "All mistakes"
     show.set_value("Correct: red").run()

@@ -1,7 +1,9 @@
 """Export a trained run for use outside Warmstart, and prove the exports agree with the engine.
 
 One export folder (``RUN/export``) holds the formats of one model, each taking a normalised
-float32 ``(N, 3, S, S)`` batch and returning class probabilities:
+float32 ``(N, 3, S, S)`` batch and returning class probabilities, calibrated: the graphs divide the
+logits by the run's temperature (``temperature`` in ``model.json``) before the softmax, exactly as
+the engine's :class:`~transfer_core.deploy.predict.Predictor` does:
 
 - ``model.torchscript.pt``: TorchScript (traced), for PyTorch without this package;
 - ``model.onnx``: ONNX at opset 17 (ONNX Runtime 1.12+, TensorRT 8.5+, OpenVINO, OpenCV DNN);
@@ -66,14 +68,15 @@ FORMAT_FILES = {  # the files each format owns in an export folder
 
 
 class _WithSoftmax(nn.Module):
-    """The classifier as exported: normalised images in, probabilities out."""
+    """The classifier as exported: normalised images in, calibrated probabilities out."""
 
-    def __init__(self, model: TransferModel) -> None:
+    def __init__(self, model: TransferModel, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.temperature = float(temperature)  # a constant of the traced graph
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image).softmax(dim=1)
+        return (self.model(image) / self.temperature).softmax(dim=1)
 
 
 def export_run(
@@ -123,7 +126,7 @@ def export_run(
     metadata = info.to_json_bytes(
         format_version=1,
         input={"name": "image", "layout": "NCHW", "dtype": "float32", "size": [size, size], "normalised": True},
-        output={"name": "probabilities", "classes_in_order": info.classes},
+        output={"name": "probabilities", "classes_in_order": info.classes, "computed_as": "softmax(logits / temperature)"},
         onnx_opset=ONNX_OPSET,
         weights_sha256=fingerprint,  # of model.safetensors, also when that file is not exported
         recipe=config,
@@ -158,7 +161,7 @@ def _write_formats(
     """Write each chosen format's files into ``staging``, counting formats written."""
     size = info.preprocessing.input_size
     example = torch.zeros(1, 3, size, size)
-    deployable = _WithSoftmax(model).eval()
+    deployable = _WithSoftmax(model, info.temperature).eval()
     chosen = [name for name in EXPORT_FORMATS if name in formats]
     written = phase(on_progress, len(chosen), "formats written")
     for done, name in enumerate(chosen, start=1):
@@ -263,7 +266,7 @@ def load_exported(folder: str | Path, device: str = "cpu") -> Predictor:
         raise WarmstartError(f"'{weights}' is not a readable safetensors file ({exc}).") from None
     model = build_model(info, state, source=str(weights))
     fingerprint = raw.get("weights_sha256") or f"{weights.resolve()}:{weights.stat().st_mtime_ns}"
-    return Predictor(model, info.classes, info.preprocessing, device, weights=f"export:{fingerprint}")
+    return Predictor(model, info.classes, info.preprocessing, device, weights=f"export:{fingerprint}", temperature=info.temperature)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..insight.calibration import calibration_sentence
 from ..insight.evaluate import report_intervals, small_sample_warning
 
 __all__ = ["confusion_matrix_image", "most_confused_pairs", "write_model_card"]
@@ -88,12 +89,14 @@ def write_model_card(
         f"RGB, resized ({pre.get('interpolation', 'bilinear')}) so the short side is "
         f"{round(pre['input_size'] / pre.get('crop_pct', 0.875))} px, centre-cropped to "
         f"{pre['input_size']}x{pre['input_size']}, scaled to [0, 1], normalised with mean {pre['mean']} and std {pre['std']}; "
-        "NCHW float32. Output: class probabilities in the order of `classes` in `model.json`.",
+        "NCHW float32. Output: class probabilities (softmax of the logits divided by `temperature` in `model.json`) "
+        "in the order of `classes` in `model.json`.",
         "",
         "## Metrics (validation set)",
         f"- Accuracy: **{report['val_accuracy']:.1%}** (95 % Wilson interval {acc_low:.1%}–{acc_high:.1%})",
         f"- Macro-F1: **{report['macro_f1']:.3f}** (95 % bootstrap interval {f1_low:.3f}–{f1_high:.3f})",
         f"- Best epoch: {report.get('best_epoch')} of {report.get('epochs_run')}",
+        *([f"- Calibration: {sentence}"] if (sentence := calibration_sentence(report.get("calibration"))) else []),
         "",
         "![Confusion matrix](confusion_matrix.png)",
         "",

@@ -19,6 +19,7 @@ from ..data.sources import load_dataset
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.inference import run_inference
+from ..insight.calibration import confidence_metrics
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..data.image_cache import cache_side_for, shrink_to_tensor
 from ..data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
@@ -57,11 +58,14 @@ class Predictor:
     """A trained model ready for inference on image files or PIL images."""
 
     def __init__(
-        self, model: TransferModel, classes: Sequence[str], preprocessing: Preprocessing, device: str = "cpu", weights: str | None = None
+        self, model: TransferModel, classes: Sequence[str], preprocessing: Preprocessing, device: str = "cpu", weights: str | None = None,
+        temperature: float = 1.0,
     ) -> None:
-        """``weights`` names this model's weights (run folder + checkpoint time): lets a CPU use ONNX Runtime."""
+        """``weights`` names this model's weights (run folder + checkpoint time): lets a CPU use ONNX Runtime.
+        ``temperature`` divides the logits before the softmax (the run's calibration, see :mod:`transfer_core.insight.calibration`)."""
         self.model = model.to(device).eval()
         self.weights = weights
+        self.temperature = float(temperature)
         self.batch_size = 64
         self.classes = list(classes)
         self.preprocessing = preprocessing
@@ -75,7 +79,7 @@ class Predictor:
         run = run if isinstance(run, RunDir) else RunDir(run)
         model, info = load_trained_model(run)
         weights = f"run:{run.path.resolve()}:{run.checkpoint_file.stat().st_mtime_ns}"
-        return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device, weights)
+        return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device, weights, info["temperature"])
 
     def views(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
         """The uint8 evaluation crops of RGB PIL images: the pixels the model sees, before normalising."""
@@ -88,7 +92,7 @@ class Predictor:
     def probabilities(
         self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        """``(n, n_classes)`` class probabilities for RGB PIL images (or an already normalised batch).
+        """``(n, n_classes)`` calibrated class probabilities for RGB PIL images (or an already normalised batch).
 
         ``on_batch`` is called with the number of images done so far.
         """
@@ -96,7 +100,7 @@ class Predictor:
         logits = run_inference(
             self.model, batch, self.device, module=self.model, batch_size=self.batch_size, frozen_key=self.weights, on_batch=on_batch,
         )
-        return logits.softmax(1).numpy()
+        return (logits / self.temperature).softmax(1).numpy()
 
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
         """Top-k classes per file; unreadable files get an ``error`` instead of failing the batch."""
@@ -155,8 +159,10 @@ def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch
     """Metrics of a run's best model on ``data`` (any labeled dataset) or on its own validation set.
 
     Returns:
-        The :func:`classification_report` dict plus ``predictions`` (one record per image)
-        and ``skipped`` files.
+        The :func:`classification_report` dict plus ``predictions`` (one record per image),
+        ``skipped`` files and ``confidence``: the calibration error, NLL and reliability bins of these
+        images at the run's temperature (``fitted_on_these_images`` when they are the validation images
+        the temperature was fitted on: the run's report holds the honest, cross-fitted numbers then).
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     predictor = Predictor.from_run(run)
@@ -186,4 +192,6 @@ def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch
     report = classification_report(targets, probs, predictor.classes)
     report["predictions"] = per_image_predictions(paths, targets, probs, predictor.classes)
     report["skipped"] = skipped
+    fitted_here = data is None and predictor.temperature != 1.0
+    report["confidence"] = {"temperature": predictor.temperature, "fitted_on_these_images": fitted_here, **confidence_metrics(probs, targets)}
     return report

@@ -122,7 +122,8 @@ def embedding_map(
         model.backbone, images, trained_key, torch.device("cpu"), weights=trained_weights,
         on_batch=phase(on_progress, len(images), "encoding images after training"),
     ).numpy()
-    probabilities = run_inference(model.head, torch.from_numpy(after), module=model.head).softmax(1).numpy()
+    logits = run_inference(model.head, torch.from_numpy(after), module=model.head)
+    probabilities = (logits / info["temperature"]).softmax(1).numpy()  # the calibrated confidence, as predictions show it
     labels = [r.label for r in images.records]
     projected = phase(on_progress, 2, f"{_PROJECTION_NAMES[method]} projections")
     xy_before = project_2d(before, method, config.seed)

@@ -12,6 +12,7 @@ into two layouts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +30,18 @@ __all__ = ["ModelInfo", "build_model", "check_weights"]
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What a set of weights is: the backbone, the classes in output order, the preprocessing."""
+    """What a set of weights is: the backbone, the classes in output order, the preprocessing.
+
+    ``temperature`` divides the logits before the softmax wherever probabilities leave the engine
+    (see :mod:`transfer_core.insight.calibration`); files written before calibration existed read as 1.
+    """
 
     backbone: str
     classes: list[str]
     preprocessing: Preprocessing
     num_features: int | None = None
     dropout: float = 0.0
+    temperature: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +50,7 @@ class ModelInfo:
             "preprocessing": self.preprocessing.to_dict(),
             "num_features": self.num_features,
             "dropout": self.dropout,
+            "temperature": self.temperature,
         }
 
     def to_json_bytes(self, **extra: Any) -> bytes:
@@ -94,7 +101,11 @@ class ModelInfo:
         if not (16 <= pre.input_size <= 4096 and len(pre.mean) == 3 and len(pre.std) == 3 and all(s > 0 for s in pre.std)):
             raise bad("'preprocessing' has an impossible input size, mean or std")
         num_features = values.get("num_features")
-        return cls(backbone, list(classes), pre, int(num_features) if num_features else None, float(values.get("dropout", 0.0)))
+        temperature = values.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < math.inf:
+            raise bad("'temperature' must be a positive number")
+        return cls(backbone, list(classes), pre, int(num_features) if num_features else None, float(values.get("dropout", 0.0)),
+                   float(temperature))
 
 
 def check_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

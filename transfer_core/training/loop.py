@@ -198,18 +198,22 @@ class Loop:
         return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
     def validate(self) -> tuple[np.ndarray, list[int]]:
-        """Softmax probabilities over the validation inputs, in order, and their class indices.
+        """Softmax probabilities over the validation inputs, in order, and their class indices."""
+        logits, targets = self.validation_logits()
+        return logits.softmax(1).numpy(), targets
+
+    def validation_logits(self) -> tuple[torch.Tensor, list[int]]:
+        """Raw outputs over the validation inputs, in order, and their class indices (the report calibrates them).
 
         In a multi-process run each rank runs its share of the inputs and the shares are gathered,
-        so every rank sees every image's probabilities exactly once."""
+        so every rank sees every image's outputs exactly once."""
         n = len(self.val_inputs)
         inputs = take(self.val_inputs, self.distributed.shard(n)) if self.distributed.enabled else self.val_inputs
         module = self.val_forward if isinstance(self.val_forward, nn.Module) else self.module  # only what runs changes mode
         logits = run_inference(
             self.val_forward, inputs, self.device, module=module, batch_size=self.batch_size, channels_last=self.channels_last
         )
-        logits = self.distributed.gather_rows(logits, n)
-        return logits.softmax(1).numpy(), list(self.val_targets or [])
+        return self.distributed.gather_rows(logits, n), list(self.val_targets or [])
 
     # -- helpers -------------------------------------------------------------------------------
     def _default_prepare(self, batch: Batch) -> PreparedBatch:

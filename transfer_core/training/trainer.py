@@ -34,6 +34,7 @@ from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cpu_runtime import cpu_runtime_enabled
 from ..features.inference import cpu_bf16_training, to_device
+from ..insight.calibration import calibrate_run
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..models.metadata import ModelInfo
 from ..models.registry import get_backbone
@@ -213,7 +214,7 @@ class Trainer:
         # (WARMSTART_CPU_RUNTIME=torch keeps the plain PyTorch layout, the benchmark's baseline).
         self._channels_last = device.type == "cuda" or cpu_runtime_enabled()
         model.to(device, memory_format=torch.channels_last if self._channels_last else torch.contiguous_format)
-        info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
+        self._info = info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
         self.held.write(self.run.model_file.name, info.to_json_bytes())
 
         self._inputs = inputs = RunInputs(cfg, spec, pre, device, self.emit, ranks)
@@ -351,16 +352,14 @@ class Trainer:
             self.emit(RunStopped(epoch=stopped_in or 1, best_epoch=None, message="Stopped before the first epoch finished; nothing was saved."))
             return TrainResult(self.run, "stopped", None)
         model.load_state_dict(self._checkpoint.best_state or self.run.load_checkpoint())  # resumed: saved by the earlier process
-        probabilities, targets = loop.validate()
+        probabilities, targets, calibration = calibrate_run(loop.validation_logits(), self.held, self._info, self.config.seed)
         report = {
             "classes": classes,
             **classification_report(targets, probabilities, classes),
             "best_epoch": best["epoch"],
-            "epochs_run": len(loop.history),
-            "history": loop.history,
+            "epochs_run": len(loop.history), "history": loop.history,
             "train_seconds": round(seconds, 3),
-            "train_size": len(epoch_inputs.train),
-            "val_size": len(targets),
+            "train_size": len(epoch_inputs.train), "val_size": len(targets), "calibration": calibration,
             "skipped": [dataclasses.asdict(s) for s in self.skipped],
             "config": self.config.to_dict(),
         }
