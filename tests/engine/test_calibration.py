@@ -92,7 +92,9 @@ def test_the_after_numbers_are_cross_fitted_and_the_shipped_temperature_uses_eve
     assert result.before == confidence_metrics(calibrated_probabilities(logits, 1.0), labels)
 
     fitted_on.clear()
-    small = calibrate(logits[:9], labels[:9])  # a tiny set: fewer folds, each held-out fold still 4+ images
+    wrong = int(np.flatnonzero(logits.argmax(1) != labels)[0])
+    rows = [wrong] + [i for i in range(40) if i != wrong][:8]  # nine images, one of them a mistake (something to fit)
+    small = calibrate(logits[rows], labels[rows])  # a tiny set: fewer folds, each held-out fold still 4+ images
     assert small.folds == 2 and sorted(fitted_on) == [4, 5, 9]
 
 
@@ -125,6 +127,10 @@ def test_old_model_json_reads_temperature_one_and_a_bad_one_is_refused():
 def tiny_run(tmp_path_factory) -> RunDir:
     root = tmp_path_factory.mktemp("calibration")
     data = write_dataset(root / "colors", per_class=14)
+    classes = sorted(p for p in data.iterdir() if p.is_dir())
+    for source, target in zip(classes, classes[1:] + classes[:1]):  # a few wrong labels: mistakes to calibrate against
+        for image in sorted(source.iterdir())[:3]:
+            image.rename(target / f"mislabelled-{source.name}-{image.name}")
     config = TrainConfig(data=str(data), backbone=TINY, epochs=3, batch_size=8, lr=0.3, val_split=0.3, head_warmup_epochs=0)
     return Trainer(config, root / "run").fit().run
 
@@ -222,3 +228,17 @@ def test_the_model_card_has_a_calibration_line_only_when_the_run_was_calibrated(
         assert "Calibration" not in old
     finally:
         tiny_run.report_file.write_text(json.dumps({**report, "calibration": stored}))
+
+
+def test_a_validation_set_without_mistakes_keeps_temperature_one():
+    """Every image right: the NLL falls forever as T shrinks, so the 'fit' would be the search's edge
+    (T = 0.05, a model twenty times surer of itself on new images). Nothing to fit: T stays 1, said why."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 40)
+    logits = rng.normal(0.0, 1.0, (40, 3))
+    logits[np.arange(40), labels] += 4.0  # always the highest
+    assert fit_temperature(logits, labels) == 1.0
+    result = calibrate(logits, labels)
+    assert result.temperature == 1.0 and "right on all 40" in result.reason
+    logits[0, (labels[0] + 1) % 3] += 10.0  # one confident mistake: now there is something to fit
+    assert calibrate(logits, labels).temperature > 1.0

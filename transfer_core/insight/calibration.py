@@ -105,11 +105,16 @@ def fit_temperature(logits: Any, targets: Sequence[int], bounds: tuple[float, fl
         bounds: smallest and largest temperature considered.
 
     Returns:
-        The fitted temperature (> 0).
+        The fitted temperature (> 0); 1 when every row is already predicted right (nothing to fit).
     """
     z, y = _checked(logits, targets)
     if len(y) == 0:
         raise WarmstartError("Calibration needs at least one validation image.")
+    if (z.argmax(axis=1) == y).all():
+        # With no mistake to weigh, a sharper softmax always lowers the NLL: the minimum is the
+        # search's edge, not evidence. A model can be sure of held-out images it never got wrong
+        # and still be wrong on new ones, so it keeps its own confidence.
+        return 1.0
     rows = np.arange(len(y))
 
     def nll(log_t: float) -> float:
@@ -239,6 +244,9 @@ def calibrate(logits: Any, targets: Sequence[int], seed: int = 0) -> Calibration
     if not np.isfinite(z).all():
         return Calibration(1.0, n, reason="The model's outputs on the validation images are not finite numbers, so there "
                                           "is nothing to calibrate (training diverged; try a lower learning rate).")
+    if (z.argmax(axis=1) == y).all():
+        return Calibration(1.0, n, reason=(f"The model is right on all {n} validation images, so they cannot show how "
+                                           "sure it should be (any sharper confidence would look better on them)."))
     before = confidence_metrics(calibrated_probabilities(z, 1.0), y)
     after = confidence_metrics(cross_fitted_probabilities(z, y, k, seed), y)
     return Calibration(fit_temperature(z, y), n, k, before, after)
