@@ -38,11 +38,11 @@ def test_evaluate_grad_cam_relabel_and_embedding_map(app, finished_run):
     assert _button(at, "Retrain with these corrections")
     _button(at, "Show the embedding map").click().run()
     _no_exception(at)
-    assert len(at.get("plotly_chart")) == 4  # confusion matrix + reliability diagram + before + after
+    assert len(at.get("plotly_chart")) == 3  # confusion matrix + before + after
     at.radio(key="map_method").set_value("tsne").run()
     at.toggle(key="map_thumbs").set_value(True).run()
     _no_exception(at)
-    after = json.loads(at.get("plotly_chart")[3].proto.spec)
+    after = json.loads(at.get("plotly_chart")[2].proto.spec)
     assert len(after["layout"]["images"]) == 9 and after["layout"]["images"][0]["source"].startswith("data:image/png;base64,")
 
 

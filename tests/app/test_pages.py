@@ -49,7 +49,7 @@ def test_data_page_shows_counts_split_and_skipped(app_with_data, color_dataset):
     assert at.subheader[0].value == "Dataset: colours"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Training images": "21", "Validation images": "9"}
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 1  # the confusion matrix (every validation image right: no reliability diagram)
     assert any("1 files skipped" in e.label for e in at.expander)
     at.slider(key="w_val_split").set_value(0.5).run()
     _no_exception(at)
@@ -187,7 +187,7 @@ def test_evaluate_page_metrics_matrix_and_gallery_filter(app, finished_run):
     assert metrics["Validation images"] == "9"
     assert "%" in metrics["Validation accuracy"]
     assert any("95 % interval" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 2  # confusion matrix + reliability diagram
+    assert len(at.get("plotly_chart")) == 1  # the confusion matrix (every validation image right: no reliability diagram)
     show = at.selectbox(key="gallery_filter")
     assert show.options[0] == "All mistakes"
     show.set_value("Correct: red").run()

@@ -83,10 +83,10 @@ def test_evaluate_embedding_map_reports_progress_then_draws_both_maps(app, finis
     assert _whats(calls) == [
         "reading images", "encoding images before training", "encoding images after training", "PCA projections",
     ]
-    assert len(at.get("plotly_chart")) == 4  # confusion matrix + reliability diagram + before + after
+    assert len(at.get("plotly_chart")) == 3  # confusion matrix + before + after
     calls.clear()
     at.run()  # a rerun serves the kept map: no recomputation, no progress bar
-    assert calls == [] and len(at.get("plotly_chart")) == 4
+    assert calls == [] and len(at.get("plotly_chart")) == 3
     insight.clear_embedding_points()
 
 
