@@ -84,6 +84,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("data", nargs="?", help="labeled dataset to evaluate on (default: the run's validation set)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average 6 views per image (6x the time); also prints the accuracy without")
 
     p = sub.add_parser("predict", help="top-k classes for image files, folders or zips of images")
     p.add_argument("run", metavar="RUN_DIR")
@@ -91,6 +92,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     p.add_argument("--csv", metavar="OUT.csv", help="also write one row per image to this CSV file")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average the centre crop, its mirror and 4 corner crops (6x the time)")
 
     from .deploy.export import EXPORT_FORMATS
 
@@ -241,8 +243,9 @@ def _project_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, tupl
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .deploy.predict import evaluate_run
+    from .deploy.tta import compare_tta, tta_report
 
-    report = evaluate_run(args.run, args.data)
+    report = tta_report(compare_tta(args.run, args.data)) if args.tta else evaluate_run(args.run, args.data)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -253,6 +256,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{row['class']:<{width}}  {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
     wrong = sum(not p["correct"] for p in report["predictions"])
     print(f"accuracy {report['val_accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}, {wrong} of {len(report['predictions'])} images wrong")
+    if args.tta:
+        tta = report["tta"]
+        print(f"with test-time augmentation ({len(tta['views'])} views); without it accuracy {tta['val_accuracy_without_tta']:.3f}. "
+              f"TTA fixed {tta['fixed']} and broke {tta['broken']} prediction(s).")
     return 0
 
 
@@ -263,7 +270,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     files = expand_inputs(args.files)
     if not files:
         raise WarmstartError("No image files found in the given folders or zips.")
-    predictions = predictor.predict_files(files, top_k=args.top_k)
+    predictions = predictor.predict_files(files, top_k=args.top_k, tta=args.tta)
     if args.csv:
         import csv
 
