@@ -12,12 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
+from .config import DEFAULT_EMA_DECAY, AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
 from .runs.store import RunDir
 
 EXIT_BAD_INPUT = 2
-EMA_DECAY = 0.999  # --ema without --ema-decay: an average over roughly the last 1,000 steps of a long run
 
 
 def _choices(enum_type) -> list[str]:
@@ -72,7 +71,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--batch-augment", choices=["auto", "on", "off"], default=defaults.batch_augment, help="augment whole batches on the training device (auto: on a GPU)")
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N", help="frozen + augmentation: cache N augmented views per image and cycle through them (0 = new views every epoch)")
     p.add_argument("--ema", action="store_true", help="validate and save a moving average of the weights (partial, full or gradual only)")
-    p.add_argument("--ema-decay", type=float, default=None, metavar="DECAY", help=f"its longest memory, implies --ema (default {EMA_DECAY})")
+    p.add_argument("--ema-decay", type=float, default=None, metavar="DECAY", help=f"its longest memory, implies --ema (default {DEFAULT_EMA_DECAY})")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
@@ -141,7 +140,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=augment,
         augment_views=args.augment_views,
         batch_augment=args.batch_augment,
-        ema_decay=args.ema_decay if args.ema_decay is not None else EMA_DECAY if args.ema else 0.0,
+        ema_decay=args.ema_decay if args.ema_decay is not None else DEFAULT_EMA_DECAY if args.ema else 0.0,
         seed=args.seed,
         device=args.device,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from .errors import WarmstartError
 
 __all__ = [
+    "DEFAULT_EMA_DECAY",
     "AugmentConfig",
     "AugmentPreset",
     "Balance",
@@ -60,6 +61,9 @@ class Balance(StrEnum):
     NONE = "none"
     CLASS_WEIGHTS = "class_weights"  # weight the loss by inverse class frequency
     SAMPLER = "sampler"  # draw batches so every class is seen equally often
+
+
+DEFAULT_EMA_DECAY = 0.999  # what "EMA on" means in the app and on the command line: a long run averages ~1,000 steps
 
 
 def _check(condition: bool, message: str) -> None:
@@ -242,7 +246,7 @@ class TrainConfig:
         _check(
             self.ema_decay == 0.0 or self.strategy is not Strategy.FROZEN,
             "Weight averaging (EMA) needs a strategy that fine-tunes the backbone (partial, full or gradual); "
-            "with a frozen backbone turn it off (ema_decay 0).",
+            "turn it off for a frozen backbone.",
         )
         _check(self.step_epochs >= 1, f"step_epochs must be at least 1, got {self.step_epochs}.")
         _check(0.0 < self.step_gamma <= 1.0, f"step_gamma must be in (0, 1], got {self.step_gamma}.")

@@ -104,7 +104,7 @@ def test_resume_restores_the_average(tiny_config, tmp_path):
 
 
 def test_config_refuses_a_frozen_backbone_and_a_decay_out_of_range():
-    with pytest.raises(WarmstartError, match="frozen backbone turn it off"):
+    with pytest.raises(WarmstartError, match="turn it off for a frozen backbone"):
         TrainConfig(strategy="frozen", ema_decay=0.999)
     for bad in (1.0, 0.1, -0.5):
         with pytest.raises(WarmstartError, match="ema_decay must be 0"):

@@ -74,7 +74,6 @@ class WeightAveraging(Callback):
         if self.average is None:
             self.average = {name: p.detach().clone() for name, p in self._params}
 
-    @torch.no_grad()
     def on_train_batch_end(self, loop: Loop, output: StepOutput) -> None:
         assert self.average is not None
         self.steps += 1
@@ -83,20 +82,18 @@ class WeightAveraging(Callback):
             if p.requires_grad:
                 self.average[name].lerp_(p.detach(), weight)
 
-    @torch.no_grad()
     def on_validation_start(self, loop: Loop) -> None:
         assert self.average is not None
         self._live = [p.detach().clone() for _, p in self._params]
         for name, p in self._params:
-            p.copy_(self.average[name])
+            p.detach().copy_(self.average[name])  # in place on the parameter's own storage, outside autograd
 
-    @torch.no_grad()
     def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
         # Runs after the checkpoint and early stopping read the averaged result, before the resume
         # file saves the model: training goes on from (and a resume restarts from) the live weights.
         if self._live is not None:
             for (_, p), live in zip(self._params, self._live):
-                p.copy_(live)
+                p.detach().copy_(live)
             self._live = None
 
     def state_dict(self) -> dict[str, Any]:
