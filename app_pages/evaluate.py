@@ -1,5 +1,6 @@
 """Evaluate: metrics with intervals, per-class table, confusion matrix, mistakes gallery with Grad-CAM
-and corrections, calibrated confidence, and the embedding map of what training did to the feature space."""
+and corrections, calibrated confidence, test-time augmentation with what it fixed and broke, and the
+embedding map of what training did to the feature space."""
 
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from transfer_core import (
     separation_verdict,
     small_sample_warning,
 )
-from ui import gallery, insight, state
+from ui import gallery, insight, state, tta
 from ui.calibration import show_calibration
 from ui.charts import confusion_matrix_figure, embedding_figure
 from ui.thumbnails import thumbnail
@@ -142,6 +143,7 @@ if len(fixes):
             st.error(str(exc))
 
 show_calibration(report)
+tta.show_tta(run, stamp)
 
 st.subheader("Embedding map")
 st.caption("Each dot is a validation image, placed by its backbone features (projected to 2-D). Before training, pretrained "

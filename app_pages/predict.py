@@ -22,6 +22,9 @@ except WarmstartError as exc:
     st.error(str(exc))
     st.stop()
 top_k = st.slider("Classes to show per image", 1, max(1, min(10, len(model.classes))), min(3, len(model.classes)), key="predict_k")
+use_tta = st.toggle("Test-time augmentation", value=state.predict_tta.get(), key=state.PREDICT_TTA_SWITCH, on_change=state.keep_predict_tta,
+                    help="Averages the prediction over 6 views of each image (centre, mirror, 4 corners): often a little more "
+                         "accurate, 6 times slower. Grad-CAM still explains the centre crop.")
 
 single_tab, batch_tab = st.tabs(["Images", "A zip or folder of images"])
 
@@ -34,7 +37,7 @@ with single_tab:
         except ImageReadError as exc:
             st.error(f"'{upload.name}': {exc}.")
             continue
-        probabilities = model.probabilities([image])[0]
+        probabilities = model.probabilities([image], tta=use_tta)[0]
         order = probabilities.argsort()[::-1][:top_k]
         top = [(model.classes[i], float(probabilities[i])) for i in order]
         st.markdown(f"**{upload.name}** → **{top[0][0]}** ({top[0][1]:.0%})")
@@ -59,14 +62,16 @@ with batch_tab:
             files = expand_inputs(sources)
             if not files:
                 raise WarmstartError("No image files found in the zip or folder.")
-            with st.spinner(f"Predicting {len(files):,} images…"):
-                state.batch_table.set(pd.DataFrame(predictions_table(model.predict_files(files, top_k=top_k))))
+            with st.spinner(f"Predicting {len(files):,} images{' from 6 views each' if use_tta else ''}…"):
+                state.batch_table.set(pd.DataFrame(predictions_table(model.predict_files(files, top_k=top_k, tta=use_tta))))
+                state.batch_tta.set(use_tta)
         except WarmstartError as exc:
             st.error(str(exc))
     table = state.batch_table.get()
     if table is not None:
         failed = int((table["error"] != "").sum())
-        st.caption(f"{len(table):,} images; {failed} could not be read" + (" (see the error column)." if failed else "."))
+        st.caption(f"{len(table):,} images{' (with test-time augmentation)' if state.batch_tta.get() else ''}; {failed} could not "
+                   "be read" + (" (see the error column)." if failed else "."))
         st.dataframe(table.assign(file=table["file"].map(lambda p: Path(p).name)), hide_index=True, width="stretch",
                      column_config={"probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0, format="%.2f")})
         st.download_button("Download as CSV", table.to_csv(index=False).encode("utf-8"), file_name=f"predictions-{run.name}.csv",

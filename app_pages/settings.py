@@ -93,6 +93,10 @@ with reg[0]:
 with reg[1]:
     control(st.slider, "Label smoothing", "label_smoothing", "Trains toward 90 % instead of 100 % confidence (at 0.1); better-calibrated probabilities.", min_value=0.0, max_value=0.5, step=0.05)
     control(st.number_input, "L2-SP strength (λ)", "l2sp", "Pulls fine-tuned weights back toward the pretrained ones; protects what ImageNet taught when data is scarce.", min_value=0.0, max_value=1.0, step=0.001, format="%.4f")
+    frozen = values["strategy"] == "frozen"
+    st.checkbox("Average the weights (EMA)", key=state.ema_key(), on_change=state.sync_ema, disabled=frozen and not values["ema_decay"],
+                help="Validates and keeps a moving average of recent steps' weights instead of the last step's, which is often "
+                     "steadier; only when backbone layers train, since a frozen backbone trains one layer that settles on its own.")
 with reg[2]:
     control(st.number_input, "Early stopping patience (epochs)", "early_stopping_patience", "Stops when validation loss has not improved for this many epochs; 0 never stops early.", min_value=0, max_value=50, step=1)
     control(st.selectbox, "Class imbalance", "balance", "Class weights or a balanced sampler give rare classes as much say as common ones.", options=["none", "class_weights", "sampler"])

@@ -55,6 +55,7 @@ from .models.transfer import StrategyParameters, parameter_counts
 from .deploy.export import EXPORT_FORMATS, EXPORT_TOLERANCE, ONNX_OPSET, FormatAgreement, export_run, export_zip, verify_export
 from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_model
 from .deploy.predict import expand_inputs, predictions_table
+from .deploy.tta import TTA_VIEWS, TTAChange, TTAComparison, compare_tta
 from .presets import PRESET_DESCRIPTIONS, PRESETS
 from .runs.store import RunDir, RunStore
 from .runs.names import display_name, short_backbone
@@ -119,6 +120,9 @@ __all__ = [
     "SkippedFile",
     "Strategy",
     "StrategyParameters",
+    "TTA_VIEWS",
+    "TTAChange",
+    "TTAComparison",
     "TensorBoardLogger",
     "TrainConfig",
     "TrainResult",
@@ -132,6 +136,7 @@ __all__ = [
     "batch_mixer",
     "best_epoch_verdict",
     "classification_report",
+    "compare_tta",
     "config_differences",
     "corrections_path_for",
     "count_parameters",

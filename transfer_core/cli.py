@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
+from .config import DEFAULT_EMA_DECAY, AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
 from .runs.store import RunDir
 
@@ -70,6 +70,8 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--cutmix", type=float, default=None, metavar="ALPHA", help="cutmix alpha (overrides the preset)")
     p.add_argument("--batch-augment", choices=["auto", "on", "off"], default=defaults.batch_augment, help="augment whole batches on the training device (auto: on a GPU)")
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N", help="frozen + augmentation: cache N augmented views per image and cycle through them (0 = new views every epoch)")
+    p.add_argument("--ema", action="store_true", help="validate and save a moving average of the weights (partial, full or gradual only)")
+    p.add_argument("--ema-decay", type=float, default=None, metavar="DECAY", help=f"its longest memory, implies --ema (default {DEFAULT_EMA_DECAY})")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
@@ -81,6 +83,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("data", nargs="?", help="labeled dataset to evaluate on (default: the run's validation set)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average 6 views per image (6x the time); also prints the accuracy without")
 
     p = sub.add_parser("predict", help="top-k classes for image files, folders or zips of images")
     p.add_argument("run", metavar="RUN_DIR")
@@ -88,6 +91,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     p.add_argument("--csv", metavar="OUT.csv", help="also write one row per image to this CSV file")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average the centre crop, its mirror and 4 corner crops (6x the time)")
 
     from .deploy.export import EXPORT_FORMATS
 
@@ -136,6 +140,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         augment=augment,
         augment_views=args.augment_views,
         batch_augment=args.batch_augment,
+        ema_decay=args.ema_decay if args.ema_decay is not None else DEFAULT_EMA_DECAY if args.ema else 0.0,
         seed=args.seed,
         device=args.device,
     )
@@ -237,9 +242,10 @@ def _project_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, tupl
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .deploy.predict import evaluate_run
+    from .deploy.tta import compare_tta, tta_report
     from .insight.calibration import calibration_sentence
 
-    report = evaluate_run(args.run, args.data)
+    report = tta_report(compare_tta(args.run, args.data)) if args.tta else evaluate_run(args.run, args.data)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -250,11 +256,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{row['class']:<{width}}  {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} {row['support']:8d}")
     wrong = sum(not p["correct"] for p in report["predictions"])
     print(f"accuracy {report['val_accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}, {wrong} of {len(report['predictions'])} images wrong")
-    confidence = report["confidence"]
-    # On the images the temperature was fitted on it would flatter itself: the run's cross-fitted numbers instead.
-    stored = (RunDir(args.run).read_report() or {}).get("calibration") if confidence["fitted_on_these_images"] else None
-    print(calibration_sentence(stored) or f"confidence at temperature {confidence['temperature']:.2f}: expected calibration "
-                                          f"error {confidence['ece']:.1%}, NLL {confidence['nll']:.3f}")
+    confidence = report.get("confidence")  # not measured over TTA's averaged views
+    if confidence is not None:
+        # On the images the temperature was fitted on it would flatter itself: the run's cross-fitted numbers instead.
+        stored = (RunDir(args.run).read_report() or {}).get("calibration") if confidence["fitted_on_these_images"] else None
+        print(calibration_sentence(stored) or f"confidence at temperature {confidence['temperature']:.2f}: expected calibration "
+                                              f"error {confidence['ece']:.1%}, NLL {confidence['nll']:.3f}")
+    if args.tta:
+        tta = report["tta"]
+        print(f"with test-time augmentation ({len(tta['views'])} views); without it accuracy {tta['val_accuracy_without_tta']:.3f}. "
+              f"TTA fixed {tta['fixed']} and broke {tta['broken']} prediction(s).")
     return 0
 
 
@@ -265,7 +276,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     files = expand_inputs(args.files)
     if not files:
         raise WarmstartError("No image files found in the given folders or zips.")
-    predictions = predictor.predict_files(files, top_k=args.top_k)
+    predictions = predictor.predict_files(files, top_k=args.top_k, tta=args.tta)
     if args.csv:
         import csv
 

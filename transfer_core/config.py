@@ -15,6 +15,7 @@ from typing import Any
 from .errors import WarmstartError
 
 __all__ = [
+    "DEFAULT_EMA_DECAY",
     "AugmentConfig",
     "AugmentPreset",
     "Balance",
@@ -60,6 +61,9 @@ class Balance(StrEnum):
     NONE = "none"
     CLASS_WEIGHTS = "class_weights"  # weight the loss by inverse class frequency
     SAMPLER = "sampler"  # draw batches so every class is seen equally often
+
+
+DEFAULT_EMA_DECAY = 0.999  # what "EMA on" means in the app and on the command line: a long run averages ~1,000 steps
 
 
 def _check(condition: bool, message: str) -> None:
@@ -153,6 +157,10 @@ class TrainConfig:
     ``augment_views`` > 0 (frozen backbone with augmentation, no mixup/cutmix): that many augmented
     views of each image go through the backbone once and the epochs cycle through them; cheaper
     than new views every epoch, at the price of fewer distinct views.
+
+    ``ema_decay`` > 0 validates and saves a moving average of the weights instead of the last ones
+    (:mod:`transfer_core.training.averaging`); only where backbone layers train, since a frozen
+    backbone's head is a convex fit that settles without averaging.
     """
 
     data: str = ""
@@ -184,6 +192,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_views: int = 0
     batch_augment: str = "auto"
+    ema_decay: float = 0.0  # 0 = off; else the longest memory of the weights' moving average (see training/averaging.py)
     seed: int = 0
     device: str = "auto"
     pretrained: bool = True
@@ -229,6 +238,15 @@ class TrainConfig:
         _check(
             self.batch_augment in ("auto", "on", "off"),
             f"batch_augment must be auto, on or off, got '{self.batch_augment}'.",
+        )
+        _check(
+            self.ema_decay == 0.0 or 0.5 <= self.ema_decay < 1.0,
+            f"ema_decay must be 0 (off) or at least 0.5 and below 1, e.g. 0.999; got {self.ema_decay}.",
+        )
+        _check(
+            self.ema_decay == 0.0 or self.strategy is not Strategy.FROZEN,
+            "Weight averaging (EMA) needs a strategy that fine-tunes the backbone (partial, full or gradual); "
+            "turn it off for a frozen backbone.",
         )
         _check(self.step_epochs >= 1, f"step_epochs must be at least 1, got {self.step_epochs}.")
         _check(0.0 < self.step_gamma <= 1.0, f"step_gamma must be in (0, 1], got {self.step_gamma}.")

@@ -22,6 +22,7 @@ _BASE = dict(
     backbone_lr_factor=0.1,
     head_warmup_epochs=5,
     unfreeze_every=1,
+    ema_decay=0.0,  # every preset sets it, so choosing Quick (frozen) after turning averaging on is never refused
 )
 
 PRESETS: dict[str, dict] = {

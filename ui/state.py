@@ -37,6 +37,7 @@ from transfer_core import (
     RunDir,
     RunStore,
     TrainConfig,
+    TTAComparison,
     WarmstartError,
     config_from_recipe,
     display_name,
@@ -44,6 +45,8 @@ from transfer_core import (
     summarize,
     workspace_home,
 )
+
+from transfer_core.config import DEFAULT_EMA_DECAY
 
 from . import auth
 from .dataset_cache import DatasetIndexes
@@ -375,6 +378,18 @@ def sync_image_size() -> None:
     update_setting("image_size", st.session_state["w_image_size"] or None)
 
 
+def ema_key() -> str:
+    """Key of the weight-averaging checkbox, checked while the setting ``ema_decay`` is above 0."""
+    if "w_ema_decay" not in st.session_state:
+        st.session_state["w_ema_decay"] = settings()["ema_decay"] > 0
+    return "w_ema_decay"
+
+
+def sync_ema() -> None:
+    """on_change of the weight-averaging checkbox."""
+    update_setting("ema_decay", DEFAULT_EMA_DECAY if st.session_state["w_ema_decay"] else 0.0)
+
+
 def config() -> TrainConfig:
     """The TrainConfig for the current dataset and settings (raises WarmstartError if invalid)."""
     choice = dataset()
@@ -585,6 +600,7 @@ lr_finder_result: SessionValue[LRFinderResult | str] = SessionValue("lr_result")
 gallery_filter: SessionValue[str] = SessionValue("gallery_filter")  # the gallery's filter box
 applied_cell: SessionValue[tuple[str, str]] = SessionValue("cm_applied")  # confusion-matrix click already applied
 fix_error: SessionValue[str] = SessionValue("fix_error")  # a correction that could not be saved, shown once
+tta_comparison: ValueFor[TTAComparison] = ValueFor("tta_comparison")  # owner: (run folder, checkpoint time)
 embedding_map_open: ValueFor[bool] = ValueFor("map_for")  # owner: the run's folder
 
 
@@ -595,6 +611,15 @@ def relabel_box(image_path: str) -> SessionValue[str]:
 
 # Predict
 batch_table: SessionValue[pd.DataFrame] = SessionValue("batch_table")  # predictions for a zip or folder
+batch_tta: SessionValue[bool] = SessionValue("batch_tta", False)  # whether that table was predicted with TTA
+predict_tta: SessionValue[bool] = SessionValue("predict_tta", False)  # the TTA switch, kept after leaving the page
+PREDICT_TTA_SWITCH = "w_predict_tta"
+
+
+def keep_predict_tta() -> None:
+    """on_change of the Predict page's TTA switch: the choice outlives the page (and with it the switch's key)."""
+    predict_tta.set(st.session_state[PREDICT_TTA_SWITCH])
+
 
 # Export
 export_check: ValueFor[list[FormatAgreement]] = ValueFor("export_check")  # owner: the run's folder

@@ -80,5 +80,6 @@ def recipe_text(config) -> str:
     return (
         f"Recipe: {config.backbone}, {_strategy_text(config)}; {config.epochs} epochs of batches of {config.batch_size} "
         f"images, {augmentation}; {OPTIMIZER_WORDS.get(str(config.optimizer), str(config.optimizer))} optimizer with a "
-        f"learning rate that {_SCHEDULE_VERBS.get(str(config.schedule), 'follows ' + str(config.schedule))}."
+        f"learning rate that {_SCHEDULE_VERBS.get(str(config.schedule), 'follows ' + str(config.schedule))}"
+        + ("; the kept model is a moving average of the weights (EMA)." if config.ema_decay else ".")
     )

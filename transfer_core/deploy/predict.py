@@ -26,6 +26,7 @@ from ..data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
 from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel
 from ..runs.store import RunDir
+from .tta import tta_probabilities
 
 __all__ = ["Prediction", "Predictor", "evaluate_run", "expand_inputs", "load_trained_model", "predictions_table"]
 
@@ -90,20 +91,24 @@ class Predictor:
         return self._normalise(torch.stack(list(views) if views is not None else self.views(images)))
 
     def probabilities(
-        self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None
+        self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None,
+        tta: bool = False,
     ) -> np.ndarray:
         """``(n, n_classes)`` calibrated class probabilities for RGB PIL images (or an already normalised batch).
 
-        ``on_batch`` is called with the number of images done so far.
+        ``on_batch`` is called with the number of images done so far. ``tta`` averages six views of
+        each image (see :mod:`transfer_core.deploy.tta`); it needs the images, not ``inputs``.
         """
+        if tta:
+            return tta_probabilities(self, images, on_batch, prepared=inputs)
         batch = inputs if inputs is not None else self.inputs(images)
         logits = run_inference(
             self.model, batch, self.device, module=self.model, batch_size=self.batch_size, frozen_key=self.weights, on_batch=on_batch,
         )
         return (logits / self.temperature).softmax(1).numpy()
 
-    def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
-        """Top-k classes per file; unreadable files get an ``error`` instead of failing the batch."""
+    def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32, tta: bool = False) -> list[Prediction]:
+        """Top-k classes per file (``tta``: averaged over six views); unreadable files get an ``error`` instead of failing the batch."""
         results = [Prediction(str(p)) for p in paths]
         readable: list[tuple[int, Image.Image]] = []
         for i, path in enumerate(paths):
@@ -114,7 +119,7 @@ class Predictor:
         k = max(1, min(top_k, len(self.classes)))
         for start in range(0, len(readable), batch_size):
             chunk = readable[start : start + batch_size]
-            probs = self.probabilities([image for _, image in chunk])
+            probs = self.probabilities([image for _, image in chunk], tta=tta)
             for (i, _), row in zip(chunk, probs):
                 order = np.argsort(-row)[:k]
                 results[i].top = [(self.classes[j], float(row[j])) for j in order]

@@ -144,6 +144,7 @@ class Loop:
                 break
             self.distributed.share_buffers(self.module)
             if self.val_inputs is not None:
+                self.callbacks.call("on_validation_start", self)  # weight averaging swaps its average in here
                 val_loss, val_accuracy = loss_and_accuracy(*self.validate())
                 self.epoch_seconds = time.perf_counter() - started
                 record = {"epoch": epoch + 1, **train_metrics, "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": self.current_lr()}

@@ -59,6 +59,7 @@ from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
 from ..randomness import RunRandomness, seeded_scope
 from .warmup import HeadWarmup
+from .averaging import weight_averaging
 
 __all__ = ["DEFAULT_CHECKPOINT_INTERVAL_S", "TrainResult", "Trainer", "resolve_device", "train"]
 
@@ -268,7 +269,7 @@ class Trainer:
             internal.append(self._head_warmup(model, train_set, val_set.transform))
         if isinstance(epoch_inputs.train, CycledViews):
             internal.append(ViewCycler(epoch_inputs.train))
-        internal += [ProgressEvents(self.emit, cfg.epochs, freezing), self._checkpoint, self._early_stopping]
+        internal += [ProgressEvents(self.emit, cfg.epochs, freezing), self._checkpoint, self._early_stopping, *weight_averaging(cfg, model)]
         reference = {n: p.detach().clone() for n, p in model.backbone.named_parameters()} if cfg.l2sp > 0 else None
         return Loop(
             module=model,
