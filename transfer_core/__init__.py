@@ -47,7 +47,7 @@ from .insight.health import likely_mislabels, mislabel_evidence
 from .reporting import OnProgress
 from .insight.shootout import backbone_shootout
 from .insight.shootout import shootout_verdict
-from .insight.backbone_choice import AUTO_BACKBONE, BackboneChoice, auto_candidates, recommend, resolve_backbone
+from .insight.backbone_choice import AUTO_BACKBONE, BackboneChoice, auto_candidates, rank, recommend, resolve_backbone
 from .insight.transferability import logme
 from .limits import input_limits
 from .training.events import Event, RunEvent
@@ -76,6 +76,7 @@ __all__ = [
     "BackboneChoice",
     "auto_candidates",
     "logme",
+    "rank",
     "recommend",
     "resolve_backbone",
     "classroom_from_env",

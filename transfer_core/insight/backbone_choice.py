@@ -38,7 +38,7 @@ from ..training.events import CacheBuilt, CacheProgress
 from .shootout import ProbeResult, backbone_shootout
 
 __all__ = [
-    "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "recommend", "record_choice",
+    "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "rank", "recommend", "record_choice",
     "resolve_backbone", "resolve_run_backbone", "run_progress",
 ]
 
@@ -108,10 +108,15 @@ def _speed_clause(best: ProbeResult, other: ProbeResult) -> str:
     return "; about as fast per image"
 
 
+def rank(results: Sequence[ProbeResult]) -> list[ProbeResult]:
+    """``results`` best first by the module's rule, those that could not be tried last (in their order)."""
+    return sorted((r for r in results if r.val_accuracy is not None), key=_rank_key) + [r for r in results if r.val_accuracy is None]
+
+
 def recommend(results: Sequence[ProbeResult]) -> BackboneChoice | None:
     """The backbone the module's rule picks from shoot-out ``results``, with one sentence on why
     (against the runner-up); None when no backbone could be tried."""
-    scored = sorted((r for r in results if r.val_accuracy is not None), key=_rank_key)
+    scored = [r for r in rank(results) if r.val_accuracy is not None]
     if not scored:
         return None
     best = scored[0]
