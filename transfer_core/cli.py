@@ -343,3 +343,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m transfer_core
     except WarmstartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # before training (reading data, a shoot-out for --backbone auto): nothing to resume
+        print("Interrupted; nothing was trained.", file=sys.stderr)
+        return 130

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
+import time
+from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from transfer_core import RunDir, TrainConfig, Trainer, WarmstartError, logme
 from transfer_core.cli import main
@@ -153,10 +158,40 @@ def test_a_worker_resolves_auto_before_training_and_a_resume_keeps_the_choice(ti
     monkeypatch.setenv(CANDIDATES_ENV, TINY)
     run = RunDir(tmp_path / "run")
     run.write_config(tiny_config.replace(backbone=AUTO_BACKBONE, epochs=2))  # as the app's Train page creates it
-    assert run_worker(run.path) == 0
+    report = io.StringIO()
+    assert run_worker(run.path, report=report) == 0
     assert run.read_config().backbone == TINY and run.status() == "finished"
+    assert json.loads(report.getvalue())["reused_features"] == 21  # the shoot-out's training features, no second pass
     assert run.read_model_info()["backbone"] == TINY
     assert "Auto chose tiny_cnn" in _events(run, "backbone")[0]["message"]
+
+
+def _auto_rank(rank: int, config_json: str, run_dir: str, scratch: str) -> None:
+    """One torchrun-like rank resolving ``auto``: records the backbone it got and the shoot-outs it ran."""
+    dist.init_process_group("gloo", init_method=f"file://{scratch}/rendezvous", rank=rank, world_size=2)
+    ran, real = [], backbone_choice.backbone_shootout
+    backbone_choice.backbone_shootout = lambda *a, **k: (ran.append(rank), real(*a, **k))[1]
+    config, choice = resolve_run_backbone(TrainConfig.from_dict(json.loads(config_json)), RunDir(run_dir))
+    Path(scratch, f"rank{rank}.json").write_text(json.dumps({"backbone": config.backbone, "shootouts": len(ran),
+                                                             "reason": choice.reason}))
+    dist.destroy_process_group()
+
+
+def test_under_torchrun_rank_0_alone_runs_the_shootout_and_every_rank_trains_its_choice(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv(CANDIDATES_ENV, TINY)  # the spawned ranks inherit it
+    config = tiny_config.replace(backbone=AUTO_BACKBONE)
+    context = mp.start_processes(_auto_rank, args=(json.dumps(config.to_dict()), str(tmp_path / "run"), str(tmp_path)),
+                                 nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + 180
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two ranks did not agree in time")
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["backbone"] for r in ranks] == [TINY, TINY] and [r["shootouts"] for r in ranks] == [1, 0]
+    assert ranks[0]["reason"] == ranks[1]["reason"]
+    assert RunDir(tmp_path / "run").read_config().backbone == TINY
 
 
 def test_cli_backbone_auto_says_which_and_why_and_a_resume_never_runs_the_shootout(color_dataset, tmp_path, capsys, monkeypatch):
