@@ -69,10 +69,18 @@ def test_cross_validation_refuses_a_class_with_one_training_image(tmp_path):
         backbone_shootout(train, None, [TINY])
 
 
-def test_speed_is_measured_after_the_first_batch_and_remembered_for_cached_features(tmp_path):
+def test_speed_is_measured_after_the_first_batch_and_remembered_for_cached_features(tmp_path, monkeypatch):
     clock = PassClock()
     clock(0, 64)
     assert clock.seconds_per_image() is None  # one batch: warm-up only, nothing measured
+    # Pass 0 after its first batch: 64 images slowed by other work (5 s), 64 in 1 s, 22 in 2.2 s; pass 1: one batch.
+    ticks = iter([0.0, 5.0, 6.0, 8.2, 20.0])
+    with monkeypatch.context() as patched:
+        patched.setattr("transfer_core.features.speed.time.perf_counter", lambda: next(ticks))
+        clock = PassClock()
+        for number, done in [(0, 64), (0, 128), (0, 192), (0, 214), (1, 60)]:
+            clock(number, done)
+    assert clock.seconds_per_image() == pytest.approx(1 / 64)  # the fastest timed batch
 
     data = write_dataset(tmp_path / "d", per_class=30)  # 90 training images: two batches of the pass
     train, _ = load_run_split(TrainConfig(data=str(data), val_data=str(data)))

@@ -25,28 +25,24 @@ _LOCK = threading.Lock()
 
 
 class PassClock:
-    """Steady-state seconds per image over passes reported batch by batch.
+    """Seconds per image of passes reported batch by batch: the fastest batch after each pass's first.
 
-    Call it with ``(pass number, images of that pass done so far)`` after every batch; a pass
-    counts from the end of its first batch to the end of its last, so one-batch passes measure
-    nothing.
+    Call it with ``(pass number, images of that pass done so far)`` after every batch. A pass's first
+    batch pays its warm-up, so it is never timed, and one-batch passes measure nothing; of the other
+    batches the fastest per image counts, for the same reason the fastest measurement is kept.
     """
 
     def __init__(self) -> None:
         self._passes: dict[int, list[tuple[float, int]]] = {}
 
     def __call__(self, number: int, done: int) -> None:
-        marks = self._passes.setdefault(number, [])
-        marks.append((time.perf_counter(), done))
+        self._passes.setdefault(number, []).append((time.perf_counter(), done))
 
     def seconds_per_image(self) -> float | None:
-        """Measured seconds per image, or None when no pass had two batches."""
-        seconds = images = 0.0
-        for marks in self._passes.values():
-            if len(marks) >= 2 and marks[-1][1] > marks[0][1]:
-                seconds += marks[-1][0] - marks[0][0]
-                images += marks[-1][1] - marks[0][1]
-        return seconds / images if images else None
+        """The measurement, or None when no pass had two batches."""
+        per_image = [(t1 - t0) / (n1 - n0) for marks in self._passes.values()
+                     for (t0, n0), (t1, n1) in zip(marks, marks[1:]) if n1 > n0]
+        return min(per_image, default=None)
 
 
 def _file():
