@@ -5,7 +5,17 @@ import time
 import pandas as pd
 import streamlit as st
 
-from transfer_core import WeightsSource, backbone_shootout, get_backbone, list_backbones, shootout_verdict
+from transfer_core import (
+    AUTO_BACKBONE,
+    WeightsSource,
+    auto_candidates,
+    backbone_shootout,
+    get_backbone,
+    list_backbones,
+    rank,
+    recommend,
+    shootout_verdict,
+)
 from ui import busy, insight, state
 
 STRATEGY_HELP = {
@@ -48,13 +58,17 @@ st.dataframe(
 st.caption("'bundled' weights ship with Warmstart and work offline; 'cached' were downloaded before; 'needs download' requires an internet connection on first use.")
 
 values = state.settings()
-names = list(table["backbone"])
+names = list(table["backbone"]) + ([values["backbone"]] if values["backbone"] not in set(table["backbone"]) else [])
 left, right = st.columns(2)
 with left:
     st.selectbox(
-        "Backbone", names, key=state.widget_key("backbone"), on_change=state.sync_widget, args=("backbone",),
-        help="Bigger backbones are usually more accurate and always slower.",
+        "Backbone", [AUTO_BACKBONE, *names], key=state.backbone_key(), on_change=state.sync_backbone,
+        format_func=lambda name: "auto: a shoot-out picks one when training starts" if name == AUTO_BACKBONE else name,
+        help="Bigger backbones are usually more accurate and always slower. 'auto' compares the backbones on this "
+             "machine on your training images when training starts and trains the winner.",
     )
+    if state.auto_backbone():
+        st.caption(f"Auto is on. Until a run chooses, previews, counts and the learning-rate finder use {values['backbone']}.")
     st.radio(
         "Strategy", list(STRATEGY_HELP), key=state.widget_key("strategy"), on_change=state.sync_widget, args=("strategy",),
         horizontal=True, help="How much of the pretrained network is allowed to change.",
@@ -91,28 +105,48 @@ with right:
 st.subheader("Shoot-out on your data")
 st.caption(
     "Fits a quick linear classifier on each bundled backbone's frozen features and measures it on your "
-    "validation images, so you choose with evidence. Features are cached: a frozen run afterwards starts at once."
+    "validation images, so you choose with evidence; LogME estimates the same from the training features alone. "
+    "Features are cached: a frozen run afterwards starts at once."
 )
-candidates = [row["backbone"] for row in rows if row["availability"] != "needs download"]
+candidates = auto_candidates()  # the backbones 'auto' chooses among: the same comparison
 indexes = state.dataset_indexes(quiet=True)  # already reported above
 if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Needs a dataset (Data page)."):
     started = time.perf_counter()
     with busy.progress("Shoot-out") as on_progress:
         results = backbone_shootout(indexes[0], indexes[1], candidates, on_progress=on_progress)
-    ranking = [{"backbone": r.backbone, "validation accuracy": r.val_accuracy, "seconds": round(r.seconds, 1), "note": r.error or ""}
-               for r in results]
-    state.shootout_result.set(state.dataset(), state.ShootoutOutcome(ranking, time.perf_counter() - started))
+    ranking = [{"backbone": r.backbone, "validation accuracy": r.val_accuracy, "LogME (estimate)": r.logme,
+                "ms / image": None if r.seconds_per_image is None else round(r.seconds_per_image * 1000, 1),
+                "seconds": round(r.seconds, 1), "note": r.error or ""} for r in rank(results)]  # best first, by the rule
+    choice = recommend(results)
+    state.shootout_result.set(state.dataset(), state.ShootoutOutcome(
+        ranking, time.perf_counter() - started, choice.backbone if choice else None, choice.reason if choice else None))
 outcome = state.shootout_result.get(state.dataset())
 if outcome is not None:
     st.dataframe(
-        pd.DataFrame(outcome.rows).sort_values("validation accuracy", ascending=False, na_position="last"),
+        pd.DataFrame(outcome.rows),
         hide_index=True,
         width="stretch",
-        column_config={"validation accuracy": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
+        column_config={
+            "validation accuracy": st.column_config.ProgressColumn(
+                min_value=0.0, max_value=1.0, format="percent",
+                help="Measured: a linear classifier on the frozen features, scored on your validation images."),
+            "LogME (estimate)": st.column_config.NumberColumn(
+                format="%.3f", help="An estimate, not an accuracy: how well the training features fit your labels "
+                                    "(LogME, You et al. 2021). Higher is better; compare backbones, not datasets."),
+            "ms / image": st.column_config.NumberColumn(
+                help="Measured time per image through the frozen backbone on this machine: the fastest pass so far "
+                     "(other work only slows a pass down), kept for when its features come from the cache."),
+        },
     )
     n_val = len(indexes[1]) if indexes else 0
     st.caption(f"{len(outcome.rows)} backbones compared in {outcome.seconds:.0f} s on {n_val} validation images.")
     if verdict := shootout_verdict({row["backbone"]: row["validation accuracy"] for row in outcome.rows}, n_val):
         st.info(verdict)
+    if outcome.recommended is not None:
+        st.success(f"**Recommended:** {outcome.reason}", icon=":material/recommend:")
+        st.caption("The rule: the best measured validation accuracy; on a tie, the higher LogME; then the faster backbone.")
+        if outcome.recommended != values["backbone"] or state.auto_backbone():
+            st.button(f"Use {outcome.recommended}", key="use_recommended", on_click=state.use_backbone,
+                      args=(outcome.recommended,))
 
 state.mark_done("Backbone")

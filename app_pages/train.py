@@ -14,7 +14,7 @@ manager = state.job_manager()
 job = state.current_job()
 
 try:
-    config = state.config()
+    config = state.training_config()
 except WarmstartError as exc:
     config = None
     st.error(str(exc))
@@ -62,6 +62,8 @@ def _render_progress(progress: RunProgress) -> None:
     st.progress(progress.fraction, text=progress.text)
     if progress.cache_summary:
         st.caption(progress.cache_summary)
+    if progress.backbone_choice:
+        st.info(progress.backbone_choice, icon=":material/recommend:")
 
 
 def _render_charts(progress: RunProgress, key: str) -> None:

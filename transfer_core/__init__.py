@@ -47,6 +47,8 @@ from .insight.health import likely_mislabels, mislabel_evidence
 from .reporting import OnProgress
 from .insight.shootout import backbone_shootout
 from .insight.shootout import shootout_verdict
+from .insight.backbone_choice import AUTO_BACKBONE, BackboneChoice, auto_candidates, rank, recommend, resolve_backbone
+from .insight.transferability import logme
 from .limits import input_limits
 from .training.events import Event, RunEvent
 from .data.images import open_rgb
@@ -71,6 +73,13 @@ from .training.lr_finder import LRFinderResult, find_lr
 from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
+    "AUTO_BACKBONE",
+    "BackboneChoice",
+    "auto_candidates",
+    "logme",
+    "rank",
+    "recommend",
+    "resolve_backbone",
     "classroom_from_env",
     "Identity",
     "Classroom",

@@ -46,7 +46,10 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
         help="instead of --out: a new run in this project of the workspace (created if no project has this name), shown in the app",
     )
     p.add_argument("--resume", action="store_true", help="continue a stopped run in RUN_DIR (or the project's latest stopped run) from its last complete epoch")
-    p.add_argument("--backbone", default=defaults.backbone, help="backbone name (see the 'backbones' command)")
+    p.add_argument(
+        "--backbone", default=defaults.backbone,
+        help="backbone name (see the 'backbones' command), or 'auto': a shoot-out on the training images picks one",
+    )
     p.add_argument("--strategy", choices=_choices(Strategy), default=defaults.strategy.value)
     p.add_argument("--trainable-blocks", type=int, default=defaults.trainable_blocks, help="blocks that train with --strategy partial")
     p.add_argument("--unfreeze-every", type=int, default=defaults.unfreeze_every, help="epochs between unfreezing steps with --strategy gradual")
@@ -188,6 +191,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:  # the same config: read back from the folder, or (a new --out folder) from the same arguments
         run, data = RunDir(path), None
         config = run.read_config() if run.config_file.exists() else _config_from_args(args)
+    config = _auto_backbone(config, run, data, ranks.is_main)
     callbacks = [ProgressBar()]
     if args.tensorboard:
         callbacks.append(TensorBoardLogger(args.tensorboard))
@@ -209,6 +213,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         f"best epoch {report['best_epoch']}, {report['train_seconds']:.1f} s; report in {run.report_file}"
     )
     return 0
+
+
+def _auto_backbone(config: TrainConfig, run: RunDir, data, main: bool) -> TrainConfig:
+    """``--backbone auto``: the shoot-out's winner, saved in the run's config before training (a resumed
+    run's config already names it); the main process says which and why in one line."""
+    from .insight.backbone_choice import resolve_run_backbone
+    from .progress_lines import ProgressLines
+
+    config, choice = resolve_run_backbone(config, run, data, ProgressLines(quiet_for=2.0) if main else None)
+    if choice is not None and main:
+        print(choice.announcement)
+    return config
 
 
 def _folder_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, None]:
@@ -235,7 +251,11 @@ def _project_target(args: argparse.Namespace) -> tuple[RunDir, TrainConfig, tupl
         run = resumable_run(store, args.project)
         print(f"Resuming {run.path}", file=sys.stderr)
         return run, run.read_config(), None
-    project, run, config, data = project_run(store, args.project, _config_from_args(args))
+    from .progress_lines import ProgressLines
+
+    project, run, config, data = project_run(store, args.project, _config_from_args(args),
+                                             on_choice=lambda choice: print(choice.announcement),
+                                             on_progress=ProgressLines(quiet_for=2.0))
     print(f"Project '{project.name}': training in {run.path}", file=sys.stderr)
     return run, config, data
 
@@ -340,3 +360,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m transfer_core
     except WarmstartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # before training (reading data, a shoot-out for --backbone auto): nothing to resume
+        print("Interrupted; nothing was trained.", file=sys.stderr)
+        return 130

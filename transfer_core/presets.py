@@ -1,9 +1,14 @@
-"""Named recipes (Quick / Balanced / Best accuracy) that set every training choice at once."""
+"""Named recipes (Quick / Balanced / Best accuracy / Auto) that set every training choice at once.
+
+Auto is Quick's recipe on the backbone that a shoot-out on the training images picks when the run
+starts (see :mod:`transfer_core.insight.backbone_choice`); the other presets keep the chosen backbone.
+"""
 
 from __future__ import annotations
 
 from .config import AugmentConfig, TrainConfig
 from .errors import WarmstartError
+from .insight.backbone_choice import AUTO_BACKBONE
 
 __all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "apply_preset"]
 
@@ -46,16 +51,19 @@ PRESETS: dict[str, dict] = {
         "augment": AugmentConfig.from_preset("standard"),
     },
 }
+# Frozen, like Quick: the shoot-out's cached training features then make the run's first pass free.
+PRESETS["Auto"] = {**PRESETS["Quick"], "backbone": AUTO_BACKBONE}
 
 PRESET_DESCRIPTIONS = {
     "Quick": "Frozen backbone, cached features: seconds on a laptop CPU; a strong baseline.",
     "Balanced": "Fine-tunes the last two blocks with light augmentation: usually a little better, minutes on a CPU.",
     "Best accuracy": "Fine-tunes everything with standard augmentation, L2-SP and early stopping: slow on a CPU, best on a GPU.",
+    "Auto": "Quick's recipe on the backbone a shoot-out on your training images picks when training starts; the log says why.",
 }
 
 
 def apply_preset(config: TrainConfig, name: str) -> TrainConfig:
-    """``config`` with every setting of preset ``name`` (data, backbone and seed are kept)."""
+    """``config`` with every setting of preset ``name`` (data and seed are kept, and the backbone except by Auto)."""
     if name not in PRESETS:
         raise WarmstartError(f"Unknown preset '{name}'; choose one of: {', '.join(PRESETS)}.")
     return config.replace(**PRESETS[name])

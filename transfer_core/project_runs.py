@@ -8,12 +8,15 @@ project or run behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import TrainConfig
 from .data.records import DatasetIndex
 from .data.splits import load_run_split
 from .errors import WarmstartError
+from .insight.backbone_choice import AUTO_BACKBONE, BackboneChoice, record_choice, resolve_backbone
+from .reporting import OnProgress
 from .projects import DatasetRef, Project, ProjectStore, recipe_from_config
 from .runs.store import RunDir
 
@@ -31,8 +34,9 @@ def dataset_ref(config: TrainConfig, train: DatasetIndex, val: DatasetIndex) -> 
                       images=len(train) + len(val), classes=list(train.classes))
 
 
-def project_run(store: ProjectStore, name: str, config: TrainConfig,
-                label: str | None = None) -> tuple[Project, RunDir, TrainConfig, tuple[DatasetIndex, DatasetIndex]]:
+def project_run(store: ProjectStore, name: str, config: TrainConfig, label: str | None = None,
+                on_choice: Callable[[BackboneChoice], None] | None = None, on_progress: OnProgress | None = None,
+                ) -> tuple[Project, RunDir, TrainConfig, tuple[DatasetIndex, DatasetIndex]]:
     """A new run folder for ``config`` in the project called (or with the folder) ``name``.
 
     A missing project is created with ``config``'s dataset and recipe. An existing one keeps its
@@ -40,13 +44,18 @@ def project_run(store: ProjectStore, name: str, config: TrainConfig,
     would in the app. Returns the project, the run, the config the run trains with and the
     dataset's indexes (so the trainer does not read the dataset twice).
 
+    A backbone of ``auto`` becomes the shoot-out's winner on the (corrected) training images before
+    anything is created, so the project's recipe and the run's config name a real backbone; the
+    choice goes into the run's events and to ``on_choice``; ``on_progress`` follows the shoot-out.
+
     Raises:
         WarmstartError: the dataset cannot be used, or the project holds another dataset.
     """
     from .models.registry import get_backbone
     from .training.trainer import resolve_device
 
-    get_backbone(config.backbone)  # an unknown backbone or a missing GPU is refused before anything is created
+    if config.backbone != AUTO_BACKBONE:
+        get_backbone(config.backbone)  # an unknown backbone or a missing GPU is refused before anything is created
     resolve_device(config.device)
     project = store.find(name)
     if project is not None:
@@ -54,11 +63,17 @@ def project_run(store: ProjectStore, name: str, config: TrainConfig,
         if project.corrections_file.is_file():
             config = config.replace(corrections=str(project.corrections_file))
     data = load_run_split(config)
+    config, choice = resolve_backbone(config, data, on_progress)
     if project is None:
         project = store.create(name, dataset=dataset_ref(config, *data), recipe=recipe_from_config(config))
     elif project.dataset is None:
         project.set_dataset(dataset_ref(config, *data))
-    return project, project.run_store().new_run(config, label), config, data
+    run = project.run_store().new_run(config, label)
+    if choice is not None:
+        record_choice(run, choice)
+        if on_choice is not None:
+            on_choice(choice)
+    return project, run, config, data
 
 
 def resumable_run(store: ProjectStore, name: str) -> RunDir:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import WarmstartError
+from .insight.backbone_choice import resolve_run_backbone, run_progress
 from .runs.store import HeldWrites, RunDir
 from .training.callbacks import StopRequestFile
 from .training.events import RunFailed
@@ -126,6 +127,7 @@ def run_worker(run_dir: str | Path, resume: bool = False, report: IO[str] | None
         _import_plugins()
         config = run.read_config()
         interval = _checkpoint_interval()
+        config, _ = resolve_run_backbone(config, run, on_progress=run_progress(run))  # "auto": the shoot-out's winner
     except WarmstartError as exc:
         _fail(run, str(exc))
         return BAD_INPUT

@@ -27,10 +27,14 @@ class RunProgress:
     steps_table: pd.DataFrame
     log: list[str]
     cache_summary: str | None = None
+    backbone_choice: str | None = None  # "Auto chose …: why", when the run's backbone was chosen by a shoot-out
+    choosing: bool = False  # the shoot-out that chooses it is running
 
     @property
     def text(self) -> str:
         eta = f", about {duration_text(self.eta_seconds)} left" if self.eta_seconds is not None else ", time left: estimating…"
+        if self.status == "preparing" and self.choosing:
+            return "Choosing a backbone: a shoot-out on your training images…"
         if self.status == "preparing":
             return "Preparing: reading images and computing what can be cached…"
         if self.status == "running":
@@ -122,6 +126,8 @@ def summarize_events(records: list[dict[str, Any]], now: float | None = None) ->
     return RunProgress(
         status, caching, epoch, epochs, step, steps_per_epoch, min(fraction, 1.0), eta, epochs_table, steps_table, log,
         _cache_summary(records, epochs_table),
+        next((r["message"] for r in reversed(records) if r["event"] == "cached" and r["what"] == "backbone"), None),
+        caching_record is not None and caching_record["what"] == "backbone",
     )
 
 

@@ -28,7 +28,8 @@ def render() -> None:
             indexes = state.dataset_indexes(quiet=True)
             size = f" · {len(indexes[0]) + len(indexes[1]):,} images, {len(indexes[0].classes)} classes" if indexes else ""
             st.markdown(f"**Dataset:** {choice.name}{size}")
-        st.markdown(f"**Backbone:** {values['backbone']} · {values['strategy']}")
+        backbone = "auto (chosen when training starts)" if state.auto_backbone() else values["backbone"]
+        st.markdown(f"**Backbone:** {backbone} · {values['strategy']}")
         st.markdown(f"**Recipe:** {state.preset() or 'custom'} · {values['epochs']} epochs")
         job = state.current_job()
         if job is None:

@@ -25,6 +25,7 @@ import streamlit as st
 import torch
 
 from transfer_core import (
+    AUTO_BACKBONE,
     PRESETS,
     DatasetIndex,
     DatasetRef,
@@ -318,11 +319,13 @@ def update_setting(name: str, value: Any) -> None:
 
 
 def apply_preset(name: str) -> None:
-    """Fill every control from preset ``name`` (keeps backbone, seed and validation split)."""
+    """Fill every control from preset ``name`` (keeps backbone, seed and validation split); Auto also
+    switches on the automatic backbone, every other preset switches it off."""
     current = settings()
     preset = recipe_from_config(TrainConfig().replace(**PRESETS[name]))
     keep = {"backbone", "seed", "val_split", "device"}
     current.update({k: v for k, v in preset.items() if k not in keep})
+    current["backbone_auto"] = PRESETS[name].get("backbone") == AUTO_BACKBONE
     for key in [*current, "lr_auto"]:
         st.session_state.pop(f"w_{key}", None)  # widgets re-seed from the new values
     st.session_state["preset"] = name
@@ -341,6 +344,42 @@ def widget_key(name: str) -> str:
 def sync_widget(name: str) -> None:
     """on_change callback: copy widget ``name``'s value into the settings."""
     update_setting(name, st.session_state[f"w_{name}"])
+
+
+def auto_backbone() -> bool:
+    """Whether the recipe lets a shoot-out choose the backbone when training starts (the Auto recipe).
+
+    Kept beside the ``backbone`` setting, which stays a real name: previews, the LR finder and the
+    health check use that one; only the config that trains says ``auto`` (:func:`training_config`).
+    """
+    return bool(settings().get("backbone_auto", False))
+
+
+def backbone_key() -> str:
+    """Key of the Backbone page's picker, whose options are ``auto`` and the backbones' names."""
+    if "w_backbone" not in st.session_state:
+        st.session_state["w_backbone"] = AUTO_BACKBONE if auto_backbone() else settings()["backbone"]
+    return "w_backbone"
+
+
+def sync_backbone() -> None:
+    """on_change of the picker: ``auto`` switches the automatic choice on (a recipe change, like any other
+    control); a name becomes the backbone and switches it off."""
+    picked = st.session_state["w_backbone"]
+    if picked == AUTO_BACKBONE:
+        update_setting("backbone_auto", True)
+        return
+    if auto_backbone():
+        update_setting("backbone_auto", False)
+    update_setting("backbone", picked)
+
+
+def use_backbone(name: str) -> None:
+    """Train ``name`` from now on (the shoot-out's "Use" button)."""
+    st.session_state.pop("w_backbone", None)  # the picker re-seeds from the new value
+    if auto_backbone():
+        update_setting("backbone_auto", False)
+    update_setting("backbone", name)
 
 
 _DEFAULT_MANUAL_LR = 3e-3  # where the learning-rate box starts when automatic is switched off
@@ -397,6 +436,13 @@ def config() -> TrainConfig:
                               _active_corrections())
 
 
+def training_config() -> TrainConfig:
+    """:func:`config` as a run trains it: with the Auto recipe its backbone is ``auto``, which the run's
+    worker resolves before training (the run's config then names the backbone it chose)."""
+    chosen = config()
+    return chosen.replace(backbone=AUTO_BACKBONE) if auto_backbone() else chosen
+
+
 # -- journey -------------------------------------------------------------------------------
 
 
@@ -447,6 +493,7 @@ def keep_training_processes() -> None:
 def start_training(config: TrainConfig, label: str | None = None, store: RunStore | None = None):
     """Train ``config`` in ``store`` (by default the open project's runs; queued when every slot
     is busy) on the chosen number of GPUs, and follow it."""
+    label = label or ("auto" if config.backbone == AUTO_BACKBONE else None)  # the run's name keeps "auto" after it chose
     job = job_manager().start(config, label=label, store=store or run_store(), processes=training_processes())
     adopt_job(job)
     return job
@@ -571,10 +618,13 @@ class ValueFor(Generic[T]):
 
 @dataclass(frozen=True)
 class ShootoutOutcome:
-    """The backbone shoot-out as the Backbone page shows it: one row per backbone."""
+    """The backbone shoot-out as the Backbone page shows it: one row per backbone, and the recommended
+    backbone with the sentence that says why (None when none could be tried)."""
 
     rows: list[dict[str, Any]]
     seconds: float
+    recommended: str | None = None
+    reason: str | None = None
 
 
 # Home

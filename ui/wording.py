@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from transfer_core import AUTO_BACKBONE
+
 __all__ = ["OPTIMIZER_WORDS", "SCHEDULE_WORDS", "ago_text", "duration_text", "recipe_text", "setting_text", "short_file_name"]
 
 OPTIMIZER_WORDS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD with momentum"}
@@ -77,8 +79,9 @@ def recipe_text(config) -> str:
     """The recipe of a TrainConfig in one plain sentence, e.g. for the Train page."""
     augment = config.augment.preset_name
     augmentation = "no augmentation" if augment == "none" else f"{augment or 'custom'} augmentation"
+    backbone = "the backbone a shoot-out on your training images picks" if config.backbone == AUTO_BACKBONE else config.backbone
     return (
-        f"Recipe: {config.backbone}, {_strategy_text(config)}; {config.epochs} epochs of batches of {config.batch_size} "
+        f"Recipe: {backbone}, {_strategy_text(config)}; {config.epochs} epochs of batches of {config.batch_size} "
         f"images, {augmentation}; {OPTIMIZER_WORDS.get(str(config.optimizer), str(config.optimizer))} optimizer with a "
         f"learning rate that {_SCHEDULE_VERBS.get(str(config.schedule), 'follows ' + str(config.schedule))}"
         + ("; the kept model is a moving average of the weights (EMA)." if config.ema_decay else ".")

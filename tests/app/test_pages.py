@@ -202,10 +202,12 @@ def test_backbone_shootout_compares_backbones_on_the_dataset(app_with_data):
     at.button(key="shootout").click().run(timeout=300)
     _no_exception(at)
     table = at.dataframe[-1].value
-    assert list(table.columns) == ["backbone", "validation accuracy", "seconds", "note"]
+    assert list(table.columns) == ["backbone", "validation accuracy", "LogME (estimate)", "ms / image", "seconds", "note"]
     bundled = table[table["backbone"].str.startswith("efficientnet_lite")]
     assert len(bundled) == 3
     assert (bundled["validation accuracy"] > 0.9).all()  # colours are easy for real ImageNet features
+    assert bundled["LogME (estimate)"].notna().all()
+    assert any(s.value.startswith("**Recommended:** efficientnet_lite") for s in at.success)
     assert any("within noise" in i.value or " is ahead " in i.value for i in at.info)  # what the ranking means
 
 

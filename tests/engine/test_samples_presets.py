@@ -27,7 +27,9 @@ def test_presets_set_every_recipe_choice_and_keep_the_data():
     base = TrainConfig(data="photos", backbone="efficientnet_lite1", seed=7)
     for name in PRESETS:
         config = apply_preset(base, name)
-        assert (config.data, config.backbone, config.seed) == ("photos", "efficientnet_lite1", 7)
+        backbone = "auto" if name == "Auto" else "efficientnet_lite1"  # Auto's point is choosing the backbone
+        assert (config.data, config.backbone, config.seed) == ("photos", backbone, 7)
+    assert apply_preset(base, "Auto").replace(backbone="efficientnet_lite1") == apply_preset(base, "Quick")
     assert apply_preset(base, "Quick").strategy.value == "frozen"
     assert apply_preset(base, "Best accuracy").augment.preset_name == "standard"
     with pytest.raises(WarmstartError, match="Unknown preset"):
