@@ -21,6 +21,8 @@ from transfer_core.insight.backbone_choice import (
     AUTO_BACKBONE,
     CANDIDATES_ENV,
     auto_candidates,
+    noise_margin,
+    rank,
     recommend,
     resolve_backbone,
     resolve_run_backbone,
@@ -109,13 +111,30 @@ def test_probe_accuracy_decides_first_and_the_sentence_gives_the_measured_speed_
     assert "probe 96.4 % vs 96.1 % for b; about as fast per image." in close.reason  # whole percents would hide it
 
 
-def test_on_equal_accuracy_logme_decides_then_speed():
-    by_logme = recommend([_result("a", 0.9, -0.20, 0.01), _result("b", 0.9, -0.10, 0.03)])
+def test_within_the_noise_of_the_held_out_images_the_faster_backbone_wins():
+    """The one-standard-error rule: on 60 held-out images 85 % and 86.7 % are one image apart, so the
+    backbone 1.4x faster per image is the better buy; 81.7 % is outside the noise and never chosen."""
+    flowers = [_result("lite0", 0.850, -0.139, 0.010), _result("lite1", 0.867, -0.146, 0.0141), _result("lite2", 0.817, -0.130, 0.0268)]
+    choice = recommend(flowers)
+    assert choice.backbone == "lite0"
+    assert choice.reason == ("lite0 is 1.4× faster per image than lite1, and their probes are within the noise of "
+                             "60 held-out images (85 % vs 87 %).")
+    assert [r.backbone for r in rank(flowers)] == ["lite0", "lite1", "lite2"]
+    assert noise_margin(0.867, 60) == pytest.approx((0.867 * 0.133 / 60) ** 0.5)
+    assert noise_margin(1.0, 60) == pytest.approx(1 / 60)  # a perfect score still allows one image of noise
+    # Far more images: 85 % vs 86.7 % is now a real difference, and the more accurate backbone wins.
+    many = [_result(r.backbone, r.val_accuracy, r.logme, r.seconds_per_image) for r in flowers]
+    many = [ProbeResult(r.backbone, r.val_accuracy, 1.0, 8, None, r.logme, r.seconds_per_image, 6000) for r in many]
+    assert recommend(many).backbone == "lite1"
+
+
+def test_on_equal_accuracy_and_speed_logme_decides():
+    by_logme = recommend([_result("a", 0.9, -0.20, 0.010), _result("b", 0.9, -0.10, 0.011)])
     assert by_logme.backbone == "b"
     assert by_logme.reason.startswith("b and a tie on the probe (90 %), and b's features score higher on LogME")
-    assert "(-0.10 vs -0.20)" in by_logme.reason and "3.0× slower" in by_logme.reason
+    assert "(-0.10 vs -0.20)" in by_logme.reason and "about as fast per image" in by_logme.reason
     by_speed = recommend([_result("a", 0.9, 0.5, 0.03), _result("b", 0.9, 0.5, 0.01), _result("c", 0.9, 0.5)])
-    assert by_speed.backbone == "b" and "b is faster" in by_speed.reason
+    assert by_speed.backbone == "b" and by_speed.reason.startswith("b is 3.0× faster per image than a")
     unmeasured = recommend([_result("a", 0.8, 0.1), _result("b", 0.9, 0.0)])
     assert unmeasured.backbone == "b" and "per image" not in unmeasured.reason  # no speed claimed without a measurement
 
@@ -145,7 +164,7 @@ def test_auto_resolution_picks_by_the_rule_and_records_the_concrete_backbone(tin
 
     def shootout(train, val, names, device="cpu", on_progress=None):
         calls.append((len(train), val, list(names)))
-        return [_result("efficientnet_lite0", 0.90, 0.3, 0.01), _result("efficientnet_lite1", 0.93, 0.1, 0.02)]
+        return [_result("efficientnet_lite0", 0.85, 0.3, 0.01), _result("efficientnet_lite1", 0.95, 0.1, 0.02)]
 
     monkeypatch.setattr(backbone_choice, "backbone_shootout", shootout)
     monkeypatch.setenv(CANDIDATES_ENV, "efficientnet_lite0,efficientnet_lite1")
@@ -156,7 +175,7 @@ def test_auto_resolution_picks_by_the_rule_and_records_the_concrete_backbone(tin
     assert run.read_config() == config  # what the run will train, saved before it trains
     [event] = _events(run, "backbone")
     assert event["message"].startswith("Auto chose efficientnet_lite1 after a shoot-out of 2 backbones on 60 training images: ")
-    assert "probe 93 % vs 90 % for efficientnet_lite0" in event["message"]
+    assert "probe 95 % vs 85 % for efficientnet_lite0" in event["message"]
 
     named = tiny_config.replace(data=str(tmp_path / "not read"))
     assert resolve_backbone(named) == (named, None) and len(calls) == 1  # a named backbone: no shoot-out, no data read

@@ -1,12 +1,15 @@
 """Which backbone to train: the shoot-out's recommendation, and the ``auto`` backbone that follows it.
 
-The rule (:func:`recommend`), in this order:
+The rule (:func:`recommend`) is the one-standard-error rule of model selection:
 
-1. the highest probe accuracy: measured on held-out images of the user's own data, it is the
-   closest thing to the run's result that costs only seconds;
-2. on equal accuracy, the higher LogME: an estimate from the training features alone, it breaks
-   the ties that small held-out sets make common (on 60 images accuracy moves in steps of 1.7 %);
-3. on equal LogME too, the fewer measured seconds per image (unmeasured counts as slowest).
+1. the contenders are the backbones whose probe accuracy is within one standard error of the best
+   (``sqrt(p (1 - p) / n)`` on the ``n`` held-out images, at least one image): the probe is measured
+   on the user's own held-out images, the closest thing to the run's result that costs seconds, but
+   on 60 images two backbones 2 % apart are not told apart;
+2. among the contenders, the fastest measured per image (within 1.2×, timings on a shared machine
+   are noisy, counts as as fast): equal results for less time on every later prediction;
+3. then the higher probe accuracy, then the higher LogME (an estimate from the training features
+   alone), then fewer seconds per image (unmeasured counts as slowest).
 
 A backbone that could not be tried never wins. The rule takes the measured number first and the
 estimate second on purpose: ``bench/transferability.py`` measures how often LogME's ranking agrees
@@ -38,7 +41,7 @@ from ..training.events import CacheBuilt, CacheProgress
 from .shootout import ProbeResult, backbone_shootout
 
 __all__ = [
-    "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "rank", "recommend", "record_choice",
+    "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "noise_margin", "rank", "recommend", "record_choice",
     "resolve_backbone", "resolve_run_backbone", "run_progress",
 ]
 
@@ -84,10 +87,16 @@ def auto_candidates() -> list[str]:
 
 
 def _rank_key(result: ProbeResult) -> tuple[float, float, float]:
-    """Sorts best first by the module's rule (accuracy rounded so equal image counts tie exactly)."""
+    """Best first by accuracy (rounded so equal image counts tie exactly), then LogME, then speed."""
     logme = result.logme if result.logme is not None else -math.inf
     speed = result.seconds_per_image if result.seconds_per_image is not None else math.inf
     return -round(result.val_accuracy, 9), -logme, speed
+
+
+def noise_margin(accuracy: float, images: int) -> float:
+    """One standard error of an accuracy measured on ``images`` held-out images, at least one image's worth."""
+    images = max(images, 1)
+    return max(math.sqrt(accuracy * (1 - accuracy) / images), 1 / images)
 
 
 def _percents(a: float, b: float) -> tuple[str, str]:
@@ -96,11 +105,18 @@ def _percents(a: float, b: float) -> tuple[str, str]:
     return f"{a * 100:.{digits}f} %", f"{b * 100:.{digits}f} %"
 
 
+def _speed_ratio(slow: ProbeResult, fast: ProbeResult) -> float | None:
+    """How many times ``fast`` is quicker per image than ``slow`` (None when either is unmeasured)."""
+    if not slow.seconds_per_image or not fast.seconds_per_image:
+        return None
+    return slow.seconds_per_image / fast.seconds_per_image
+
+
 def _speed_clause(best: ProbeResult, other: ProbeResult) -> str:
     """'; about 1.6× slower per image', from the two measured seconds per image ('' if either is unknown)."""
-    if not best.seconds_per_image or not other.seconds_per_image:
+    ratio = _speed_ratio(best, other)
+    if ratio is None:
         return ""
-    ratio = best.seconds_per_image / other.seconds_per_image
     if ratio >= _SAME_SPEED:
         return f"; about {ratio:.1f}× slower per image"
     if ratio <= 1 / _SAME_SPEED:
@@ -108,14 +124,29 @@ def _speed_clause(best: ProbeResult, other: ProbeResult) -> str:
     return "; about as fast per image"
 
 
+def _winner(scored: list[ProbeResult]) -> ProbeResult:
+    """The module's rule over backbones that were tried, ``scored`` best first by :func:`_rank_key`."""
+    top = scored[0]
+    margin = noise_margin(top.val_accuracy, top.held_out or 0)
+    contenders = [r for r in scored if r.val_accuracy >= top.val_accuracy - margin - 1e-9]
+    speeds = [r.seconds_per_image for r in contenders if r.seconds_per_image]
+    if speeds:
+        contenders = [r for r in contenders if r.seconds_per_image and r.seconds_per_image <= min(speeds) * _SAME_SPEED]
+    return contenders[0]  # still in _rank_key order
+
+
 def rank(results: Sequence[ProbeResult]) -> list[ProbeResult]:
-    """``results`` best first by the module's rule, those that could not be tried last (in their order)."""
-    return sorted((r for r in results if r.val_accuracy is not None), key=_rank_key) + [r for r in results if r.val_accuracy is None]
+    """``results`` with the rule's pick first, the rest by accuracy, those that could not be tried last."""
+    scored = sorted((r for r in results if r.val_accuracy is not None), key=_rank_key)
+    if scored:
+        winner = _winner(scored)
+        scored = [winner] + [r for r in scored if r is not winner]
+    return scored + [r for r in results if r.val_accuracy is None]
 
 
 def recommend(results: Sequence[ProbeResult]) -> BackboneChoice | None:
     """The backbone the module's rule picks from shoot-out ``results``, with one sentence on why
-    (against the runner-up); None when no backbone could be tried."""
+    (against the strongest other backbone); None when no backbone could be tried."""
     scored = [r for r in rank(results) if r.val_accuracy is not None]
     if not scored:
         return None
@@ -123,8 +154,13 @@ def recommend(results: Sequence[ProbeResult]) -> BackboneChoice | None:
     if len(scored) == 1:
         reason = f"{best.backbone} is the only backbone that could be tried (probe {_percents(best.val_accuracy, 0)[0]})."
         return BackboneChoice(best.backbone, reason, tuple(results))
-    other = scored[1]
+    other = min(scored[1:], key=_rank_key)
     mine, theirs = _percents(best.val_accuracy, other.val_accuracy)
+    ratio = _speed_ratio(other, best)
+    if other.val_accuracy >= best.val_accuracy and ratio is not None and ratio >= _SAME_SPEED:
+        reason = (f"{best.backbone} is {ratio:.1f}× faster per image than {other.backbone}, and their probes are within "
+                  f"the noise of {best.held_out} held-out images ({mine} vs {theirs}).")
+        return BackboneChoice(best.backbone, reason, tuple(results))
     if round(best.val_accuracy, 9) != round(other.val_accuracy, 9):
         reason = f"{best.backbone}'s features separate your classes best: probe {mine} vs {theirs} for {other.backbone}"
     elif best.logme is not None and best.logme != other.logme:
