@@ -46,7 +46,9 @@ def test_planted_flips_are_ranked_first_with_their_true_class_suggested():
         assert item["quality"] == pytest.approx(item["label_probability"])
     assert [i["quality"] for i in found.issues] == sorted(i["quality"] for i in found.issues)
     assert found.folds == 5 and found.classes == ["a", "b", "c"]
-    assert label_error_evidence(found.issues[0]).startswith(f"Labelled {found.issues[0]['label']}, but a model that never saw")
+    first = found.issues[0]
+    assert label_error_evidence(first) == (f"A model that never saw this image gives {first['label']} (its label) "
+                                           f"{first['label_probability']:.0%} and {first['suggested']} {first['suggested_probability']:.0%}.")
 
 
 def test_a_clean_well_separated_set_flags_nothing():

@@ -6,16 +6,15 @@ backbone's features (the same cached features the health check reads, so this co
 each image gets out-of-fold class probabilities. Confident learning then compares those with the
 given labels class by class: it counts, per pair (given label, likely true label), the images the
 probe places in another class with more confidence than that class's own images typically get
-(per-class thresholds, so a class the probe is unsure of everywhere is not blamed), and removes
-as many of the least likely labels of each pair as that count says (``prune_by_noise_rate``).
-The result is a short list with an estimate of how many labels are wrong, each image ranked by
-the probability its given label gets; cleanlab's implementation is used for that step.
+(per-class thresholds, so a class the probe is unsure of everywhere is not blamed), and flags that
+many images of each pair, those with the largest lead of the other class first (``prune_by_noise_rate``).
+The flags are then ranked by the probability their given label gets. cleanlab implements that step.
 
 Scale. With a few thousand images the probe sees every standardised feature (seconds at most). Beyond
 that, each fold first projects the features onto their main directions (whitened PCA fitted on a sample
 of that fold's training images: no labels, and never the images it scores), which keeps the probe's cost
-per iteration small and its problem well conditioned: 50,000 images of 1,280 features take tens of
-seconds on two cores. Small sets keep every feature because whitening directions estimated from a few
+per iteration small and its problem well conditioned: 50,000 images of 1,280 features take about
+6 s on two cores (``bench/label_noise.py --scale``). Small sets keep every feature because whitening directions estimated from a few
 hundred images amplifies noise (on 210 flower photos it lowered the share of planted errors found).
 """
 
@@ -175,11 +174,9 @@ def rank_label_errors(features: np.ndarray, labels: Sequence[str], seed: int = 0
 
 
 def label_error_evidence(item: dict) -> str:
-    """One entry of :attr:`LabelErrors.issues` as a sentence a person can check."""
-    return (
-        f"Labelled {item['label']}, but a model that never saw this image gives {item['label']} "
-        f"{item['label_probability']:.0%} and {item['suggested']} {item['suggested_probability']:.0%}."
-    )
+    """The held-out probabilities of an entry of :attr:`LabelErrors.issues` (or of the review list), as a sentence."""
+    return (f"A model that never saw this image gives {item['label']} (its label) {item['label_probability']:.0%} "
+            f"and {item['suggested']} {item['suggested_probability']:.0%}.")
 
 
 def labels_to_check(
