@@ -86,7 +86,7 @@ def neighbour_order(features: np.ndarray, labels: np.ndarray) -> tuple[list[int]
 def scores(flags: list[int] | np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Precision and recall of ``flags`` against the truly flipped images (precision 1 when nothing is flagged)."""
     hits = len(set(map(int, flags)) & set(map(int, truth)))
-    return (hits / len(flags) if len(flags) else 1.0), (hits / len(truth) if len(truth) else 1.0)
+    return (hits / len(flags) if len(flags) else 1.0), hits / len(truth)
 
 
 def measure(features: np.ndarray, labels: np.ndarray, rate: float, seed: int) -> dict:
@@ -102,10 +102,10 @@ def measure(features: np.ndarray, labels: np.ndarray, rate: float, seed: int) ->
     listed = [item["index"] for item in labels_to_check(features, noisy, votes, seed=seed)[0]]
     row = {"rate": rate, "seed": seed, "flipped": k, "cl_seconds": cl_seconds,
            "cl_flags": len(cl_flags), "nn_flags": len(nn_flags), "list_flags": len(listed)}
-    row["cl_precision"], row["cl_recall"] = scores(cl_flags, truth)
-    row["nn_precision"], row["nn_recall"] = scores(nn_flags, truth)
-    row["list_precision"], row["list_recall"] = scores(listed, truth)
-    if k:
+    if k:  # with nothing planted, precision and recall are undefined: the flag counts say it all
+        row["cl_precision"], row["cl_recall"] = scores(cl_flags, truth)
+        row["nn_precision"], row["nn_recall"] = scores(nn_flags, truth)
+        row["list_precision"], row["list_recall"] = scores(listed, truth)
         row["cl_at_k"] = scores(found.ranking()[:k], truth)[0]
         row["nn_at_k"] = scores(nn_all[:k], truth)[0]
         in_list = set(listed)
