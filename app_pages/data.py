@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import SAMPLES, WarmstartError, health_check, mislabel_evidence, prepare_sample
-from ui import busy, state
+from transfer_core import SAMPLES, WarmstartError, health_check, prepare_sample
+from ui import busy, label_review, state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
 from ui.uploads import discard, new_upload_folder, safe_name, save_files, save_zip
@@ -151,7 +151,8 @@ if train.skipped:
 
 st.subheader("Health check")
 st.caption("Uses the chosen backbone's pretrained features to find the same picture twice, the same picture in training "
-           "and validation (which inflates the score), and images that look far more like another class than like their own.")
+           "and validation (which inflates the score), and labels to check: images that look far more like another class "
+           "than like their own, ranked by confident learning, to relabel or leave out right here.")
 if st.button("Run the health check", key="run_health"):
     try:
         with busy.progress("Checking the images (features are computed once; later checks and runs reuse them)") as on_progress:
@@ -169,7 +170,6 @@ if report is not None:
     sections = [
         ("Same image in training and validation", report.leakage, lambda d: (d["train"], d["val"]), lambda d: f"similarity {d['similarity']:.3f}"),
         ("Near-duplicates", report.near_duplicates, lambda d: (d["a"], d["b"]), lambda d: f"{' / '.join(d['labels'])} · similarity {d['similarity']:.3f}"),
-        ("Likely mislabelled, strongest evidence first", report.likely_mislabeled, lambda d: (d["path"],), mislabel_evidence),
     ]
     for title, found, files, describe in sections:
         if not found:
@@ -184,8 +184,8 @@ if report is not None:
                 cells[2].caption(describe(item))
             if len(found) > 12:
                 st.caption(f"…and {len(found) - 12} more.")
-    if report.likely_mislabeled:
-        st.caption("Fix labels from the mistakes gallery on the Evaluate page, or in your folders; corrections never change your files.")
+    label_review.render(report, train.classes)
+label_review.corrections_summary()
 
 st.subheader("Images")
 label = st.selectbox("Class", train.classes, key="thumb_class")

@@ -44,6 +44,7 @@ from .insight.evaluate import best_epoch_verdict
 from .insight.explain import grad_cam, overlay_heatmap
 from .insight.health import HealthReport, health_check
 from .insight.health import likely_mislabels, mislabel_evidence
+from .insight.label_errors import LabelErrors, label_error_evidence, labels_to_check, rank_label_errors
 from .reporting import OnProgress
 from .insight.shootout import backbone_shootout
 from .insight.shootout import shootout_verdict
@@ -164,6 +165,10 @@ __all__ = [
     "health_check",
     "input_limits",
     "likely_mislabels",
+    "LabelErrors",
+    "label_error_evidence",
+    "labels_to_check",
+    "rank_label_errors",
     "list_backbones",
     "list_timm_models",
     "load_dataset",

@@ -248,6 +248,16 @@ def corrections_file() -> Path | None:
     return chosen.corrections_file if chosen is not None and chosen.dataset is not None else None
 
 
+def original_label(path: str) -> str | None:
+    """The label image ``path`` has in the chosen dataset itself, before the project's corrections (None if absent)."""
+    choice = dataset()
+    if choice is None:
+        return None
+    source, val_source, val_split, seed, _, _ = _index_key(choice)
+    train, val = _load_indexes(source, val_source, val_split, seed, None, 0)
+    return next((r.label for r in train.records + val.records if r.path == path), None)
+
+
 def _active_corrections() -> str | None:
     path = corrections_file()
     return str(path) if path is not None and path.exists() else None

@@ -20,6 +20,7 @@ from ..models.registry import DEFAULT_BACKBONE
 from ..data.records import DatasetIndex
 from ..errors import WarmstartError
 from ..reporting import OnProgress
+from .label_errors import labels_to_check
 from .neighbours import BLOCK_BYTES, NeighbourTable, neighbour_table, pairs_at_least
 from .shootout import lazy_pretrained_backbone, pretrained_features
 
@@ -39,6 +40,8 @@ class HealthReport:
     images: int = 0
     duplicate_threshold: float = 1.0  # the similarity used for "the same picture"
     neighbour_agreement: float | None = None  # the typical share of an image's nearest neighbours with its label
+    labels_to_check: list[dict] = field(default_factory=list)  # the review list, see label_errors.labels_to_check; + path
+    labels_note: str | None = None  # why confident learning could not judge the labels (e.g. a one-image class)
 
     @property
     def clean(self) -> bool:
@@ -217,6 +220,10 @@ def health_check(
 ) -> HealthReport:
     """Check a split dataset with ``backbone``'s pretrained features (cached, so a rerun is instant).
 
+    Besides duplicates, leakage and the neighbour vote's likely mislabels, the report holds the review
+    list of :func:`~transfer_core.insight.label_errors.labels_to_check` (confident learning on the same
+    features, joined with the neighbour vote), which the Data page shows with relabel and exclude controls.
+
     Args:
         duplicate_similarity: cosine similarity at or above which two images count as the same picture;
             None adapts it to the dataset (see :func:`_duplicate_threshold`).
@@ -250,6 +257,8 @@ def health_check(
             report.near_duplicates.append(
                 {"a": records[i].path, "b": records[j].path, "labels": [records[i].label, records[j].label], **similarity}
             )
+    review, report.labels_note = labels_to_check(features, labels, found.mislabels)
+    report.labels_to_check = [{"path": records[item.pop("index")].path, **item} for item in review]
     for item in found.mislabels:
         report.likely_mislabeled.append({"path": records[item.pop("index")].path, **item})
     return report
