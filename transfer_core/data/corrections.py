@@ -26,10 +26,13 @@ def corrections_path_for(source: str | Path) -> Path:
 
 @dataclass
 class Corrections:
-    """``relabel`` maps an image path to its corrected class; ``exclude`` lists images to leave out."""
+    """``relabel`` maps an image path to its corrected class; ``exclude`` lists images to leave out;
+    ``original`` keeps each relabelled image's class in the dataset itself, since a page showing a run
+    trained with the correction knows the image by its corrected class only."""
 
     relabel: dict[str, str] = field(default_factory=dict)
     exclude: set[str] = field(default_factory=set)
+    original: dict[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.relabel) + len(self.exclude)
@@ -40,28 +43,39 @@ class Corrections:
             return cls()
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls({str(k): str(v) for k, v in raw.get("relabel", {}).items()}, {str(p) for p in raw.get("exclude", [])})
+            return cls(
+                {str(k): str(v) for k, v in raw.get("relabel", {}).items()}, {str(p) for p in raw.get("exclude", [])},
+                {str(k): str(v) for k, v in raw.get("original", {}).items()},  # absent from files written before it
+            )
         except (OSError, json.JSONDecodeError, AttributeError) as exc:
             raise WarmstartError(f"Corrections file '{path}' is unreadable ({exc}); delete it to start over.") from None
 
     def save(self, path: str | Path) -> None:
         try:
-            atomic_write_json(Path(path), {"relabel": dict(sorted(self.relabel.items())), "exclude": sorted(self.exclude)})
+            atomic_write_json(Path(path), {
+                "relabel": dict(sorted(self.relabel.items())), "exclude": sorted(self.exclude),
+                "original": {k: v for k, v in sorted(self.original.items()) if k in self.relabel},
+            })
         except OSError as exc:
             raise WarmstartError(f"Cannot save corrections to '{path}' ({exc.strerror or exc}).") from None
 
     def set_label(self, path: str, label: str, original: str) -> None:
-        """Relabel ``path``; setting it back to ``original`` removes the correction."""
+        """Relabel ``path`` (labelled ``original`` where the caller saw it); setting it back to the
+        dataset's own label (the first ``original`` given for it) removes the correction."""
         self.exclude.discard(path)
+        original = self.original.get(path, original) if path in self.relabel else original
         if label == original:
             self.relabel.pop(path, None)
+            self.original.pop(path, None)
         else:
             self.relabel[path] = label
+            self.original[path] = original
 
     def set_excluded(self, path: str, excluded: bool = True) -> None:
         if excluded:
             self.exclude.add(path)
             self.relabel.pop(path, None)
+            self.original.pop(path, None)
         else:
             self.exclude.discard(path)
 
