@@ -115,7 +115,7 @@ if st.button("Run shoot-out", key="shootout", disabled=indexes is None, help="Ne
     with busy.progress("Shoot-out") as on_progress:
         results = backbone_shootout(indexes[0], indexes[1], candidates, on_progress=on_progress)
     ranking = [{"backbone": r.backbone, "validation accuracy": r.val_accuracy, "LogME (estimate)": r.logme,
-                "ms / image": None if r.seconds_per_image is None else round(r.seconds_per_image * 1000, 1),
+                "ms / image": float("nan") if r.seconds_per_image is None else round(r.seconds_per_image * 1000, 1),
                 "seconds": round(r.seconds, 1), "note": r.error or ""} for r in rank(results)]  # best first, by the rule
     choice = recommend(results)
     state.shootout_result.set(state.dataset(), state.ShootoutOutcome(
@@ -144,7 +144,8 @@ if outcome is not None:
         st.info(verdict)
     if outcome.recommended is not None:
         st.success(f"**Recommended:** {outcome.reason}", icon=":material/recommend:")
-        st.caption("The rule: the best measured validation accuracy; on a tie, the higher LogME; then the faster backbone.")
+        st.caption("The rule: among the backbones within noise of the best validation accuracy, the fastest measured "
+                   "per image; then the higher accuracy, then the higher LogME.")
         if outcome.recommended != values["backbone"] or state.auto_backbone():
             st.button(f"Use {outcome.recommended}", key="use_recommended", on_click=state.use_backbone,
                       args=(outcome.recommended,))

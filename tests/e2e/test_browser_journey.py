@@ -184,6 +184,9 @@ def test_sample_quick_train_evaluate(server):
         main(page).get_by_text("Confusion matrix (image counts)").wait_for(timeout=60_000)
         expect(main(page).get_by_text("Validation accuracy", exact=True)).to_be_visible()
         _shot(page, "7-evaluate")
+        # Calibrated confidence: ECE before -> after and the reliability diagram.
+        expect(main(page).get_by_text("Calibration error (ECE)")).to_be_visible(timeout=30_000)
+        expect(main(page).locator(".js-plotly-plot .gtitle", has_text="Reliability")).to_have_count(1, timeout=30_000)
         # Clicking a confusion-matrix cell filters the gallery: the first cell is true 0, predicted 0.
         cell = main(page).locator(".js-plotly-plot .scatterlayer .point").first.bounding_box()
         page.mouse.click(cell["x"] + cell["width"] / 2, cell["y"] + cell["height"] / 2)
@@ -216,6 +219,13 @@ def test_sample_quick_train_evaluate(server):
         _open(page, "Compare")
         main(page).get_by_text("Transfer learning vs training from scratch").wait_for(timeout=60_000)
         _shot(page, "12-compare")
+        # The shoot-out (after training: it caches features a run would reuse) scores each bundled
+        # backbone (probe accuracy, LogME, speed) and recommends one.
+        _open(page, "Backbone")
+        page.get_by_role("button", name="Run shoot-out").click()
+        main(page).get_by_text("Recommended:").wait_for(timeout=240_000)
+        expect(main(page).get_by_text("LogME (estimate)").first).to_be_attached()  # a column of the results grid
+        _shot(page, "13-backbone-shootout")
         browser.close()
 
 

@@ -1,15 +1,16 @@
 """Which backbone to train: the shoot-out's recommendation, and the ``auto`` backbone that follows it.
 
-The rule (:func:`recommend`) is the one-standard-error rule of model selection:
+The rule (:func:`recommend`), in the spirit of the one-standard-error rule of model selection:
 
-1. the contenders are the backbones whose probe accuracy is within one standard error of the best
-   (``sqrt(p (1 - p) / n)`` on the ``n`` held-out images, at least one image): the probe is measured
-   on the user's own held-out images, the closest thing to the run's result that costs seconds, but
-   on 60 images two backbones 2 % apart are not told apart;
+1. the contenders are the backbones whose probe accuracy lies inside the best one's 95 % (Wilson)
+   interval on the held-out images, the "within noise" of :func:`~.shootout.shootout_verdict` that
+   the page shows beside it: the probe is measured on the user's own images, the closest thing to
+   the run's result that costs seconds, but on 60 images 85 % and 87 % are not told apart;
 2. among the contenders, the fastest measured per image (within 1.2×, timings on a shared machine
-   are noisy, counts as as fast): equal results for less time on every later prediction;
+   are noisy, counts as as fast): equal results for less time on every later prediction. When a
+   contender's speed was never measured this step is skipped rather than guessed;
 3. then the higher probe accuracy, then the higher LogME (an estimate from the training features
-   alone), then fewer seconds per image (unmeasured counts as slowest).
+   alone), then fewer seconds per image.
 
 A backbone that could not be tried never wins. The rule takes the measured number first and the
 estimate second on purpose: ``bench/transferability.py`` measures how often LogME's ranking agrees
@@ -38,10 +39,11 @@ from ..models.registry import get_backbone, list_backbones
 from ..reporting import OnProgress
 from ..runs.store import RunDir
 from ..training.events import CacheBuilt, CacheProgress
+from .evaluate import wilson_interval
 from .shootout import ProbeResult, backbone_shootout
 
 __all__ = [
-    "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "noise_margin", "rank", "recommend", "record_choice",
+    "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "noise_floor", "rank", "recommend", "record_choice",
     "resolve_backbone", "resolve_run_backbone", "run_progress",
 ]
 
@@ -93,10 +95,10 @@ def _rank_key(result: ProbeResult) -> tuple[float, float, float]:
     return -round(result.val_accuracy, 9), -logme, speed
 
 
-def noise_margin(accuracy: float, images: int) -> float:
-    """One standard error of an accuracy measured on ``images`` held-out images, at least one image's worth."""
-    images = max(images, 1)
-    return max(math.sqrt(accuracy * (1 - accuracy) / images), 1 / images)
+def noise_floor(accuracy: float, images: int) -> float:
+    """The lowest accuracy still "within noise" of ``accuracy`` measured on ``images`` held-out images:
+    the bottom of its 95 % Wilson interval (as the page's verdict says it)."""
+    return wilson_interval(round(accuracy * images), images)[0] if images > 0 else 0.0
 
 
 def _percents(a: float, b: float) -> tuple[str, str]:
@@ -126,13 +128,17 @@ def _speed_clause(best: ProbeResult, other: ProbeResult) -> str:
 
 def _winner(scored: list[ProbeResult]) -> ProbeResult:
     """The module's rule over backbones that were tried, ``scored`` best first by :func:`_rank_key`."""
-    top = scored[0]
-    margin = noise_margin(top.val_accuracy, top.held_out or 0)
-    contenders = [r for r in scored if r.val_accuracy >= top.val_accuracy - margin - 1e-9]
-    speeds = [r.seconds_per_image for r in contenders if r.seconds_per_image]
-    if speeds:
-        contenders = [r for r in contenders if r.seconds_per_image and r.seconds_per_image <= min(speeds) * _SAME_SPEED]
+    contenders = _contenders(scored)
+    if all(r.seconds_per_image for r in contenders):
+        fastest = min(r.seconds_per_image for r in contenders)
+        contenders = [r for r in contenders if r.seconds_per_image <= fastest * _SAME_SPEED]
     return contenders[0]  # still in _rank_key order
+
+
+def _contenders(scored: list[ProbeResult]) -> list[ProbeResult]:
+    """The backbones within noise of the most accurate one (``scored`` best first), in that order."""
+    floor = noise_floor(scored[0].val_accuracy, scored[0].held_out or 0)
+    return [r for r in scored if r.val_accuracy >= floor - 1e-9]
 
 
 def rank(results: Sequence[ProbeResult]) -> list[ProbeResult]:
@@ -161,7 +167,10 @@ def recommend(results: Sequence[ProbeResult]) -> BackboneChoice | None:
         reason = (f"{best.backbone} is {ratio:.1f}× faster per image than {other.backbone}, and their probes are within "
                   f"the noise of {best.held_out} held-out images ({mine} vs {theirs}).")
         return BackboneChoice(best.backbone, reason, tuple(results))
-    if round(best.val_accuracy, 9) != round(other.val_accuracy, 9):
+    if round(best.val_accuracy, 9) != round(other.val_accuracy, 9) and other in _contenders(scored):
+        reason = (f"{best.backbone} has the highest probe ({mine} vs {theirs} for {other.backbone}, a difference within the "
+                  f"noise of {best.held_out} held-out images)")
+    elif round(best.val_accuracy, 9) != round(other.val_accuracy, 9):
         reason = f"{best.backbone}'s features separate your classes best: probe {mine} vs {theirs} for {other.backbone}"
     elif best.logme is not None and best.logme != other.logme:
         theirs_logme = f"{other.logme:.2f}" if other.logme is not None else "none"
