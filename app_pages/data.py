@@ -161,7 +161,7 @@ if st.button("Run the health check", key="run_health"):
         st.error(str(exc))
 report = state.health_report.get(choice.source)
 if report is not None:
-    (st.success if report.clean else st.warning)(report.summary)
+    (st.warning if not report.clean else st.info if report.labels_to_check else st.success)(report.summary)
     typical = "" if report.neighbour_agreement is None else (
         f" On average {report.neighbour_agreement:.0%} of an image's nearest neighbours share its label here; a label is "
         "questioned only when the image sits as deep inside another class as that class's own images do.")

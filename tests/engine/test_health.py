@@ -85,6 +85,12 @@ def test_the_report_says_plainly_what_it_found():
         near_duplicates=[{}], leakage=[{}, {}], likely_mislabeled=[{}], images=40,
     )
     assert found.summary == "1 near-duplicate pair, 2 images in both training and validation, 1 likely mislabel among 40 images."
+    # No neighbour-vote suspect, but confident learning doubts some labels: the sentence must not read "all clear".
+    doubted = HealthReport(images=210, labels_to_check=[{}] * 11)
+    assert doubted.summary == (f"{CLEAN} 210 images by the neighbour vote; 11 labels are still worth a look "
+                               "(a model that never saw them doubts them): see Labels to check.")
+    assert HealthReport(images=9, labels_to_check=[{}]).summary.endswith("1 label is still worth a look (a model that "
+                                                                         "never saw it doubts it): see Labels to check.")
 
 
 def _varied_image(hue: float, seed: int, size: int = 40) -> Image.Image:

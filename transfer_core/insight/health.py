@@ -57,6 +57,11 @@ class HealthReport:
             _count(len(self.likely_mislabeled), "likely mislabel", "no likely mislabels"),
         ]
         sentence = f"{', '.join(parts)} among {self.images:,} images."
+        if not self.likely_mislabeled and self.labels_to_check:  # the other ranking still doubts some labels
+            n = len(self.labels_to_check)
+            sentence = (f"{sentence[:-1]} by the neighbour vote; {n} label{'s are' if n != 1 else ' is'} still worth a look "
+                        f"(a model that never saw {'them' if n != 1 else 'it'} doubts {'them' if n != 1 else 'it'}): "
+                        "see Labels to check.")
         return sentence[0].upper() + sentence[1:]
 
 
