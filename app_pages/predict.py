@@ -24,7 +24,7 @@ except WarmstartError as exc:
 top_k = st.slider("Classes to show per image", 1, max(1, min(10, len(model.classes))), min(3, len(model.classes)), key="predict_k")
 use_tta = st.toggle("Test-time augmentation", value=state.predict_tta.get(), key=state.PREDICT_TTA_SWITCH, on_change=state.keep_predict_tta,
                     help="Averages the prediction over 6 views of each image (centre, mirror, 4 corners): often a little more "
-                         "accurate, 6 times slower. Grad-CAM still explains the centre crop.")
+                         "accurate, 6 times slower; its confidences are averages, so a little lower. Grad-CAM still explains the centre crop.")
 
 single_tab, batch_tab = st.tabs(["Images", "A zip or folder of images"])
 

@@ -63,6 +63,7 @@ class Balance(StrEnum):
     SAMPLER = "sampler"  # draw batches so every class is seen equally often
 
 
+AUTO_BACKBONE = "auto"  # a backbone name that means "the shoot-out's winner" (see insight/backbone_choice.py)
 DEFAULT_EMA_DECAY = 0.999  # what "EMA on" means in the app and on the command line: a long run averages ~1,000 steps
 
 

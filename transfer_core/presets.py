@@ -6,9 +6,8 @@ starts (see :mod:`transfer_core.insight.backbone_choice`); the other presets kee
 
 from __future__ import annotations
 
-from .config import AugmentConfig, TrainConfig
+from .config import AUTO_BACKBONE, AugmentConfig, TrainConfig
 from .errors import WarmstartError
-from .insight.backbone_choice import AUTO_BACKBONE
 
 __all__ = ["PRESETS", "PRESET_DESCRIPTIONS", "apply_preset"]
 

@@ -53,7 +53,9 @@ __all__ = [
 
 
 def checkpoint_stamp(run: RunDir) -> int:
-    return run.checkpoint_file.stat().st_mtime_ns if run.checkpoint_file.exists() else 0
+    """Changes whenever the trained model does: its weights, or its ``model.json`` (the temperature is
+    written there when the run ends, possibly after the last checkpoint)."""
+    return sum(path.stat().st_mtime_ns for path in (run.checkpoint_file, run.model_file) if path.exists())
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the trained model…")

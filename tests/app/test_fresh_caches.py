@@ -28,12 +28,30 @@ def test_predictor_is_reloaded_when_the_checkpoint_is_rewritten(finished_run):
     retrained = {k: v + 1.0 if v.is_floating_point() else v for k, v in load_file(finished_run.checkpoint_file).items()}
     save_file(retrained, finished_run.checkpoint_file)
     stamp = _touch(finished_run.checkpoint_file, 1)
+    stamp += finished_run.model_file.stat().st_mtime_ns
     assert stamp == insight.checkpoint_stamp(finished_run)
 
     second = insight.predictor(path, stamp)
     assert second is not first
     loaded = second.model.state_dict()
     assert all(torch.equal(loaded[k].cpu(), v) for k, v in retrained.items() if v.is_floating_point())
+    insight.predictor.clear()
+
+
+def test_predictor_is_reloaded_when_the_temperature_is_written_after_the_last_checkpoint(finished_run):
+    """A run writes its temperature into model.json when it ends, possibly after its last checkpoint: a model
+    loaded while it trained must not keep temperature 1."""
+    import json
+
+    insight.predictor.clear()
+    path = str(finished_run.path)
+    first = insight.predictor(path, insight.checkpoint_stamp(finished_run))
+    info = json.loads(finished_run.model_file.read_text())
+    info["temperature"] = 0.5
+    finished_run.model_file.write_text(json.dumps(info))
+    _touch(finished_run.model_file, 7)
+    second = insight.predictor(path, insight.checkpoint_stamp(finished_run))
+    assert second is not first and second.temperature == 0.5
     insight.predictor.clear()
 
 

@@ -132,6 +132,15 @@ def test_within_the_noise_of_the_held_out_images_the_faster_backbone_wins():
                                  "60 held-out images).")
 
 
+def test_when_speed_decides_the_sentence_says_so_even_below_the_same_speed_ratio():
+    """All three probes are within noise. A (1.25 ms) is more than 1.2x slower than C (1.0 ms) and drops out; B
+    (1.15 ms) stays and beats C on the probe, so B wins though A's probe is higher: the sentence must say that
+    speed decided, not call B's probe the highest."""
+    choice = recommend([_result("A", 0.87, 0.0, 0.00125), _result("B", 0.85, 0.0, 0.00115), _result("C", 0.84, 0.0, 0.0010)])
+    assert choice.backbone == "B"
+    assert choice.reason == "B is 1.1× faster per image than A, and their probes are within the noise of 60 held-out images (85 % vs 87 %)."
+
+
 def test_on_equal_accuracy_and_speed_logme_decides():
     by_logme = recommend([_result("a", 0.9, -0.20, 0.010), _result("b", 0.9, -0.10, 0.011)])
     assert by_logme.backbone == "b"

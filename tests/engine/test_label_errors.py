@@ -170,3 +170,16 @@ def test_the_health_check_carries_the_review_list_with_paths(tmp_path):
     assert Path(first["path"]).name == "actually_red.png"
     assert first["label"] == "blue" and first["suggested"] == "red" and first["confident_learning"]
     assert report.labels_note is None
+
+
+def test_a_set_the_libraries_cannot_judge_becomes_a_note_not_a_traceback(monkeypatch):
+    """scikit-learn or cleanlab may raise ValueError on a degenerate set; the health check must still finish
+    with the neighbour vote's list and one sentence on why confident learning said nothing."""
+    def degenerate(*args, **kwargs):
+        raise ValueError("a fold has no confident example of class 2\nlong trace")
+
+    monkeypatch.setattr(label_errors, "rank_label_errors", degenerate)
+    vote = [{"index": 1, "label": "a", "suggested": "b", "strength": 2.0}]
+    review, note = labels_to_check(np.zeros((4, 3)), ["a", "a", "b", "b"], vote)
+    assert [item["index"] for item in review] == [1] and review[0]["confident_learning"] is False
+    assert note == "Confident learning could not judge these labels (a fold has no confident example of class 2)."

@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config import TrainConfig
+from ..config import AUTO_BACKBONE, TrainConfig
 from ..data.records import DatasetIndex
 from ..errors import WarmstartError
 from ..models.backbone import Availability, WeightsSource
@@ -47,7 +47,6 @@ __all__ = [
     "resolve_backbone", "resolve_run_backbone", "run_progress",
 ]
 
-AUTO_BACKBONE = "auto"
 CANDIDATES_ENV = "WARMSTART_AUTO_BACKBONES"  # comma-separated names: what ``auto`` chooses among
 _SAME_SPEED = 1.2  # closer than this ratio two measured speeds are "about as fast": timings on a shared machine are noisy
 
@@ -163,7 +162,7 @@ def recommend(results: Sequence[ProbeResult]) -> BackboneChoice | None:
     other = min(scored[1:], key=_rank_key)
     mine, theirs = _percents(best.val_accuracy, other.val_accuracy)
     ratio = _speed_ratio(other, best)
-    if other.val_accuracy >= best.val_accuracy and ratio is not None and ratio >= _SAME_SPEED:
+    if _rank_key(other)[:2] <= _rank_key(best)[:2] and ratio is not None:  # other is as good on probe and LogME: speed decided
         reason = (f"{best.backbone} is {ratio:.1f}× faster per image than {other.backbone}, and their probes are within "
                   f"the noise of {best.held_out} held-out images ({mine} vs {theirs}).")
         return BackboneChoice(best.backbone, reason, tuple(results))

@@ -203,6 +203,8 @@ def labels_to_check(
         found = rank_label_errors(features, labels, seed)
     except WarmstartError as exc:
         found, note = None, str(exc)
+    except (ValueError, np.linalg.LinAlgError) as exc:  # a degenerate set scikit-learn or cleanlab cannot judge
+        found, note = None, f"Confident learning could not judge these labels ({str(exc).splitlines()[0][:160]})."
     else:
         note = None
     issues = {item["index"]: item for item in found.issues} if found is not None else {}  # least likely label first
