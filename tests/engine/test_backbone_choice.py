@@ -269,3 +269,17 @@ def test_auto_with_nothing_to_try_is_one_clear_sentence(color_dataset, tmp_path,
     monkeypatch.setattr(backbone_choice, "auto_candidates", lambda: [])
     assert main(["train", str(color_dataset), "--out", str(tmp_path / "r"), "--backbone", "auto"]) == 2
     assert "No backbone's weights are on this machine" in capsys.readouterr().err
+
+
+def test_a_remembered_speed_belongs_to_its_runtime(monkeypatch):
+    """ONNX Runtime's seconds per image do not stand for plain PyTorch's (WARMSTART_CPU_RUNTIME=torch)."""
+    from transfer_core.features.speed import measured_speed, record_speed
+
+    record_speed("net|w", "cpu", 0.002)
+    assert measured_speed("net|w", "cpu") == 0.002
+    monkeypatch.setenv("WARMSTART_CPU_RUNTIME", "torch")
+    assert measured_speed("net|w", "cpu") is None
+    record_speed("net|w", "cpu", 0.010)
+    assert measured_speed("net|w", "cpu") == 0.010
+    monkeypatch.delenv("WARMSTART_CPU_RUNTIME")
+    assert measured_speed("net|w", "cpu") == 0.002

@@ -14,7 +14,7 @@ from PIL import Image
 from ..data.augment import eval_view, normalise
 from ..models.registry import Preprocessing
 from ..data.archives import extract_zip
-from ..data.records import is_ignored_name
+from ..data.records import DatasetIndex, is_ignored_name
 from ..data.sources import load_dataset
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
@@ -160,6 +160,19 @@ def predictions_table(predictions: Sequence[Prediction]) -> list[dict]:
     return rows
 
 
+def evaluation_index(run: RunDir, data: str | Path | None, predictor: Predictor) -> DatasetIndex:
+    """The images to evaluate ``run`` on: ``data`` (any labelled dataset) or the run's own validation split.
+
+    Raises:
+        WarmstartError: the data holds classes the model never learned.
+    """
+    index = load_run_split(run.read_config())[1] if data is None else load_dataset(data)
+    unknown = sorted(set(index.classes) - set(predictor.classes))
+    if unknown:
+        raise WarmstartError(f"The model was not trained on these classes: {', '.join(unknown)}.")
+    return index
+
+
 def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch_size: int = 32) -> dict:
     """Metrics of a run's best model on ``data`` (any labeled dataset) or on its own validation set.
 
@@ -171,14 +184,7 @@ def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch
     """
     run = run if isinstance(run, RunDir) else RunDir(run)
     predictor = Predictor.from_run(run)
-    if data is None:
-        config = run.read_config()
-        _, index = load_run_split(config)
-    else:
-        index = load_dataset(data)
-    unknown = sorted(set(index.classes) - set(predictor.classes))
-    if unknown:
-        raise WarmstartError(f"The model was not trained on these classes: {', '.join(unknown)}.")
+    index = evaluation_index(run, data, predictor)
     class_to_idx = {c: i for i, c in enumerate(predictor.classes)}
     paths, targets, images, skipped = [], [], [], [dataclasses.asdict(s) for s in index.skipped]
     for record in index.records:

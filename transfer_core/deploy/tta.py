@@ -32,8 +32,6 @@ from torchvision.transforms.v2 import functional as F
 
 from ..data.augment import eval_view
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache, shrink_to_tensor
-from ..data.sources import load_dataset
-from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..models.registry import Preprocessing
 from ..reporting import OnProgress, phase
@@ -201,14 +199,11 @@ def compare_tta(
         WarmstartError: if the run has no model, the data holds classes the model never learned,
             or no image is readable.
     """
-    from .predict import Predictor
+    from .predict import Predictor, evaluation_index
 
     run = run if isinstance(run, RunDir) else RunDir(run)
     predictor = predictor or Predictor.from_run(run)
-    index = load_run_split(run.read_config())[1] if data is None else load_dataset(data)
-    unknown = sorted(set(index.classes) - set(predictor.classes))
-    if unknown:
-        raise WarmstartError(f"The model was not trained on these classes: {', '.join(unknown)}.")
+    index = evaluation_index(run, data, predictor)
     pre = predictor.preprocessing
     class_to_idx = {c: i for i, c in enumerate(predictor.classes)}
     images = LabeledImages(index.records, class_to_idx, shared_image_cache(cache_side_for(pre.input_size, pre.crop_pct)))

@@ -16,6 +16,7 @@ import json
 import threading
 import time
 
+from .cpu_runtime import cpu_runtime_enabled
 from ..runs.store import atomic_write_json
 from ..workspace import home
 
@@ -57,6 +58,13 @@ def _read() -> dict[str, float]:
     return values if isinstance(values, dict) else {}
 
 
+def _key(network: str, device: str) -> str:
+    """Names the network, the device and, on a CPU, the runtime: ONNX Runtime's speed says nothing of eager
+    PyTorch's (``WARMSTART_CPU_RUNTIME=torch``)."""
+    runtime = ("onnx" if cpu_runtime_enabled() else "torch") if device.startswith("cpu") else ""
+    return f"{network}|{device}|{runtime}"
+
+
 def record_speed(network: str, device: str, seconds_per_image: float) -> float:
     """Remember a measurement of ``network`` (see ``features.cache.network_key``) on ``device``; returns the
     fastest one known, this one included.
@@ -65,7 +73,7 @@ def record_speed(network: str, device: str, seconds_per_image: float) -> float:
     """
     with _LOCK:
         values = _read()
-        key = f"{network}|{device}"
+        key = _key(network, device)
         known = values.get(key)
         fastest = min(seconds_per_image, known) if isinstance(known, (int, float)) and known > 0 else seconds_per_image
         values[key] = fastest
@@ -78,5 +86,5 @@ def record_speed(network: str, device: str, seconds_per_image: float) -> float:
 
 def measured_speed(network: str, device: str) -> float | None:
     """The fastest measured seconds per image of ``network`` on ``device``, or None if never measured."""
-    value = _read().get(f"{network}|{device}")
+    value = _read().get(_key(network, device))
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
