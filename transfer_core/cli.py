@@ -1,4 +1,4 @@
-"""Command line: ``python -m transfer_core {backbones,train,evaluate,predict,export}``.
+"""Command line: ``python -m transfer_core {backbones,train,evaluate,predict,export,suggest}``.
 
 Bad input ends with exit code 2 and one sentence on stderr, never a traceback.
 """
@@ -104,6 +104,10 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--out", metavar="DIR", help="export folder (default: RUN_DIR/export)")
     p.add_argument("--zip", metavar="OUT.zip", help="also pack the export folder into this zip")
     p.add_argument("--no-verify", action="store_true", help="skip re-running the exports on the validation images")
+
+    from .cli_suggest import add_parser as add_suggest
+
+    add_suggest(sub)
     return parser
 
 
@@ -342,12 +346,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 1 if mismatch else 0
 
 
+def _cmd_suggest(args: argparse.Namespace) -> int:
+    from .cli_suggest import run
+
+    return run(args)
+
+
 _COMMANDS = {
     "backbones": _cmd_backbones,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "export": _cmd_export,
+    "suggest": _cmd_suggest,
 }
 
 
