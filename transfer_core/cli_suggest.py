@@ -20,7 +20,8 @@ HELP = (
 
 def add_parser(sub) -> None:
     p = sub.add_parser("suggest", help=HELP, description=HELP[0].upper() + HELP[1:] + ".")
-    p.add_argument("paths", nargs="+", metavar="[RUN_DIR] POOL", help="a trained run folder (optional) and the unlabelled pool: a folder or .zip of images")
+    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a trained run folder (leave out for a cold start)")
+    p.add_argument("pool", metavar="POOL", help="the unlabelled pool: a folder or .zip of images, never modified")
     p.add_argument("--n", type=int, default=20, help="how many images to propose (default %(default)s)")
     p.add_argument("--cold", action="store_true", help="cold start even when RUN_DIR is given (its backbone still embeds the pool)")
     p.add_argument("--labels", metavar="LABELS.json", help="the pool's labels file (default: POOL.labels.json beside the pool); its images are never proposed")
@@ -34,9 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from .data.pool import PoolLabels, load_pool, pool_labels_path_for
     from .insight.selection import suggest
 
-    if len(args.paths) > 2:
-        raise WarmstartError("Give at most two paths: RUN_DIR (optional) and POOL.")
-    run_dir, pool_source = (args.paths[0], args.paths[1]) if len(args.paths) == 2 else (None, args.paths[0])
+    run_dir, pool_source = args.run, args.pool
     pool = load_pool(pool_source)
     labels = PoolLabels.load(args.labels or pool_labels_path_for(pool_source))
     backbone = args.backbone

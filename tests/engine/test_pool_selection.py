@@ -200,9 +200,11 @@ def test_cli_suggest_happy_path_and_bad_input(pool, trained_run, tmp_path, capsy
     for argv, message in [
         (["suggest", str(tmp_path / "nope")], "does not exist"),
         (["suggest", str(pool), "--n", "0", "--backbone", TINY], "at least 1"),
-        (["suggest", "a", "b", "c"], "at most two"),
         (["suggest", str(tmp_path / "no-run"), str(pool)], "does not exist"),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exited:  # a third path: argparse's usage error, exit 2 too
+        main(["suggest", "a", "b", "c"])
+    assert exited.value.code == 2
