@@ -208,3 +208,17 @@ def test_cli_suggest_happy_path_and_bad_input(pool, trained_run, tmp_path, capsy
     with pytest.raises(SystemExit) as exited:  # a third path: argparse's usage error, exit 2 too
         main(["suggest", "a", "b", "c"])
     assert exited.value.code == 2
+
+
+def test_pseudo_label_index_labels_the_pool_from_the_run_and_never_overrides_a_person(pool, trained_run):
+    from transfer_core.insight.selection import pseudo_label_index
+
+    index = load_pool(pool)
+    labels = PoolLabels()
+    labels.set(index.records[0].path, SKIP)
+    found = pseudo_label_index(trained_run, index, labels, threshold=0.5, cap_per_class=2)
+    colour = {(200, 40, 40): "red", (40, 200, 40): "green", (40, 40, 200): "blue"}
+    truth = {f"img_{i}.png": colour[c] for i, c in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)] * 4)}
+    assert found.records and index.records[0].path not in {r.path for r in found.records}
+    assert all(r.label == truth[r.path.rsplit("/", 1)[-1]] for r in found.records)
+    assert max(found.counts().values()) <= 2 and "pseudo-labelled" in found.notes[0]

@@ -23,7 +23,10 @@ import numpy as np
 from ..errors import WarmstartError
 from ..reporting import OnProgress
 
-__all__ = ["Suggestion", "margins", "pseudo_labels", "suggest", "typical_diverse", "uncertain_diverse"]
+__all__ = [
+    "Suggestion", "margins", "pseudo_label_index", "pseudo_labels", "run_probabilities", "suggest", "typical_diverse",
+    "uncertain_diverse",
+]
 
 COLD_SENTENCE = (
     "Cold start: the most typical image of each of {n} groups of look-alike images no label covers yet "
@@ -157,6 +160,38 @@ def pseudo_labels(probabilities: np.ndarray, eligible: np.ndarray, threshold: fl
     return sorted(chosen)
 
 
+def run_probabilities(predictor, paths: list[str]) -> np.ndarray:
+    """``(len(paths), classes)`` calibrated probabilities of a :class:`~transfer_core.deploy.predict.Predictor`,
+    in its class order; an image that cannot be read gets a uniform row (never confident, never sure)."""
+    order = {c: j for j, c in enumerate(predictor.classes)}
+    probabilities = np.full((len(paths), len(order)), 1.0 / len(order))
+    for i, prediction in enumerate(predictor.predict_files(paths, top_k=len(order))):
+        if prediction.top:
+            probabilities[i] = 0.0
+            for c, p in prediction.top:
+                probabilities[i, order[c]] = p
+    return probabilities
+
+
+def pseudo_label_index(run: str | Path, pool, labels, threshold: float = 0.9, cap_per_class: int = 20, device: str = "cpu"):
+    """The pool images ``run`` labels confidently (see :func:`pseudo_labels`), as records to train on.
+
+    Images a person labelled or skipped are left out: a real label always wins, and "skip" means no class.
+    The records' source names the run, so a training config can record where its pseudo-labels came from.
+    """
+    from ..data.records import DatasetIndex, ImageRecord
+    from ..deploy.predict import Predictor
+
+    predictor = Predictor.from_run(run, device)
+    paths = [r.path for r in pool.records if r.path not in labels.labels]
+    if not paths:
+        return DatasetIndex([], [], f"pseudo-labels of {run}")
+    chosen = pseudo_labels(run_probabilities(predictor, paths), np.ones(len(paths), dtype=bool), threshold, cap_per_class)
+    records = [ImageRecord(paths[i], predictor.classes[c]) for i, c in chosen]
+    note = f"{len(records)} pool image(s) pseudo-labelled by {Path(run).name} (probability at least {threshold:g}, at most {cap_per_class} per class)."
+    return DatasetIndex(records, [], f"pseudo-labels of {run}", [note])
+
+
 def pool_features(pool, backbone: str, device: str = "cpu", on_progress: OnProgress | None = None):
     """Pretrained features of the pool's readable images (cached, as the health check's) and their records."""
     import torch
@@ -200,10 +235,7 @@ def suggest(
         free = [i for i in range(len(paths)) if not labelled[i]]
         _check(n, len(free))
         probabilities = np.full((len(paths), len(predictor.classes)), 1.0 / len(predictor.classes))
-        order = {c: j for j, c in enumerate(predictor.classes)}
-        for i, prediction in zip(free, predictor.predict_files([paths[i] for i in free], top_k=len(predictor.classes))):
-            for c, p in prediction.top:
-                probabilities[i, order[c]] = p
+        probabilities[free] = run_probabilities(predictor, [paths[i] for i in free])
         picked = uncertain_diverse(probabilities, features, labelled, n, seed)
         sentence = UNCERTAIN_SENTENCE.format(m=min(5 * n, len(free)), n=len(picked))
     return Suggestion([paths[i] for i, _ in picked], sentence, [s for _, s in picked])
