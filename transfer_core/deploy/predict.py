@@ -107,22 +107,35 @@ class Predictor:
         )
         return (logits / self.temperature).softmax(1).numpy()
 
+    def file_probabilities(
+        self, paths: Sequence[str | Path], batch_size: int = 32, tta: bool = False,
+    ) -> tuple[np.ndarray, list[str | None]]:
+        """``(n, n_classes)`` calibrated probabilities of image files, read a batch at a time, and each
+        file's read error (None when it was read); an unreadable file's row is NaN, not a failed batch."""
+        probabilities = np.full((len(paths), len(self.classes)), np.nan)
+        errors: list[str | None] = [None] * len(paths)
+        for start in range(0, len(paths), batch_size):
+            readable: list[tuple[int, Image.Image]] = []
+            for i in range(start, min(start + batch_size, len(paths))):
+                try:
+                    readable.append((i, open_rgb(paths[i])))
+                except ImageReadError as exc:
+                    errors[i] = str(exc)
+            if readable:
+                rows = [i for i, _ in readable]
+                probabilities[rows] = self.probabilities([image for _, image in readable], tta=tta)
+        return probabilities, errors
+
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32, tta: bool = False) -> list[Prediction]:
         """Top-k classes per file (``tta``: averaged over six views); unreadable files get an ``error`` instead of failing the batch."""
-        results = [Prediction(str(p)) for p in paths]
-        readable: list[tuple[int, Image.Image]] = []
-        for i, path in enumerate(paths):
-            try:
-                readable.append((i, open_rgb(path)))
-            except ImageReadError as exc:
-                results[i].error = str(exc)
+        probabilities, errors = self.file_probabilities(paths, batch_size, tta)
         k = max(1, min(top_k, len(self.classes)))
-        for start in range(0, len(readable), batch_size):
-            chunk = readable[start : start + batch_size]
-            probs = self.probabilities([image for _, image in chunk], tta=tta)
-            for (i, _), row in zip(chunk, probs):
-                order = np.argsort(-row)[:k]
-                results[i].top = [(self.classes[j], float(row[j])) for j in order]
+        results = [Prediction(str(p)) for p in paths]
+        for result, row, error in zip(results, probabilities, errors):
+            if error is not None:
+                result.error = error
+            else:
+                result.top = [(self.classes[j], float(row[j])) for j in np.argsort(-row)[:k]]
         return results
 
 

@@ -163,13 +163,8 @@ def pseudo_labels(probabilities: np.ndarray, eligible: np.ndarray, threshold: fl
 def run_probabilities(predictor, paths: list[str]) -> np.ndarray:
     """``(len(paths), classes)`` calibrated probabilities of a :class:`~transfer_core.deploy.predict.Predictor`,
     in its class order; an image that cannot be read gets a uniform row (never confident, never sure)."""
-    order = {c: j for j, c in enumerate(predictor.classes)}
-    probabilities = np.full((len(paths), len(order)), 1.0 / len(order))
-    for i, prediction in enumerate(predictor.predict_files(paths, top_k=len(order))):
-        if prediction.top:
-            probabilities[i] = 0.0
-            for c, p in prediction.top:
-                probabilities[i, order[c]] = p
+    probabilities, errors = predictor.file_probabilities(paths)
+    probabilities[[i for i, error in enumerate(errors) if error is not None]] = 1.0 / len(predictor.classes)
     return probabilities
 
 
