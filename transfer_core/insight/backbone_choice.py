@@ -39,8 +39,7 @@ from ..models.registry import get_backbone, list_backbones
 from ..reporting import OnProgress
 from ..runs.store import RunDir
 from ..training.events import CacheBuilt, CacheProgress
-from .evaluate import wilson_interval
-from .shootout import ProbeResult, backbone_shootout
+from .shootout import ProbeResult, backbone_shootout, noise_interval
 
 __all__ = [
     "AUTO_BACKBONE", "CANDIDATES_ENV", "BackboneChoice", "auto_candidates", "noise_floor", "rank", "recommend", "record_choice",
@@ -97,7 +96,7 @@ def _rank_key(result: ProbeResult) -> tuple[float, float, float]:
 def noise_floor(accuracy: float, images: int) -> float:
     """The lowest accuracy still "within noise" of ``accuracy`` measured on ``images`` held-out images:
     the bottom of its 95 % Wilson interval (as the page's verdict says it)."""
-    return wilson_interval(round(accuracy * images), images)[0] if images > 0 else 0.0
+    return noise_interval(accuracy, images)[0] if images > 0 else 0.0
 
 
 def _percents(a: float, b: float) -> tuple[str, str]:

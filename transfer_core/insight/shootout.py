@@ -202,6 +202,12 @@ def _seconds_per_image(name: str, clock: PassClock, device: torch.device) -> flo
     return record_speed(network, device.type, measured) if measured is not None else measured_speed(network, device.type)
 
 
+def noise_interval(accuracy: float, images: int) -> tuple[float, float]:
+    """The 95 % (Wilson) interval of ``accuracy`` measured on ``images`` held-out images: another
+    backbone scoring inside it is "within noise" (the verdict below and the recommendation rule)."""
+    return wilson_interval(round(accuracy * images), images)
+
+
 def shootout_verdict(accuracies: Mapping[str, float | None], n_val: int) -> str | None:
     """One sentence on whether the shoot-out's winner is really ahead, or None with fewer than two scores.
 
@@ -216,7 +222,7 @@ def shootout_verdict(accuracies: Mapping[str, float | None], n_val: int) -> str 
     if len(scored) < 2 or n_val <= 0:
         return None
     (best_acc, best), rest = scored[0], scored[1:]
-    low, high = wilson_interval(round(best_acc * n_val), n_val)
+    low, high = noise_interval(best_acc, n_val)
     close = [name for acc, name in rest if acc >= low]
     if close:
         names = ", ".join(close[:-1]) + (" and " if len(close) > 1 else "") + close[-1]
