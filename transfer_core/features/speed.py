@@ -12,6 +12,7 @@ measurement is the one kept, as ``timeit`` and ``bench/run.py`` report the faste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -77,10 +78,8 @@ def record_speed(network: str, device: str, seconds_per_image: float) -> float:
         known = values.get(key)
         fastest = min(seconds_per_image, known) if isinstance(known, (int, float)) and known > 0 else seconds_per_image
         values[key] = fastest
-        try:
+        with contextlib.suppress(OSError):  # only a memo: an unwritable workspace means the next shoot-out measures again
             atomic_write_json(_file(), values)
-        except OSError:
-            pass
         return fastest
 
 
