@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import importlib
 import json
 import os
@@ -143,11 +144,9 @@ def run_worker(run_dir: str | Path, resume: bool = False, report: IO[str] | None
         code = UNEXPECTED
     if report is not None and trainer.distributed.is_main:  # under torchrun, every rank runs this
         outcome = {"reused_features": trainer.reused_features, "held": held_report(trainer.held) if trainer.held.pending else None}
-        try:
+        with contextlib.suppress(OSError):  # a broken pipe: the app that started us is gone; a restarted one reads the folder
             report.write(json.dumps(outcome) + "\n")
             report.flush()
-        except (BrokenPipeError, OSError):
-            pass  # the app that started us is gone; a restarted one reads the folder
     return code
 
 

@@ -12,6 +12,7 @@ writer, the CLI progress bar and the TensorBoard logger are event callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -144,10 +145,8 @@ class StopRequestFile(Callback):
         self._check()
 
     def on_fit_end(self, loop: Loop) -> None:
-        try:
+        with contextlib.suppress(OSError):  # an unwritable folder: the next resume clears it (JobManager.resume)
             self.path.unlink(missing_ok=True)
-        except OSError:
-            pass  # an unwritable folder: the next resume clears it (JobManager.resume)
 
 
 class BackboneFreezing(Callback):
