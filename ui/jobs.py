@@ -173,12 +173,15 @@ class Job:
     # -- the worker ----------------------------------------------------------------------
     def _launch(self, on_end) -> None:
         """Start this job's worker process; ``on_end()`` is called once it has exited and been read."""
-        self._offset = len(self.run.read_events())
+        offset = len(self.run.read_events())
         with open(self.run.path / "worker.log", "ab") as log:
             self._process = subprocess.Popen(
                 worker_command(self.run, self.resume, self.processes), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 env=worker_environment(), start_new_session=True,  # a server's Ctrl-C or exit leaves it training
             )
+        # Only now does the job read as started: with the offset set and no process yet, a page
+        # (or wait()) polling from another thread would see a started job with no worker: "failed".
+        self._offset = offset
         threading.Thread(target=self._follow, args=(on_end,), name=f"worker-{self.run.name}", daemon=True).start()
 
     def _follow(self, on_end) -> None:
@@ -311,7 +314,8 @@ class JobManager:
             for entry in lists["running"]:
                 job = self._job_for(entry)
                 if job is not None and job._offset is None and job._process is None:  # started by another manager
-                    job._offset, job._pid, job._host = int(entry.get("offset", 0)), entry.get("pid"), entry.get("host")
+                    job._pid, job._host = entry.get("pid"), entry.get("host")
+                    job._offset = int(entry.get("offset", 0))  # last: it is what makes the job read as started
             for entry in lists["queued"]:
                 self._job_for(entry)
             return lists

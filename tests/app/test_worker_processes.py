@@ -76,3 +76,29 @@ def test_the_queue_survives_a_server_restart_and_starts_in_order(tmp_path, tiny_
         for job in after.active():
             after.cancel(job)
             job.wait(30)
+
+
+def test_a_job_never_reads_failed_while_its_worker_is_being_launched(tmp_path, tiny_config, monkeypatch):
+    """Regression: the job looked started (offset set) before Popen returned, so for those
+    milliseconds it read "failed", and wait() returned early on a run that then trained."""
+    import subprocess
+
+    from ui import jobs
+
+    store = RunStore(tmp_path / "runs")
+    job = jobs.Job(run=store.new_run(tiny_config), config=tiny_config)
+    seen = []
+    real_popen = subprocess.Popen
+
+    def observing_popen(*args, **kwargs):
+        seen.append((job.status, job.error))
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", observing_popen)
+    job._launch(lambda: None)
+    try:
+        assert seen == [("queued", None)]
+        job.wait(120)
+        assert job.status == "finished", job.error
+    finally:
+        job.stop()
