@@ -6,9 +6,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from transfer_core import RunDir, RunStore, WarmstartError, config_differences, dataset_name, flatten_config, scratch_baseline
+from transfer_core import (
+    RunDir, RunStore, WarmstartError, config_differences, dataset_name, flatten_config, learning_curve, scratch_baseline,
+)
 from ui import insight, state
-from ui.charts import compare_curves_figure, compare_f1_figure
+from ui.charts import compare_curves_figure, compare_f1_figure, learning_curve_figure
 from ui.wording import duration_text, setting_text
 
 st.title("Compare runs")
@@ -73,6 +75,17 @@ if chosen:
     per_class = pd.DataFrame([{"run": labels[key], "class": c["class"], "f1": c["f1"]}
                               for key in chosen for c in reports[key]["per_class"]])
     st.plotly_chart(compare_f1_figure(per_class), width="stretch", key="cmp_f1")
+
+st.subheader("Learning curve: what more labels bought")
+points = learning_curve([entry.run for entry in state.listed_runs(False)])  # this project's rounds: one validation set
+if len(points) >= 2:
+    st.caption("Each point is a finished run, placed by the images it trained on with a real label (the dataset plus "
+               "the pool images labelled by then); runs that also used pseudo-labels form their own line. All are "
+               "measured on the same validation images.")
+    st.plotly_chart(learning_curve_figure(pd.DataFrame(points)), width="stretch", key="cmp_learning")
+else:
+    st.caption("Label pool images on the Data page and retrain: each round's run adds a point here, accuracy against "
+               "the number of labelled images.")
 
 st.subheader("Transfer learning vs training from scratch")
 st.caption("Trains the same architecture from random weights on the same data, epochs and seed, every layer learning, "

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from transfer_core import SAMPLES, WarmstartError, health_check, prepare_sample
-from ui import busy, label_review, state
+from ui import busy, label_review, pool, state
 from ui.thumbnails import thumbnail
 from ui.charts import class_counts_figure
 from ui.uploads import discard, new_upload_folder, safe_name, save_files, save_zip
@@ -186,6 +186,8 @@ if report is not None:
                 st.caption(f"…and {len(found) - 12} more.")
     label_review.render(report, train.classes)
 label_review.corrections_summary()
+
+pool.render(train.classes)
 
 st.subheader("Images")
 label = st.selectbox("Class", train.classes, key="thumb_class")

@@ -29,12 +29,13 @@ from .models.registry import (
 from .config import AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .data.archives import extract_zip
 from .data.records import DatasetIndex, ImageRecord, SkippedFile
+from .data.pool import SKIP as POOL_SKIP, PoolLabels, load_pool, pool_labels_path_for
 from .data.sources import load_dataset
 from .data.splits import load_train_val, split_train_val
 from .data.summary import DatasetSummary, summarize
 from .errors import WarmstartError
 from .insight.compare import config_differences, flatten_config, scratch_baseline
-from .insight.compare import dataset_name, training_seconds
+from .insight.compare import dataset_name, learning_curve, training_seconds
 from .insight.embedding_map import embedding_map
 from .insight.embedding_map import separation_verdict
 from .insight.evaluate import classification_report, per_image_predictions
@@ -50,6 +51,8 @@ from .insight.shootout import backbone_shootout
 from .insight.shootout import shootout_verdict
 from .insight.backbone_choice import AUTO_BACKBONE, BackboneChoice, auto_candidates, rank, recommend, resolve_backbone
 from .insight.transferability import logme
+from .insight.selection import Suggestion, suggest
+from .training.pseudo_labels import read_pseudo_labels
 from .limits import input_limits
 from .training.events import Event, RunEvent
 from .data.images import open_rgb
@@ -74,6 +77,14 @@ from .training.lr_finder import LRFinderResult, find_lr
 from .training.trainer import Trainer, TrainResult, train
 
 __all__ = [
+    "learning_curve",
+    "POOL_SKIP",
+    "PoolLabels",
+    "Suggestion",
+    "load_pool",
+    "pool_labels_path_for",
+    "read_pseudo_labels",
+    "suggest",
     "AUTO_BACKBONE",
     "BackboneChoice",
     "auto_candidates",

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_suggest import add_parser as add_suggest, add_pool_arguments, pool_settings
 from .config import DEFAULT_EMA_DECAY, AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
 from .runs.store import RunDir
@@ -75,6 +76,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--augment-views", type=int, default=defaults.augment_views, metavar="N", help="frozen + augmentation: cache N augmented views per image and cycle through them (0 = new views every epoch)")
     p.add_argument("--ema", action="store_true", help="validate and save a moving average of the weights (partial, full or gradual only)")
     p.add_argument("--ema-decay", type=float, default=None, metavar="DECAY", help=f"its longest memory, implies --ema (default {DEFAULT_EMA_DECAY})")
+    add_pool_arguments(p)
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument(
@@ -104,8 +106,6 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--out", metavar="DIR", help="export folder (default: RUN_DIR/export)")
     p.add_argument("--zip", metavar="OUT.zip", help="also pack the export folder into this zip")
     p.add_argument("--no-verify", action="store_true", help="skip re-running the exports on the validation images")
-
-    from .cli_suggest import add_parser as add_suggest
 
     add_suggest(sub)
     return parser
@@ -150,6 +150,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         ema_decay=args.ema_decay if args.ema_decay is not None else DEFAULT_EMA_DECAY if args.ema else 0.0,
         seed=args.seed,
         device=args.device,
+        **pool_settings(args),
     )
 
 

@@ -1,16 +1,18 @@
-"""The ``suggest`` command: which pool images to label next (see :mod:`transfer_core.insight.selection`).
+"""The unlabelled pool on the command line: the ``suggest`` command (which pool images to label next,
+see :mod:`transfer_core.insight.selection`) and ``train``'s pool options (``--unlabeled``, pseudo-labels).
 
-Kept out of :mod:`transfer_core.cli` so that module stays short; it adds the parser and calls :func:`run`.
+Kept out of :mod:`transfer_core.cli` so that module stays short.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+from pathlib import Path
 
 from .errors import WarmstartError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "add_pool_arguments", "pool_settings", "run"]
 
 HELP = (
     "propose the next pool images to label: give RUN_DIR POOL to use a trained run (uncertainty + diversity), "
@@ -29,6 +31,25 @@ def add_parser(sub) -> None:
     p.add_argument("--csv", metavar="OUT.csv", help="also write the proposed images (rank, path, score) to this CSV file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+
+
+def add_pool_arguments(p: argparse.ArgumentParser) -> None:
+    """``train``'s options for an unlabelled pool."""
+    p.add_argument("--unlabeled", metavar="POOL", help="a folder or .zip of unlabelled images: those labelled so far "
+                   "(POOL.labels.json, see 'suggest') join training; the pool itself is never modified")
+    p.add_argument("--pseudo-labels-from", metavar="RUN_DIR", help="self-training: that finished run's confident predictions "
+                   "on the rest of --unlabeled join training too (validation stays real labels only)")
+    p.add_argument("--pseudo-threshold", type=float, default=0.9, metavar="P", help="lowest probability a pseudo-label needs (default %(default)s)")
+    p.add_argument("--pseudo-cap", type=int, default=20, metavar="N", help="at most N pseudo-labels per class (default %(default)s)")
+
+
+def pool_settings(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields of :func:`add_pool_arguments`' options, paths made absolute."""
+    def absolute(path):
+        return str(Path(path).resolve()) if path else None
+
+    return {"unlabeled": absolute(args.unlabeled), "pseudo_labels_from": absolute(args.pseudo_labels_from),
+            "pseudo_threshold": args.pseudo_threshold, "pseudo_cap": args.pseudo_cap}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -159,6 +159,13 @@ class TrainConfig:
     views of each image go through the backbone once and the epochs cycle through them; cheaper
     than new views every epoch, at the price of fewer distinct views.
 
+    ``unlabeled`` names a pool of images without classes (:mod:`transfer_core.data.pool`): the ones a
+    person has labelled (in the labels file beside it) join the training images, never validation, so
+    runs of successive labelling rounds are measured on the same images. ``pseudo_labels_from`` adds
+    self-training: that run's predictions on the rest of the pool with probability at least
+    ``pseudo_threshold`` join training too, at most ``pseudo_cap`` per class (see
+    :func:`~transfer_core.insight.selection.pseudo_labels`); the run keeps the list it trained on.
+
     ``ema_decay`` > 0 validates and saves a moving average of the weights instead of the last ones
     (:mod:`transfer_core.training.averaging`); only where backbone layers train, since a frozen
     backbone's head is a convex fit that settles without averaging.
@@ -167,6 +174,10 @@ class TrainConfig:
     data: str = ""
     val_data: str | None = None
     corrections: str | None = None  # a corrections file (relabelled / excluded images), see transfer_core.corrections
+    unlabeled: str | None = None  # an unlabelled pool (folder or zip); its images labelled so far join training
+    pseudo_labels_from: str | None = None  # a finished run whose confident predictions on the pool also join training
+    pseudo_threshold: float = 0.9
+    pseudo_cap: int = 20  # pseudo-labels per class at most
     val_split: float = 0.2
     backbone: str = "efficientnet_lite0"
     strategy: Strategy = Strategy.FROZEN
@@ -248,6 +259,12 @@ class TrainConfig:
             self.ema_decay == 0.0 or self.strategy is not Strategy.FROZEN,
             "Weight averaging (EMA) needs a strategy that fine-tunes the backbone (partial, full or gradual); "
             "turn it off for a frozen backbone.",
+        )
+        _check(0.0 < self.pseudo_threshold <= 1.0, f"pseudo_threshold must be in (0, 1], e.g. 0.9; got {self.pseudo_threshold}.")
+        _check(self.pseudo_cap >= 1, f"pseudo_cap must be at least 1 image per class, got {self.pseudo_cap}.")
+        _check(
+            self.pseudo_labels_from is None or self.unlabeled is not None,
+            "Pseudo-labels need an unlabelled pool for the run to label; give the pool too (--unlabeled).",
         )
         _check(self.step_epochs >= 1, f"step_epochs must be at least 1, got {self.step_epochs}.")
         _check(0.0 < self.step_gamma <= 1.0, f"step_gamma must be in (0, 1], got {self.step_gamma}.")

@@ -44,6 +44,7 @@ class DatasetRef:
     val_source: str | None = None
     images: int | None = None
     classes: list[str] | None = None
+    pool: str | None = None  # a folder of unlabelled images beside the dataset (see transfer_core.data.pool)
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def _clean_name(name: str) -> str:
 
 
 _AUGMENT_FIELDS = [f.name for f in dataclasses.fields(AugmentConfig)]
-_RECIPE_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment", "corrections")]
+_RECIPE_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment", "corrections", "unlabeled", "pseudo_labels_from")]
 
 
 def recipe_from_config(config: TrainConfig) -> dict[str, Any]:

@@ -218,3 +218,15 @@ def compare_f1_figure(per_class: pd.DataFrame) -> go.Figure:
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25)})
     fig.update_xaxes(type="category")
     return fig
+
+
+def learning_curve_figure(points: pd.DataFrame) -> go.Figure:
+    """Validation accuracy against labelled training images (columns: run, labels, pseudo_labels, accuracy),
+    runs with pseudo-labels as a second series."""
+    data = points.assign(kind=points["pseudo_labels"].map(lambda n: "with pseudo-labels" if n else "real labels only"))
+    fig = px.line(data, x="labels", y="accuracy", color="kind", markers=True, hover_data={"run": True, "pseudo_labels": True, "kind": False},
+                  title="Accuracy against labelled images", labels={"labels": "labelled training images", "accuracy": "validation accuracy"},
+                  **_DISTINCT)
+    fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25, title=None)})
+    fig.update_yaxes(tickformat=".0%")
+    return fig

@@ -440,10 +440,36 @@ def sync_ema() -> None:
 
 
 def config() -> TrainConfig:
-    """The TrainConfig for the current dataset and settings (raises WarmstartError if invalid)."""
+    """The TrainConfig for the current dataset and settings (raises WarmstartError if invalid); with an
+    unlabelled pool, the pool images labelled so far join training."""
     choice = dataset()
-    return config_from_recipe(settings(), choice.source if choice else "", choice.val_source if choice else None,
-                              _active_corrections())
+    chosen = config_from_recipe(settings(), choice.source if choice else "", choice.val_source if choice else None,
+                                _active_corrections())
+    return chosen.replace(unlabeled=choice.pool) if choice is not None and choice.pool else chosen
+
+
+# -- the unlabelled pool ---------------------------------------------------------------------
+
+
+def pool_folder() -> Path | None:
+    """The open project's unlabelled pool (None before images were added to it)."""
+    choice = dataset()
+    return Path(choice.pool) if choice is not None and choice.pool and Path(choice.pool).is_dir() else None
+
+
+def new_pool_folder() -> Path:
+    """The open project's pool folder, made and recorded in the project on first use."""
+    chosen = project()
+    folder = chosen.uploads / "pool"
+    folder.mkdir(parents=True, exist_ok=True)
+    if chosen.dataset.pool != str(folder):
+        chosen.set_dataset(dataclasses.replace(chosen.dataset, pool=str(folder)))
+    return folder
+
+
+def suggestion_file() -> Path:
+    """Where the open project keeps the images proposed for labelling, so a refresh shows the same batch."""
+    return project().path / "pool-suggestion.json"
 
 
 def training_config() -> TrainConfig:
@@ -648,6 +674,9 @@ data_tab: SessionValue[str] = SessionValue("data_tab")  # the tab Data opens on 
 data_note: SessionValue[str] = SessionValue("data_note")  # "started a new project", shown once after the rerun
 manual_note: SessionValue[tuple[str, list[str]]] = SessionValue("manual_note")  # (what was added, refusals), shown once
 health_report: ValueFor[HealthReport] = ValueFor("health")  # owner: the dataset's source
+pool_note: SessionValue[tuple[str, list[str]]] = SessionValue("pool_note")  # (images added to the pool, refusals), shown once
+pool_round: SessionValue[int] = SessionValue("pool_round", 0)  # bumped to empty the pool uploader after each batch
+pool_error: SessionValue[str] = SessionValue("pool_error")  # a label that could not be saved, shown once after the rerun
 
 # Backbone
 shootout_result: ValueFor[ShootoutOutcome] = ValueFor("shootout_result")  # owner: the DatasetChoice

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from transfer_core import IMAGE_EXTENSIONS, WarmstartError, input_limits
+from transfer_core import IMAGE_EXTENSIONS, WarmstartError, extract_zip, input_limits
 
-__all__ = ["discard", "new_upload_folder", "safe_name", "save_files", "save_zip"]
+__all__ = ["discard", "new_upload_folder", "safe_name", "save_files", "save_pool_files", "save_zip"]
 
 
 def safe_name(name: str) -> str:
@@ -77,3 +77,46 @@ def save_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> tuple[int, l
         target.write_bytes(data)
         saved += 1
     return saved, refused
+
+
+def save_pool_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:
+    """Add uploaded images, and the images inside uploaded zips, to the unlabelled pool ``folder``.
+
+    A zip is extracted with the engine's safe extraction (no path escapes, no bombs) and its images
+    land in a sub-folder named after it; images already in the pool are never overwritten, and a
+    file already there with the same name and bytes is not added twice.
+
+    Returns:
+        (images added, one sentence per refused file or zip entry).
+    """
+    images, refused = [], []
+    added = 0
+    for name, data in files:
+        if Path(name).suffix.lower() != ".zip":
+            images.append((name, data))
+            continue
+        try:
+            input_limits().check_upload(name, len(data))
+            staged = folder.parent / f".{uuid.uuid4().hex[:10]}.zip"
+            staged.write_bytes(data)
+            try:
+                top, skipped = extract_zip(staged, folder.parent / ".extract")
+            finally:
+                staged.unlink(missing_ok=True)
+        except WarmstartError as exc:
+            refused.append(str(exc))
+            continue
+        refused += [f"'{name}': {s.path}: {s.reason}" for s in skipped]
+        inside = [(p.relative_to(top).as_posix().replace("/", "_"), p.read_bytes()) for p in sorted(top.rglob("*")) if p.is_file()]
+        count, why = save_files(folder / safe_name(Path(name).stem), _new_to(folder / safe_name(Path(name).stem), inside))
+        shutil.rmtree(top, ignore_errors=True)
+        added += count
+        refused += why
+    count, why = save_files(folder, _new_to(folder, images))
+    return added + count, refused + why
+
+
+def _new_to(folder: Path, files: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The files not already in ``folder`` under their name with the same bytes: uploading a batch twice adds nothing."""
+    return [(name, data) for name, data in files
+            if not ((folder / safe_name(name)).is_file() and (folder / safe_name(name)).read_bytes() == data)]

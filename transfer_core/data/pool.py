@@ -18,11 +18,10 @@ from ..errors import WarmstartError
 from ..reporting import OnProgress
 from ..runs.store import atomic_write_json
 from .archives import extract_zip
-from .index_cache import FileVerdicts
 from .records import DatasetIndex, ImageRecord, SkippedFile, is_ignored_name
-from .sources import _rules, _verdicts_of, dataset_root
+from .sources import dataset_root, unusable_reasons
 
-__all__ = ["SKIP", "PoolLabels", "labelled_pool_index", "load_pool", "pool_labels_path_for"]
+__all__ = ["SKIP", "PoolLabels", "labelled_pool_index", "load_pool", "pool_labels_path_for", "with_labelled_pool"]
 
 SKIP = "skip"  # "not any class": never suggested again, never joins the dataset
 UNLABELLED = ""  # the label of a pool record: none yet
@@ -62,7 +61,7 @@ def load_pool(source: str | Path, extract_dir: str | Path | None = None, on_prog
             if not is_ignored_name(name):
                 file = os.path.join(dirpath, name)
                 files.append((file, os.path.relpath(file, root).replace(os.sep, "/")))
-    reasons = _verdicts_of(files, FileVerdicts(root, _rules()), on_progress)
+    reasons = unusable_reasons(files, root, on_progress)
     records = [ImageRecord(file, UNLABELLED) for (file, _), reason in zip(files, reasons) if not reason]
     skipped += [SkippedFile(shown, reason) for (_, shown), reason in zip(files, reasons) if reason]
     if not records:
@@ -108,6 +107,12 @@ class PoolLabels:
             self.order.remove(image)
         self.order.append(image)
 
+    def remove(self, image: str) -> None:
+        """Take ``image``'s label back (it is unlabelled again)."""
+        self.labels.pop(image, None)
+        if image in self.order:
+            self.order.remove(image)
+
     def undo(self) -> str | None:
         """Forget the last label given; the image it was on (None when there is none)."""
         if not self.order:
@@ -133,3 +138,25 @@ def labelled_pool_index(pool: DatasetIndex, labels: PoolLabels) -> DatasetIndex:
     gone = sum(1 for p in classed if p not in present)
     notes = [f"{gone} labelled pool image(s) are no longer in the pool and were left out."] if gone else []
     return DatasetIndex(records, [], pool.source, notes)
+
+
+def with_labelled_pool(train: DatasetIndex, source: str | Path, on_progress: OnProgress | None = None) -> DatasetIndex:
+    """``train`` plus the pool images labelled so far with one of its classes (the rest of the pool waits).
+
+    A label naming a class the dataset does not have (a hand-edited labels file) is left out with
+    a note: a class with no validation images could not be measured.
+    """
+    pool = load_pool(source, on_progress=on_progress)
+    added = labelled_pool_index(pool, PoolLabels.load(pool_labels_path_for(source)))
+    known = set(train.classes)
+    records = [r for r in added.records if r.label in known]
+    notes = list(added.notes)
+    if len(records) < len(added.records):
+        strange = sorted({r.label for r in added.records} - known)
+        notes.append(f"{len(added) - len(records)} labelled pool image(s) name classes the dataset lacks "
+                     f"({', '.join(strange)}) and were left out.")
+    if records:
+        notes.append(f"{len(records)} image(s) labelled in the unlabelled pool joined training.")
+    taken = {r.path for r in train.records}
+    records = [r for r in records if r.path not in taken]
+    return DatasetIndex(train.records + records, train.skipped, train.source, train.notes + notes)

@@ -23,7 +23,7 @@ from .index_cache import FileVerdicts
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image_size
 from .records import DatasetIndex, ImageRecord, SkippedFile, is_ignored_name
 
-__all__ = ["dataset_root", "load_dataset", "load_source", "scan_csv", "scan_folder"]
+__all__ = ["dataset_root", "load_dataset", "load_source", "scan_csv", "scan_folder", "unusable_reasons"]
 
 _VAL_FOLDER_NAMES = ("val", "valid", "validation", "test")
 
@@ -82,6 +82,12 @@ def _rules() -> str:
     return f"max_pixels={input_limits().max_image_pixels}"
 
 
+def unusable_reasons(files: Sequence[tuple[str, str]], cache_key: str | Path, on_progress: OnProgress | None = None) -> list[str]:
+    """Why each ``(path, shown name)`` is not a usable image ("" when it is): header checks, remembered
+    per file under ``cache_key`` (the folder, zip or manifest the files came from) until the file changes."""
+    return _verdicts_of(files, FileVerdicts(cache_key, _rules()), on_progress)
+
+
 class _ClassFiles(NamedTuple):
     """One class folder's files: positions ``start:stop`` of the scan's file list."""
 
@@ -125,7 +131,7 @@ def scan_folder(root: str | Path, on_progress: OnProgress | None = None) -> Data
                     path = os.path.join(dirpath, name)  # strings: Path objects cost seconds at 50,000 files
                     files.append((path, os.path.relpath(path, root).replace(os.sep, "/")))
         plan.append(_ClassFiles(entry.name.strip(), entry.name, start, len(files)))
-    reasons = _verdicts_of(files, FileVerdicts(root, _rules()), on_progress)
+    reasons = unusable_reasons(files, root, on_progress)
     records: list[ImageRecord] = []
     skipped: list[SkippedFile] = []
     for step in plan:
@@ -182,7 +188,7 @@ def scan_csv(manifest: str | Path, on_progress: OnProgress | None = None) -> Dat
             continue
         plan.append((path, rel, label))
     listed = [step for step in plan if not isinstance(step, SkippedFile)]
-    reasons = iter(_verdicts_of([(str(path), str(path)) for path, _, _ in listed], FileVerdicts(manifest, _rules()), on_progress))
+    reasons = iter(unusable_reasons([(str(path), str(path)) for path, _, _ in listed], manifest, on_progress))
     records: list[ImageRecord] = []
     skipped: list[SkippedFile] = []
     for step in plan:

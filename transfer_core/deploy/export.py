@@ -57,7 +57,7 @@ __all__ = [
 EXPORT_FORMATS = ("torchscript", "onnx", "safetensors", "card")
 ONNX_OPSET = 17
 EXPORT_TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
-PATH_FIELDS = ("data", "val_data", "corrections")  # config fields that name files on the trainer's machine
+PATH_FIELDS = ("data", "val_data", "corrections", "unlabeled", "pseudo_labels_from")  # config fields that name files on the trainer's machine
 METADATA_FILE = "model.json"
 FORMAT_FILES = {  # the files each format owns in an export folder
     "torchscript": ("model.torchscript.pt",),

@@ -18,6 +18,7 @@ from ..data.records import DatasetIndex, is_ignored_name
 from ..data.sources import load_dataset
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
+from ..reporting import OnProgress
 from ..features.inference import run_inference
 from ..insight.calibration import confidence_metrics
 from ..insight.evaluate import classification_report, per_image_predictions
@@ -108,13 +109,15 @@ class Predictor:
         return (logits / self.temperature).softmax(1).numpy()
 
     def file_probabilities(
-        self, paths: Sequence[str | Path], batch_size: int = 32, tta: bool = False,
+        self, paths: Sequence[str | Path], batch_size: int = 32, tta: bool = False, on_progress: OnProgress | None = None,
     ) -> tuple[np.ndarray, list[str | None]]:
         """``(n, n_classes)`` calibrated probabilities of image files, read a batch at a time, and each
         file's read error (None when it was read); an unreadable file's row is NaN, not a failed batch."""
         probabilities = np.full((len(paths), len(self.classes)), np.nan)
         errors: list[str | None] = [None] * len(paths)
         for start in range(0, len(paths), batch_size):
+            if on_progress is not None:
+                on_progress(start, len(paths), "predicting")
             readable: list[tuple[int, Image.Image]] = []
             for i in range(start, min(start + batch_size, len(paths))):
                 try:
@@ -124,6 +127,8 @@ class Predictor:
             if readable:
                 rows = [i for i, _ in readable]
                 probabilities[rows] = self.probabilities([image for _, image in readable], tta=tta)
+        if on_progress is not None:
+            on_progress(len(paths), len(paths), "predicting")
         return probabilities, errors
 
     def predict_files(self, paths: Sequence[str | Path], top_k: int = 3, batch_size: int = 32, tta: bool = False) -> list[Prediction]:

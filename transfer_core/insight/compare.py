@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import Strategy, TrainConfig
 
-__all__ = ["config_differences", "dataset_name", "flatten_config", "scratch_baseline", "training_seconds"]
+__all__ = ["config_differences", "dataset_name", "flatten_config", "learning_curve", "scratch_baseline", "training_seconds"]
 
 _ENDS_SEGMENT = ("finished", "stopped", "failed")
 
@@ -92,3 +92,37 @@ def dataset_name(config: TrainConfig) -> str:
     if _CLASS_UPLOADS.match(name):
         return "images added by class"
     return _UPLOAD_DIGEST.sub("", name) or config.data
+
+
+def learning_curve(runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation accuracy against the number of labelled training images, one point per finished run.
+
+    What a round of labelling bought: each run is counted by the images it trained on with a real
+    label (its dataset plus the pool images labelled by then), its pseudo-labels counted apart. Only
+    runs measured on the most common validation set are comparable; the others are left out.
+
+    Args:
+        runs: :class:`~transfer_core.runs.store.RunDir` objects (unfinished or unreadable ones are skipped).
+
+    Returns:
+        Rows ``{run, labels, pseudo_labels, accuracy, val_size}``, fewest labels first.
+    """
+    from ..training.pseudo_labels import read_pseudo_labels
+
+    points = []
+    for run in runs:
+        accuracy = run.final_accuracy()
+        try:
+            started = run.read_events({"started"})
+        except (OSError, ValueError):
+            continue
+        if accuracy is None or not started:
+            continue
+        pseudo = len(read_pseudo_labels(run.path) or [])
+        points.append({"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo,
+                       "accuracy": accuracy, "val_size": int(started[0]["val_size"])})
+    if points:
+        sizes = [p["val_size"] for p in points]
+        common = max(set(sizes), key=sizes.count)
+        points = [p for p in points if p["val_size"] == common]
+    return sorted(points, key=lambda p: (p["labels"], p["pseudo_labels"]))

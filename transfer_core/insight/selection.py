@@ -160,15 +160,16 @@ def pseudo_labels(probabilities: np.ndarray, eligible: np.ndarray, threshold: fl
     return sorted(chosen)
 
 
-def run_probabilities(predictor, paths: list[str]) -> np.ndarray:
+def run_probabilities(predictor, paths: list[str], on_progress: OnProgress | None = None) -> np.ndarray:
     """``(len(paths), classes)`` calibrated probabilities of a :class:`~transfer_core.deploy.predict.Predictor`,
     in its class order; an image that cannot be read gets a uniform row (never confident, never sure)."""
-    probabilities, errors = predictor.file_probabilities(paths)
+    probabilities, errors = predictor.file_probabilities(paths, on_progress=on_progress)
     probabilities[[i for i, error in enumerate(errors) if error is not None]] = 1.0 / len(predictor.classes)
     return probabilities
 
 
-def pseudo_label_index(run: str | Path, pool, labels, threshold: float = 0.9, cap_per_class: int = 20, device: str = "cpu"):
+def pseudo_label_index(run: str | Path, pool, labels, threshold: float = 0.9, cap_per_class: int = 20, device: str = "cpu",
+                       on_progress: OnProgress | None = None):
     """The pool images ``run`` labels confidently (see :func:`pseudo_labels`), as records to train on.
 
     Images a person labelled or skipped are left out: a real label always wins, and "skip" means no class.
@@ -181,7 +182,7 @@ def pseudo_label_index(run: str | Path, pool, labels, threshold: float = 0.9, ca
     paths = [r.path for r in pool.records if r.path not in labels.labels]
     if not paths:
         return DatasetIndex([], [], f"pseudo-labels of {run}")
-    chosen = pseudo_labels(run_probabilities(predictor, paths), np.ones(len(paths), dtype=bool), threshold, cap_per_class)
+    chosen = pseudo_labels(run_probabilities(predictor, paths, on_progress), np.ones(len(paths), dtype=bool), threshold, cap_per_class)
     records = [ImageRecord(paths[i], predictor.classes[c]) for i, c in chosen]
     note = f"{len(records)} pool image(s) pseudo-labelled by {Path(run).name} (probability at least {threshold:g}, at most {cap_per_class} per class)."
     return DatasetIndex(records, [], f"pseudo-labels of {run}", [note])
@@ -230,7 +231,7 @@ def suggest(
         free = [i for i in range(len(paths)) if not labelled[i]]
         _check(n, len(free))
         probabilities = np.full((len(paths), len(predictor.classes)), 1.0 / len(predictor.classes))
-        probabilities[free] = run_probabilities(predictor, [paths[i] for i in free])
+        probabilities[free] = run_probabilities(predictor, [paths[i] for i in free], on_progress)
         picked = uncertain_diverse(probabilities, features, labelled, n, seed)
         sentence = UNCERTAIN_SENTENCE.format(m=min(5 * n, len(free)), n=len(picked))
     return Suggestion([paths[i] for i, _ in picked], sentence, [s for _, s in picked])

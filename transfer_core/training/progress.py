@@ -20,6 +20,7 @@ _PASS_NAMES = {
     "features": "computing features",
     "prefix": "running the frozen layers",
     "views": "computing features of altered copies",
+    "pseudo": "labelling the pool with the earlier run",
 }
 
 
