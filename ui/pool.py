@@ -94,7 +94,7 @@ def _status(pool: DatasetIndex, labels: PoolLabels, classes: list[str]) -> None:
     if classed:
         counts = {c: sum(1 for v in classed.values() if v == c) for c in classes}
         st.caption("The next run trains on these labelled pool images too: "
-                   + ", ".join(f"{c} {n}" for c, n in counts.items() if n) + ".")
+                   + ", ".join(f"{c} ({n})" for c, n in counts.items() if n) + ".")
     if pool.skipped:
         with st.expander(f"{len(pool.skipped)} pool files are not usable images"):
             st.dataframe([{"file": s.path, "reason": s.reason} for s in pool.skipped], hide_index=True, width="stretch")

@@ -226,7 +226,48 @@ def test_sample_quick_train_evaluate(server):
         main(page).get_by_text("Recommended:").wait_for(timeout=240_000)
         expect(main(page).get_by_text("LogME (estimate)").first).to_be_attached()  # a column of the results grid
         _shot(page, "13-backbone-shootout")
+
+        # Label less: add unlabelled scans to the pool, label the proposed ones by keyboard, retrain,
+        # and see the learning curve on Compare.
+        _open(page, "Data")
+        pool_uploader = main(page).locator("[data-testid='stFileUploader']").filter(has_text="Images without classes")
+        pool_uploader.locator("input[type=file]").set_input_files([str(f) for f in _pool_digits(server_home(page))])
+        page.get_by_role("button", name="Add to the pool").click()
+        expect(main(page).get_by_text("Added 8 image(s) to the pool.")).to_be_visible(timeout=60_000)
+        page.get_by_role("button", name="Suggest 20 images to label").click()
+        main(page).get_by_text("Which class is this?").wait_for(timeout=120_000)
+        expect(main(page).get_by_text("least sure of")).to_be_visible()  # a run exists: uncertainty + diversity
+        for key, done in (("3", 1), ("7", 2), ("S", 3)):  # digit classes: the digit's own key; S skips
+            _settle(page)
+            page.keyboard.press(key)
+            expect(main(page).get_by_text(f"{done} of 8 images of this batch labelled")).to_be_visible(timeout=30_000)
+        _settle(page)
+        page.keyboard.press("U")  # undo the skip
+        expect(main(page).get_by_text("2 of 8 images of this batch labelled")).to_be_visible(timeout=30_000)
+        _shot(page, "16-data-labelling")
+        page.get_by_role("button", name="Retrain with the new labels").click()
+        page.wait_for_selector("h1:has-text('Train')", timeout=60_000)
+        main(page).get_by_text("Training finished").wait_for(timeout=180_000)
+        _open(page, "Compare")
+        expect(main(page).locator(".js-plotly-plot .gtitle", has_text="Accuracy against labelled images")).to_have_count(1, timeout=60_000)
+        _shot(page, "17-compare-learning-curve")
         browser.close()
+
+
+def _pool_digits(folder: Path) -> list[Path]:
+    """Eight scans of scikit-learn's digits that the sample leaves out (it takes the first 30 per class), drawn as the sample draws them."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    paths = []
+    for i in range(1, 9):
+        pixels = (255 - digits.images[-i] / 16.0 * 255).clip(0, 255).astype(np.uint8)
+        path = folder / f"unlabelled-{i}.png"
+        Image.fromarray(pixels, "L").resize((64, 64), Image.Resampling.BICUBIC).convert("RGB").save(path)
+        paths.append(path)
+    return paths
 
 
 def server_home(page) -> Path:
