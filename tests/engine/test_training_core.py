@@ -153,3 +153,19 @@ def test_checkpoints_between_timer_ticks_are_written_at_the_end_with_the_last_fi
     assert all(torch.equal(late["model"][k], every["model"][k]) for k in every["model"])
     assert late["callbacks"] == every["callbacks"]
     assert Trainer(config, timed).fit(resume=True).report["epochs_run"] == 4
+
+
+def test_one_cycle_schedule_runs_for_every_short_run_length():
+    """Regression: 4 steps in all (1 epoch of about 100 images at batch 32) made PyTorch's OneCycleLR
+    divide by zero, because its warm-up phase then ends on step 0."""
+    import torch
+
+    from transfer_core import TrainConfig
+    from transfer_core.training.optim import make_scheduler
+
+    for total in range(1, 13):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = make_scheduler(optimizer, TrainConfig(data="x", epochs=1, schedule="onecycle"), steps_per_epoch=total)
+        for _ in range(total):
+            optimizer.step()
+            scheduler.step()

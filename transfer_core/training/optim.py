@@ -49,8 +49,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
     """The config's learning-rate schedule, stepped once per optimiser step."""
     total = config.epochs * steps_per_epoch
     if config.schedule is Schedule.ONE_CYCLE:
+        # PyTorch's warm-up ends on step pct_start·total − 1; on step 0 exactly (4 steps in all) it divides by zero.
+        warmup = 0.25 if total * 0.25 != 1 else 0.3
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total, pct_start=0.25
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total, pct_start=warmup
         )
     if config.schedule is Schedule.COSINE:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
