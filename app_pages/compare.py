@@ -77,12 +77,13 @@ if chosen:
     st.plotly_chart(compare_f1_figure(per_class), width="stretch", key="cmp_f1")
 
 st.subheader("Learning curve: what more labels bought")
-points = learning_curve([entry.run for entry in state.listed_runs(False)])  # this project's rounds: one validation set
-if len(points) >= 2:
+curve = learning_curve([entry.run for entry in state.listed_runs(False)])  # this project's rounds
+if curve.drawable:
+    left_out = f" {curve.left_out} run(s) with other settings are left out." if curve.left_out else ""
     st.caption("Each point is a finished run, placed by the images it trained on with a real label (the dataset plus "
-               "the pool images labelled by then); runs that also used pseudo-labels form their own line. All are "
-               "measured on the same validation images.")
-    st.plotly_chart(learning_curve_figure(pd.DataFrame(points)), width="stretch", key="cmp_learning")
+               "the pool images labelled by then); runs that also used pseudo-labels form their own line. All share the "
+               f"latest run's settings and validation images.{left_out}")
+    st.plotly_chart(learning_curve_figure(pd.DataFrame(curve.points)), width="stretch", key="cmp_learning")
 else:
     st.caption("Label pool images on the Data page and retrain: each round's run adds a point here, accuracy against "
                "the number of labelled images.")

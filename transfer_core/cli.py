@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli_suggest import add_parser as add_suggest, add_pool_arguments, pool_settings
+from .cli_pool import add_parser as add_suggest, add_pool_arguments, pool_settings
 from .config import DEFAULT_EMA_DECAY, AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
 from .runs.store import RunDir
@@ -324,7 +324,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .deploy.export import export_run, export_zip, verify_export
+    from .deploy.export import export_run, export_zip
+    from .deploy.verify import verify_export
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     folder = export_run(args.run, formats, args.out)
@@ -348,7 +349,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_suggest(args: argparse.Namespace) -> int:
-    from .cli_suggest import run
+    from .cli_pool import run
 
     return run(args)
 

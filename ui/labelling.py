@@ -9,6 +9,7 @@ digit), S skips ("not any class"), U undoes the last label.
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -38,12 +39,16 @@ def _key(path: str) -> str:
     return f"pool_pick_{hashlib.sha256(path.encode()).hexdigest()[:16]}"
 
 
+_WRITING = threading.Lock()  # every session of this server labels through here: two tabs never overwrite each other's click
+
+
 def _change(labels_file: Path, action) -> None:
     """Load the labels, apply ``action(labels)``, save; a failure is shown once, after the rerun."""
     try:
-        labels = PoolLabels.load(labels_file)
-        action(labels)
-        labels.save(labels_file)
+        with _WRITING:
+            labels = PoolLabels.load(labels_file)
+            action(labels)
+            labels.save(labels_file)
     except WarmstartError as exc:
         state.pool_error.set(str(exc))
 
@@ -66,6 +71,7 @@ def _picked(labels_file: Path, path: str) -> None:
 
 
 def render(batch: Suggestion, labels: PoolLabels, classes: list[str], labels_file: Path) -> None:
+    """Progress through ``batch``, the next image with its class buttons, undo, and the whole batch's grid."""
     if error := state.pool_error.take():
         st.error(error)
     if not batch.paths:
@@ -78,7 +84,7 @@ def render(batch: Suggestion, labels: PoolLabels, classes: list[str], labels_fil
         _next_image(pending[0], classes, labels_file, len(batch.paths) - len(pending) + 1, len(batch.paths))
     else:
         st.success("This batch is labelled. Retrain below, or suggest the next batch.")
-    if labels.order:
+    if labels.history:
         st.button("Undo the last label (U)", key="pool_undo", shortcut="U", on_click=_undo, args=(labels_file,))
     _grid(batch.paths, labels, classes, labels_file, pending[0] if pending else None)
 

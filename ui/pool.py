@@ -9,11 +9,9 @@ kept in the project too, so a refresh shows the same images.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
-import torch
 
 from transfer_core import (
     POOL_SKIP,
@@ -27,7 +25,7 @@ from transfer_core import (
     pool_labels_path_for,
     suggest,
 )
-from transfer_core.runs.store import atomic_write_json
+from transfer_core.training.trainer import resolve_device
 
 from . import busy, labelling, state
 from .uploads import save_pool_files
@@ -66,10 +64,12 @@ def _add_images(folder: Path | None) -> None:
     uploads = st.file_uploader(label, type=POOL_TYPES, accept_multiple_files=True, key=f"pool_upload_{state.pool_round.get()}")
     if uploads and st.button("Add to the pool", key="add_pool"):
         try:
-            target = folder or state.new_pool_folder()
+            target = folder or state.pool_target()
             added, refused = save_pool_files(target, [(f.name, f.getvalue()) for f in uploads])
+            if added:
+                state.record_pool(target)
         except (WarmstartError, OSError) as exc:
-            st.error(f"Could not add the images ({getattr(exc, 'strerror', None) or exc}); nothing in the pool changed.")
+            st.error(f"Could not add the images ({getattr(exc, 'strerror', None) or exc}); the pool keeps what it had.")
             return
         state.pool_round.set(state.pool_round.get() + 1)  # an empty uploader for the next batch
         state.pool_note.set((f"Added {added} image(s) to the pool.", refused))
@@ -123,30 +123,17 @@ def _suggest_controls(pool: DatasetIndex, labels: PoolLabels, latest: RunDir | N
         try:
             with busy.progress("Choosing images to label (pool features are computed once, then reused)") as on_progress:
                 chosen = suggest(pool, labels, int(n), run.path if run else None, state.settings()["backbone"] if run is None else None,
-                                 "cuda" if torch.cuda.is_available() else "cpu", on_progress=on_progress)
-            _save_suggestion(chosen, run)
+                                 resolve_device("auto").type, on_progress=on_progress)
+            state.save_suggestion(chosen, run)
         except (WarmstartError, OSError) as exc:
             st.error(str(exc))
-    saved = _load_suggestion({r.path for r in pool.records})
+        except RuntimeError as exc:  # out of memory on a GPU or in the runtime: say so instead of a traceback
+            st.error(f"Choosing images stopped ({exc}); try a smaller pool or free some memory.")
+    saved = state.saved_suggestion({r.path for r in pool.records})
     if saved is not None:
         suggestion, run_name = saved
         st.caption(f"{'Using run ' + run_name + '. ' if run_name else ''}{suggestion.strategy}")
     return saved[0] if saved is not None else None
-
-
-def _save_suggestion(chosen: Suggestion, run: RunDir | None) -> None:
-    atomic_write_json(state.suggestion_file(), {"paths": chosen.paths, "strategy": chosen.strategy, "scores": chosen.scores,
-                                                "run": display_name(run) if run else None})
-
-
-def _load_suggestion(present: set[str]) -> tuple[Suggestion, str | None] | None:
-    """The saved batch (images since removed from the pool left out), and the run it came from; None without one."""
-    try:
-        raw = json.loads(state.suggestion_file().read_text(encoding="utf-8"))
-        paths = [p for p in raw["paths"] if p in present]
-        return Suggestion(paths, str(raw["strategy"])), raw.get("run")
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _retrain(labels: PoolLabels, latest: RunDir | None) -> None:

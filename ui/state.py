@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from transfer_core import (
     ProjectStore,
     RunDir,
     RunStore,
+    Suggestion,
     TrainConfig,
     TTAComparison,
     WarmstartError,
@@ -48,6 +50,7 @@ from transfer_core import (
 )
 
 from transfer_core.config import DEFAULT_EMA_DECAY
+from transfer_core.runs.store import atomic_write_json
 
 from . import auth
 from .dataset_cache import DatasetIndexes
@@ -445,7 +448,15 @@ def config() -> TrainConfig:
     choice = dataset()
     chosen = config_from_recipe(settings(), choice.source if choice else "", choice.val_source if choice else None,
                                 _active_corrections())
-    return chosen.replace(unlabeled=choice.pool) if choice is not None and choice.pool else chosen
+    pool = pool_folder()
+    return chosen.replace(unlabeled=str(pool)) if pool is not None else chosen
+
+
+def training_config() -> TrainConfig:
+    """:func:`config` as a run trains it: with the Auto recipe its backbone is ``auto``, which the run's
+    worker resolves before training (the run's config then names the backbone it chose)."""
+    chosen = config()
+    return chosen.replace(backbone=AUTO_BACKBONE) if auto_backbone() else chosen
 
 
 # -- the unlabelled pool ---------------------------------------------------------------------
@@ -457,14 +468,17 @@ def pool_folder() -> Path | None:
     return Path(choice.pool) if choice is not None and choice.pool and Path(choice.pool).is_dir() else None
 
 
-def new_pool_folder() -> Path:
-    """The open project's pool folder, made and recorded in the project on first use."""
+def pool_target() -> Path:
+    """Where the open project's pool lives (the folder may not exist yet)."""
+    return project().uploads / "pool"
+
+
+def record_pool(folder: Path) -> None:
+    """Make ``folder`` the open project's pool: called once images are in it, so an upload that
+    added nothing never leaves an empty pool that every run would then have to read."""
     chosen = project()
-    folder = chosen.uploads / "pool"
-    folder.mkdir(parents=True, exist_ok=True)
     if chosen.dataset.pool != str(folder):
         chosen.set_dataset(dataclasses.replace(chosen.dataset, pool=str(folder)))
-    return folder
 
 
 def suggestion_file() -> Path:
@@ -472,11 +486,19 @@ def suggestion_file() -> Path:
     return project().path / "pool-suggestion.json"
 
 
-def training_config() -> TrainConfig:
-    """:func:`config` as a run trains it: with the Auto recipe its backbone is ``auto``, which the run's
-    worker resolves before training (the run's config then names the backbone it chose)."""
-    chosen = config()
-    return chosen.replace(backbone=AUTO_BACKBONE) if auto_backbone() else chosen
+def save_suggestion(chosen: Suggestion, run: RunDir | None) -> None:
+    """Keep a proposed batch (and the run it came from) in the open project."""
+    atomic_write_json(suggestion_file(), {"paths": chosen.paths, "strategy": chosen.strategy, "scores": chosen.scores,
+                                          "run": display_name(run) if run else None})
+
+
+def saved_suggestion(present: set[str]) -> tuple[Suggestion, str | None] | None:
+    """The kept batch (images since removed from the pool left out) and the name of its run; None without one."""
+    try:
+        raw = json.loads(suggestion_file().read_text(encoding="utf-8"))
+        return Suggestion([p for p in raw["paths"] if p in present], str(raw["strategy"])), raw.get("run")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 # -- journey -------------------------------------------------------------------------------

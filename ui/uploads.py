@@ -89,6 +89,7 @@ def save_pool_files(folder: Path, files: Iterable[tuple[str, bytes]]) -> tuple[i
     Returns:
         (images added, one sentence per refused file or zip entry).
     """
+    folder.mkdir(parents=True, exist_ok=True)
     images, refused = [], []
     added = 0
     for name, data in files:

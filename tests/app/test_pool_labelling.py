@@ -102,7 +102,7 @@ def _labels_folder(project) -> str:
 def _train_size(project) -> int:
     from transfer_core.data.splits import load_train_val
 
-    train, _ = load_train_val(project.dataset.source, None, 0.3, 0)
+    train, _ = load_train_val(project.dataset.source, None, project.recipe["val_split"], project.recipe["seed"])
     return len(train)
 
 
@@ -123,6 +123,7 @@ def test_with_a_finished_run_the_batch_is_the_runs_least_sure_and_pseudo_labels_
     _button(at, "pool_suggest").click().run()
     _no_exception(at)
     assert any("Using run" in c.value and "least sure" in c.value for c in at.caption)
+    _button(at, "pool_give_0").click().run()  # one more real label for this round
     at.checkbox(key="pool_pseudo").check().run()
     at.slider(key="pool_threshold").set_value(0.5).run()
     _button(at, "pool_retrain").click().run()

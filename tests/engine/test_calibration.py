@@ -11,7 +11,8 @@ import torch
 
 from transfer_core import Predictor, RunDir, Trainer, TrainConfig, WarmstartError, evaluate_run
 from transfer_core.cli import main
-from transfer_core.deploy.export import export_run, load_exported, verify_export
+from transfer_core.deploy.export import export_run, load_exported
+from transfer_core.deploy.verify import verify_export
 from transfer_core.insight import calibration
 from transfer_core.insight.calibration import (
     calibrate,

@@ -9,7 +9,8 @@ import pytest
 from transfer_core import Trainer, TrainConfig
 from transfer_core.cli import main
 from transfer_core.data.corrections import Corrections, corrections_path_for
-from transfer_core.deploy.export import export_run, load_exported, verify_export
+from transfer_core.deploy.export import export_run, load_exported
+from transfer_core.deploy.verify import verify_export
 
 from ..conftest import TINY, write_dataset
 

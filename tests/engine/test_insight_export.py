@@ -19,7 +19,8 @@ from transfer_core.insight.compare import config_differences, scratch_baseline
 from transfer_core.data.corrections import Corrections, corrections_path_for
 from transfer_core.insight.embedding_map import embedding_map
 from transfer_core.insight.explain import cam_target_layer, grad_cam, overlay_heatmap
-from transfer_core.deploy.export import export_run, export_zip, load_exported, verify_export
+from transfer_core.deploy.export import export_run, export_zip, load_exported
+from transfer_core.deploy.verify import verify_export
 from transfer_core.insight.health import health_check
 from transfer_core.training.lr_finder import find_lr
 from transfer_core.models.transfer import TransferModel

@@ -97,6 +97,30 @@ def test_labels_file_is_beside_the_pool_atomic_and_survives_a_restart(pool, monk
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
 
 
+def test_undo_puts_back_what_was_there_a_relabel_or_a_removed_label(tmp_path):
+    path = tmp_path / "pool.labels.json"
+    labels = PoolLabels()
+    labels.set("a.png", "cat")
+    labels.set("a.png", "dog")  # changed its mind in the grid
+    labels.set("b.png", "cat")
+    labels.remove("b.png")  # clicked the chosen class again: no label
+    labels.save(path)
+    labels = PoolLabels.load(path)
+    assert labels.labels == {"a.png": "dog"}
+    assert labels.undo() == "b.png" and labels.labels == {"a.png": "dog", "b.png": "cat"}
+    assert labels.undo() == "b.png" and labels.labels == {"a.png": "dog"}
+    assert labels.undo() == "a.png" and labels.labels == {"a.png": "cat"}
+    assert labels.undo() == "a.png" and labels.labels == {}
+    assert labels.undo() is None
+
+
+def test_a_labels_file_of_the_first_format_still_reads(tmp_path):
+    path = tmp_path / "pool.labels.json"
+    path.write_text(json.dumps({"labels": {"a.png": "cat", "b.png": "skip"}, "order": ["b.png", "a.png"]}))
+    labels = PoolLabels.load(path)
+    assert labels.order == ["b.png", "a.png"] and labels.undo() == "a.png" and labels.labels == {"b.png": "skip"}
+
+
 def test_unreadable_labels_file_is_one_sentence(tmp_path):
     path = tmp_path / "p.labels.json"
     path.write_text("{not json")

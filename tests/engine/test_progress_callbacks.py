@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from transfer_core import Trainer, TrainConfig, load_train_val
-from transfer_core.deploy.export import export_run, verify_export
+from transfer_core.deploy.export import export_run
+from transfer_core.deploy.verify import verify_export
 from transfer_core.insight.embedding_map import embedding_map
 from transfer_core.insight.shootout import backbone_shootout
 from transfer_core.reporting import phase

@@ -71,13 +71,23 @@ def load_pool(source: str | Path, extract_dir: str | Path | None = None, on_prog
 
 @dataclass
 class PoolLabels:
-    """Per pool image (by path): its class, or :data:`SKIP`; ``order`` is the labelling order, for undo."""
+    """Per pool image (by path): its class, or :data:`SKIP`.
+
+    ``history`` lists every change as ``(image, label it had before or None)``, oldest first, so
+    :meth:`undo` puts back exactly what was there: a relabel undone restores the first label.
+    """
 
     labels: dict[str, str] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
+    history: list[tuple[str, str | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def order(self) -> list[str]:
+        """Labelled images, the most recently changed last."""
+        last = {image: i for i, (image, _) in enumerate(self.history)}
+        return sorted((p for p in self.labels if p in last), key=last.get) + [p for p in self.labels if p not in last]
 
     @classmethod
     def load(cls, path: str | Path) -> PoolLabels:
@@ -86,15 +96,18 @@ class PoolLabels:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
             labels = {str(k): str(v) for k, v in raw["labels"].items()}
-            order = [str(p) for p in raw.get("order", []) if str(p) in labels]
-            return cls(labels, order + [p for p in labels if p not in order])
-        except (OSError, json.JSONDecodeError, KeyError, AttributeError, TypeError) as exc:
+            if "history" in raw:
+                history = [(str(image), None if before is None else str(before)) for image, before in raw["history"]]
+            else:  # a file from before undo remembered earlier labels
+                history = [(str(p), None) for p in raw.get("order", []) if str(p) in labels]
+            return cls(labels, history)
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
             raise WarmstartError(f"Pool labels file '{path}' is unreadable ({exc}); delete it to start over.") from None
 
     def save(self, path: str | Path) -> None:
         """Write the whole file atomically: a crash mid-write leaves the previous labels, never half a file."""
         try:
-            atomic_write_json(Path(path), {"labels": dict(sorted(self.labels.items())), "order": self.order})
+            atomic_write_json(Path(path), {"labels": dict(sorted(self.labels.items())), "history": [list(h) for h in self.history]})
         except OSError as exc:
             raise WarmstartError(f"Cannot save pool labels to '{path}' ({exc.strerror or exc}).") from None
 
@@ -102,23 +115,25 @@ class PoolLabels:
         """Label ``image`` (a class name, or :data:`SKIP`); labelling it again replaces the label."""
         if not label.strip():
             raise WarmstartError("A pool label must be a class name or 'skip'.")
+        if self.labels.get(image) == label.strip():
+            return
+        self.history.append((image, self.labels.get(image)))
         self.labels[image] = label.strip()
-        if image in self.order:
-            self.order.remove(image)
-        self.order.append(image)
 
     def remove(self, image: str) -> None:
-        """Take ``image``'s label back (it is unlabelled again)."""
-        self.labels.pop(image, None)
-        if image in self.order:
-            self.order.remove(image)
+        """Take ``image``'s label back (it is unlabelled again; undo gives the label back)."""
+        if image in self.labels:
+            self.history.append((image, self.labels.pop(image)))
 
     def undo(self) -> str | None:
-        """Forget the last label given; the image it was on (None when there is none)."""
-        if not self.order:
+        """Reverse the last change (a label given, changed or taken back); the image it was on (None when there is none)."""
+        if not self.history:
             return None
-        image = self.order.pop()
-        self.labels.pop(image, None)
+        image, before = self.history.pop()
+        if before is None:
+            self.labels.pop(image, None)
+        else:
+            self.labels[image] = before
         return image
 
     @property
@@ -146,8 +161,10 @@ def with_labelled_pool(train: DatasetIndex, source: str | Path, on_progress: OnP
     A label naming a class the dataset does not have (a hand-edited labels file) is left out with
     a note: a class with no validation images could not be measured.
     """
-    pool = load_pool(source, on_progress=on_progress)
-    added = labelled_pool_index(pool, PoolLabels.load(pool_labels_path_for(source)))
+    labels = PoolLabels.load(pool_labels_path_for(source))
+    if not labels.classed:  # nothing labelled yet: the pool is not read (an empty or moved pool blocks no run)
+        return train
+    added = labelled_pool_index(load_pool(source, on_progress=on_progress), labels)
     known = set(train.classes)
     records = [r for r in added.records if r.label in known]
     notes = list(added.notes)

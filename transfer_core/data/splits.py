@@ -12,7 +12,6 @@ from pathlib import Path
 from ..errors import WarmstartError
 from ..reporting import OnProgress
 from .corrections import Corrections
-from .pool import with_labelled_pool
 from .records import DatasetIndex, ImageRecord
 from .sources import load_dataset, load_source
 
@@ -44,14 +43,11 @@ def split_train_val(index: DatasetIndex, val_fraction: float, seed: int = 0) -> 
 
 def load_run_split(config, on_progress: OnProgress | None = None) -> tuple[DatasetIndex, DatasetIndex]:
     """The training and validation indexes a :class:`~transfer_core.config.TrainConfig` trains on
-    (its data, validation data or split, seed and corrections; pool images labelled so far join training),
-    so every tool sees the run's own split.
+    (its data, validation data or split, seed and corrections), so every tool sees the run's own split.
+    Pool images join a run's training images only in the trainer (:mod:`transfer_core.training.pool_data`).
     ``on_progress`` is told of the files checked (see :func:`~transfer_core.data.sources.scan_folder`)."""
-    train, val = load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections,
-                                on_progress=on_progress)
-    if config.unlabeled:  # labelled pool images train, never validate: every labelling round is measured alike
-        train = with_labelled_pool(train, config.unlabeled, on_progress)
-    return train, val
+    return load_train_val(config.data, config.val_data, config.val_split, config.seed, corrections=config.corrections,
+                          on_progress=on_progress)
 
 
 def load_train_val(

@@ -7,13 +7,15 @@ the engine's :class:`~transfer_core.deploy.predict.Predictor` does:
 
 - ``model.torchscript.pt``: TorchScript (traced), for PyTorch without this package;
 - ``model.onnx``: ONNX at opset 17 (ONNX Runtime 1.12+, TensorRT 8.5+, OpenVINO, OpenCV DNN);
+- ``model.int8.onnx``: the same graph quantised to int8 (:mod:`transfer_core.deploy.quantize`),
+  about 4x smaller; judged by its accuracy next to the float model's, not by equal probabilities;
 - ``model.safetensors`` + ``model.json``: the weights and everything needed to rebuild the model
   (backbone, classes in output order, input size, normalisation, recipe, the weights' SHA-256)
   for Warmstart itself; ``model.json`` is written with every export, whatever the formats;
 - ``MODEL_CARD.md`` + ``confusion_matrix.png``: what the model is, how it was made, how good it is.
 
-:func:`verify_export` runs the ONNX and TorchScript files on the validation images and
-compares them with the engine's own probabilities. Formats can be exported one at a time into
+:func:`~transfer_core.deploy.verify.verify_export` runs the exported files on the validation images and
+compares them with the engine. Formats can be exported one at a time into
 one folder; the weights' fingerprint in ``model.json`` tells whether the files already there
 are of the same model (kept) or of another (removed).
 """
@@ -44,24 +46,25 @@ from ..features.inference import run_inference
 from ..data.images import ImageReadError, open_rgb
 from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel
+from .latency import LATENCY_FILE
 from .model_card import write_model_card
+from .quantize import calibration_batches, quantize_onnx
 from .predict import Predictor, load_trained_model
 from ..reporting import OnProgress, phase
 from ..runs.store import RunDir
 
 __all__ = [
-    "EXPORT_FORMATS", "EXPORT_TOLERANCE", "ONNX_OPSET", "FormatAgreement", "export_run", "export_zip", "load_exported",
-    "shared_recipe", "verify_export",
+    "EXPORT_FORMATS", "ONNX_OPSET", "export_run", "export_zip", "load_exported", "read_metadata", "shared_recipe",
 ]
 
-EXPORT_FORMATS = ("torchscript", "onnx", "safetensors", "card")
+EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "safetensors", "card")
 ONNX_OPSET = 17
-EXPORT_TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
 PATH_FIELDS = ("data", "val_data", "corrections", "unlabeled", "pseudo_labels_from")  # config fields that name files on the trainer's machine
 METADATA_FILE = "model.json"
 FORMAT_FILES = {  # the files each format owns in an export folder
     "torchscript": ("model.torchscript.pt",),
     "onnx": ("model.onnx",),
+    "onnx-int8": ("model.int8.onnx",),
     "safetensors": ("model.safetensors",),
     "card": ("MODEL_CARD.md", "confusion_matrix.png"),
 }
@@ -119,6 +122,9 @@ def export_run(
     folder = Path(out_dir) if out_dir else run.path / "export"
     if folder.exists() and not folder.is_dir():
         raise WarmstartError(f"'{folder}' is a file, not a folder; choose a folder to export into.")
+    calibration = None
+    if "onnx-int8" in formats:  # training images: validation must stay an honest check of the int8 model
+        calibration = calibration_batches(load_run_split(run.read_config())[0], Predictor(model, info.classes, info.preprocessing).inputs)
     weights = save({k: v.contiguous() for k, v in model.state_dict().items()})
     fingerprint = hashlib.sha256(weights).hexdigest()
     config = shared_recipe(run.read_config().to_dict())
@@ -140,11 +146,12 @@ def export_run(
         raise WarmstartError(f"Cannot write into '{folder}' ({exc}); choose a folder you can write to.") from None
     try:
         try:
-            _write_formats(staging, formats, model, info, weights, report, config, run.name, on_progress)
+            _write_formats(staging, formats, model, info, weights, report, config, run.name, on_progress, calibration)
         except Exception as exc:  # nothing in here raises WarmstartError; exporters raise anything
             raise WarmstartError(f"Export of run '{run.name}' failed ({type(exc).__name__}: {exc}).") from None
         (staging / METADATA_FILE).write_bytes(metadata)
         _publish(staging, folder, keep_others=_holds_model(folder, info, fingerprint))
+        (folder / LATENCY_FILE).unlink(missing_ok=True)  # measured for the files before; measure_latency again
     except OSError as exc:
         raise WarmstartError(f"Cannot write the export into '{folder}' ({exc}); check that there is space and it is writable.") from None
     finally:
@@ -157,6 +164,7 @@ def export_run(
 def _write_formats(
     staging: Path, formats: tuple[str, ...], model: TransferModel, info: ModelInfo, weights: bytes,
     report: dict[str, Any], config: dict[str, Any], title: str, on_progress: OnProgress | None = None,
+    calibration: list[np.ndarray] | None = None,
 ) -> None:
     """Write each chosen format's files into ``staging``, counting formats written."""
     size = info.preprocessing.input_size
@@ -174,13 +182,22 @@ def _write_formats(
                 warnings.simplefilter("ignore")  # tracer and legacy-exporter notices are not the user's concern
                 if name == "torchscript":
                     torch.jit.trace(deployable, example).save(str(staging / "model.torchscript.pt"))
-                else:
-                    torch.onnx.export(
-                        deployable, (example,), str(staging / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
-                        input_names=["image"], output_names=["probabilities"],
-                        dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
-                    )
+                elif name == "onnx":
+                    _export_onnx(deployable, example, staging / "model.onnx")
+                else:  # int8: quantise the float graph (exported just before, or made here for the purpose)
+                    float_graph = staging / "model.onnx" if "onnx" in chosen else staging / ".float.onnx"
+                    if not float_graph.exists():
+                        _export_onnx(deployable, example, float_graph)
+                    quantize_onnx(float_graph, staging / "model.int8.onnx", calibration)
+                    (staging / ".float.onnx").unlink(missing_ok=True)
         written(done)
+
+
+def _export_onnx(deployable: nn.Module, example: torch.Tensor, path: Path) -> None:
+    torch.onnx.export(
+        deployable, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET, input_names=["image"],
+        output_names=["probabilities"], dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+    )
 
 
 def _holds_model(folder: Path, info: ModelInfo, fingerprint: str) -> bool:
@@ -242,7 +259,7 @@ def export_zip(folder: str | Path) -> bytes:
     return buffer.getvalue()
 
 
-def _read_metadata(folder: Path) -> tuple[ModelInfo, dict[str, Any]]:
+def read_metadata(folder: Path) -> tuple[ModelInfo, dict[str, Any]]:
     path = folder / "model.json"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -256,7 +273,7 @@ def _read_metadata(folder: Path) -> tuple[ModelInfo, dict[str, Any]]:
 def load_exported(folder: str | Path, device: str = "cpu") -> Predictor:
     """A Predictor from an export's ``model.safetensors`` + ``model.json``, checked against each other."""
     folder = Path(folder)
-    info, raw = _read_metadata(folder)
+    info, raw = read_metadata(folder)
     weights = folder / "model.safetensors"
     try:
         state = load_file(str(weights))
@@ -267,112 +284,3 @@ def load_exported(folder: str | Path, device: str = "cpu") -> Predictor:
     model = build_model(info, state, source=str(weights))
     fingerprint = raw.get("weights_sha256") or f"{weights.resolve()}:{weights.stat().st_mtime_ns}"
     return Predictor(model, info.classes, info.preprocessing, device, weights=f"export:{fingerprint}", temperature=info.temperature)
-
-
-@dataclass
-class FormatAgreement:
-    """How one exported format compares with the engine on the same images."""
-
-    format: str
-    images: int
-    agreement: float | None  # share of images with the same top-1 class
-    max_difference: float | None  # largest absolute probability difference
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.agreement == 1.0 and (self.max_difference or 0.0) <= EXPORT_TOLERANCE
-
-
-def _validation_views(run: RunDir, engine: Predictor, limit: int, on_progress: OnProgress | None) -> list[torch.Tensor]:
-    """The evaluation crops of up to ``limit`` readable validation images, counting images read."""
-    _, val = load_run_split(run.read_config())
-    records = val.records[:limit]
-    read = phase(on_progress, len(records), "validation images read")
-    views = []
-    for done, record in enumerate(records, start=1):
-        try:
-            image = open_rgb(record.path)
-        except ImageReadError:
-            image = None  # an unreadable image is left out of the comparison; it is not an export problem
-        if image is not None:
-            views.extend(engine.views([image]))
-        read(done)
-    return views
-
-
-def _check_onnx_signature(session, info: ModelInfo) -> None:
-    shape = session.get_inputs()[0].shape
-    size = info.preprocessing.input_size
-    if list(shape[1:]) != [3, size, size]:
-        raise WarmstartError(f"the ONNX input is {shape}, but model.json says 3x{size}x{size}")
-    outputs = session.get_outputs()[0].shape
-    if outputs[-1] != len(info.classes):
-        raise WarmstartError(f"the ONNX output has {outputs[-1]} classes, model.json lists {len(info.classes)}")
-
-
-def verify_export(
-    run: RunDir | str | Path, folder: str | Path | None = None, limit: int = 500, on_progress: OnProgress | None = None
-) -> list[FormatAgreement]:
-    """Run the exported ONNX and TorchScript models on up to ``limit`` validation images and compare.
-
-    Args:
-        run: the exported run.
-        folder: its export folder (default ``RUN/export``).
-        limit: most validation images used.
-        on_progress: ``(done, total, what)`` (see :mod:`transfer_core.reporting`): images read, then images
-            run through the engine and through each exported file.
-
-    Returns:
-        One :class:`FormatAgreement` per ONNX or TorchScript file in the folder.
-    """
-    run = run if isinstance(run, RunDir) else RunDir(run)
-    folder = Path(folder) if folder else run.path / "export"
-    info, _ = _read_metadata(folder)
-    engine = Predictor.from_run(run)
-    if engine.classes != info.classes or engine.preprocessing != info.preprocessing:
-        raise WarmstartError(f"The export in '{folder}' does not belong to run '{run.name}' (classes or preprocessing differ).")
-    views = _validation_views(run, engine, limit, on_progress)
-    if not views:
-        raise WarmstartError("No readable validation images to check the export on.")
-    batch = engine.inputs(views=views)
-    expected = engine.probabilities(inputs=batch, on_batch=phase(on_progress, len(batch), "images run through the engine"))
-    results = []
-    for name, path, run_format in (("onnx", folder / "model.onnx", _run_onnx), ("torchscript", folder / "model.torchscript.pt", _run_torchscript)):
-        if not path.exists():
-            continue
-        try:
-            got = run_format(path, batch, info, phase(on_progress, len(batch), f"images run through {path.name}"))
-        except WarmstartError as exc:
-            results.append(FormatAgreement(name, len(batch), None, None, str(exc)))
-            continue
-        except Exception as exc:
-            results.append(FormatAgreement(name, len(batch), None, None, f"{type(exc).__name__}: {exc}"))
-            continue
-        agreement = float((got.argmax(1) == expected.argmax(1)).mean())
-        results.append(FormatAgreement(name, len(batch), agreement, float(np.abs(got - expected).max())))
-    return results
-
-
-def _run_onnx(path: Path, batch: torch.Tensor, info: ModelInfo, on_batch: Callable[[int], None]) -> np.ndarray:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise WarmstartError("onnxruntime is not installed, so the ONNX file could not be checked") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    _check_onnx_signature(session, info)
-    outputs = []
-    for start in range(0, len(batch), 64):
-        outputs.append(session.run(None, {"image": batch[start : start + 64].numpy()})[0])
-        on_batch(start + len(outputs[-1]))
-    return np.concatenate(outputs)
-
-
-def _run_torchscript(path: Path, batch: torch.Tensor, info: ModelInfo, on_batch: Callable[[int], None]) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still the widest runtime
-        module = torch.jit.load(str(path), map_location="cpu").eval()
-    out = run_inference(module, batch, "cpu", batch_size=64, on_batch=on_batch).numpy()
-    if out.shape[1] != len(info.classes):
-        raise WarmstartError(f"the TorchScript output has {out.shape[1]} classes, model.json lists {len(info.classes)}")
-    return out

@@ -3,14 +3,16 @@ baseline of a transfer run."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
 from ..config import Strategy, TrainConfig
 
-__all__ = ["config_differences", "dataset_name", "flatten_config", "learning_curve", "scratch_baseline", "training_seconds"]
+__all__ = ["config_differences", "dataset_name", "flatten_config", "LearningCurve", "learning_curve", "scratch_baseline", "training_seconds"]
 
 _ENDS_SEGMENT = ("finished", "stopped", "failed")
 
@@ -94,35 +96,55 @@ def dataset_name(config: TrainConfig) -> str:
     return _UPLOAD_DIGEST.sub("", name) or config.data
 
 
-def learning_curve(runs: Sequence[Any]) -> list[dict[str, Any]]:
+_POOL_FIELDS = ("unlabeled", "pseudo_labels_from", "pseudo_threshold", "pseudo_cap")
+
+
+@dataclass
+class LearningCurve:
+    """One point per finished run of a labelling sequence (fewest labels first), and how many runs were left out."""
+
+    points: list[dict[str, Any]]
+    left_out: int
+
+    @property
+    def drawable(self) -> bool:
+        """Two rounds that differ in labels, or in pseudo-labels used or not (a repeat of one round is not a curve)."""
+        return len({(p["labels"], p["pseudo_labels"] > 0) for p in self.points}) >= 2
+
+
+def learning_curve(runs: Sequence[Any]) -> LearningCurve:
     """Validation accuracy against the number of labelled training images, one point per finished run.
 
-    What a round of labelling bought: each run is counted by the images it trained on with a real
-    label (its dataset plus the pool images labelled by then), its pseudo-labels counted apart. Only
-    runs measured on the most common validation set are comparable; the others are left out.
+    What each round of labelling bought: a run counts the images it trained on with a real label
+    (its dataset plus the pool images labelled by then); its pseudo-labels are counted apart. Only
+    runs comparable with the most recent finished one are kept: the same dataset, split and
+    corrections (so the same validation images) and the same recipe, differing only in their pool
+    images; the others are counted in ``left_out``.
 
     Args:
         runs: :class:`~transfer_core.runs.store.RunDir` objects (unfinished or unreadable ones are skipped).
 
     Returns:
-        Rows ``{run, labels, pseudo_labels, accuracy, val_size}``, fewest labels first.
+        Points ``{run, labels, pseudo_labels, accuracy}``.
     """
-    from ..training.pseudo_labels import read_pseudo_labels
+    from ..errors import WarmstartError
+    from ..training.pool_data import read_pseudo_labels
 
-    points = []
+    found = []
     for run in runs:
         accuracy = run.final_accuracy()
         try:
-            started = run.read_events({"started"})
-        except (OSError, ValueError):
+            started, config = run.read_events({"started"}), run.read_config()
+        except (OSError, ValueError, WarmstartError):
             continue
         if accuracy is None or not started:
             continue
         pseudo = len(read_pseudo_labels(run.path) or [])
-        points.append({"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo,
-                       "accuracy": accuracy, "val_size": int(started[0]["val_size"])})
-    if points:
-        sizes = [p["val_size"] for p in points]
-        common = max(set(sizes), key=sizes.count)
-        points = [p for p in points if p["val_size"] == common]
-    return sorted(points, key=lambda p: (p["labels"], p["pseudo_labels"]))
+        recipe = {k: v for k, v in config.to_dict().items() if k not in _POOL_FIELDS}
+        found.append((run.last_activity(), json.dumps(recipe, sort_keys=True),
+                      {"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo, "accuracy": accuracy}))
+    if not found:
+        return LearningCurve([], 0)
+    latest = max(found, key=lambda item: item[0])[1]
+    points = [point for _, recipe, point in found if recipe == latest]
+    return LearningCurve(sorted(points, key=lambda p: (p["labels"], p["pseudo_labels"])), len(found) - len(points))

@@ -57,7 +57,7 @@ from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, Ru
 from .inputs import CycledViews, EpochInputs, RunInputs, ViewCycler, pass_progress
 from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
-from .pseudo_labels import with_pseudo_labels
+from .pool_data import pool_training_images
 from ..randomness import RunRandomness, seeded_scope
 from .warmup import HeadWarmup
 from .averaging import weight_averaging
@@ -203,7 +203,8 @@ class Trainer:
             raise WarmstartError(f"Run '{self.run.name}' has no completed epoch to resume from; start it again.")
 
         train_index, val_index = self._data or load_run_split(cfg, on_progress=pass_progress(self.emit, "index"))
-        train_index = with_pseudo_labels(train_index, cfg, self.run.path, str(device), self.held.write, pass_progress(self.emit, "pseudo"))
+        train_index = pool_training_images(train_index, cfg, self.run.path, resume, str(device), self.held.write, ranks,
+                                           pass_progress(self.emit, "pseudo"))
         classes = train_index.classes
         if len(classes) < 2:
             raise WarmstartError(
