@@ -2,8 +2,16 @@
 
 import streamlit as st
 
-from transfer_core import EXPORT_FORMATS, EXPORT_TOLERANCE, ONNX_OPSET, WarmstartError, export_run, export_zip, verify_export
+import pandas as pd
+
+from transfer_core import (
+    EXPORT_FORMATS, INT8_ACCURACY_DROP, ONNX_OPSET, WarmstartError, export_run, export_zip, measure_latency, read_latency, verify_export,
+)
+from transfer_core.deploy.export import read_metadata
+from transfer_core.deploy.model_card import add_deployment_section
+from transfer_core.deploy.verify import describe
 from ui import busy, state
+from ui.wording import size_text
 
 st.title("Export")
 st.caption("Take the trained model away: files for PyTorch, ONNX runtimes and Warmstart, with a model card.")
@@ -13,35 +21,46 @@ run = state.choose_run("Run", "export_run", lambda r: r.read_report() is not Non
 LABELS = {
     "torchscript": "TorchScript (PyTorch without Warmstart)",
     "onnx": "ONNX (ONNX Runtime, TensorRT, OpenVINO)",
+    "onnx-int8": "ONNX int8 (about 4x smaller, usually faster on CPUs)",
     "safetensors": "safetensors + model.json (reload in Warmstart)",
     "card": "Model card (Markdown + confusion matrix)",
 }
 formats = st.multiselect("Formats", list(EXPORT_FORMATS), default=list(EXPORT_FORMATS), format_func=LABELS.get, key="export_formats",
                          help=f"ONNX files use operator set (opset) {ONNX_OPSET}: the runtime that loads them must "
-                              "support it. TorchScript needs PyTorch but not Warmstart.")
+                              "support it. TorchScript needs PyTorch but not Warmstart. The int8 file stores weights in "
+                              "8 bits, calibrated on training images; it is checked for the accuracy it keeps on the "
+                              f"validation images (at most {INT8_ACCURACY_DROP:.0%} lost to be recommended).")
 folder = run.path / "export"
 
 if st.button("Export and check", type="primary", disabled=not formats, key="do_export"):
     try:
         with busy.progress("Exporting, then re-running the exported models on the validation images") as on_progress:
             folder = export_run(run, tuple(formats), on_progress=on_progress)
-            state.export_check.set(str(run.path), verify_export(run, folder, on_progress=on_progress))
+            checks = verify_export(run, folder, on_progress=on_progress)
+        with st.spinner("Timing each file on this machine (batch 1 and batch 32)…"):
+            costs = measure_latency(folder, read_metadata(folder)[0].preprocessing.input_size)
+        add_deployment_section(folder, checks, costs)
+        state.export_check.set(str(run.path), checks)
     except WarmstartError as exc:
         st.error(str(exc))
 
 results = state.export_check.get(str(run.path))
 if results is not None and folder.exists():
     for result in results:
-        if result.error:
-            st.error(f"{result.format}: could not be checked ({result.error}).")
-        elif result.ok:
-            st.success(f"{result.format}: agrees with the app on all {result.images} validation images "
-                       f"(top-1 agreement {result.agreement:.0%}, largest probability difference {result.max_difference:.1e}).")
-        else:
-            st.error(f"{result.format}: DISAGREES with the app: top-1 agreement {result.agreement:.1%} on {result.images} images, "
-                     f"largest probability difference {result.max_difference:.1e} (allowed {EXPORT_TOLERANCE:.0e}). Do not deploy this file.")
+        show = st.error if result.error or not (result.ok or result.quantized) else st.success if result.ok else st.warning
+        show(describe(result))
     if not results:
         st.caption("No ONNX or TorchScript file in this export, so there was nothing to re-run.")
+    costs = read_latency(folder)
+    if costs:
+        st.markdown("**What each file costs on this machine**")
+        st.dataframe(pd.DataFrame([{"format": c.format, "file": c.file, "size": size_text(c.megabytes),
+                                    "ms per image, batch 1": c.ms_per_image_batch1, "ms per image, batch 32": c.ms_per_image_batch32}
+                                   for c in costs]), hide_index=True, width="stretch",
+                     column_config={name: st.column_config.NumberColumn(format="%.1f")
+                                    for name in ("ms per image, batch 1", "ms per image, batch 32")})
+        st.caption("Measured when exported, on this machine's CPU (ONNX files in ONNX Runtime, the others in PyTorch): "
+                   "batch 1 is one photo at a time (a camera, a phone); batch 32 a folder of photos.")
     files = sorted(p.name for p in folder.iterdir() if p.is_file())
     st.write("Files: " + ", ".join(f"`{name}`" for name in files))
     st.download_button("Download the export (zip)", lambda: export_zip(folder), file_name=f"{run.name}-export.zip",

@@ -324,8 +324,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .deploy.export import export_run, export_zip
-    from .deploy.verify import verify_export
+    from .deploy.export import export_run, export_zip, read_metadata
+    from .deploy.latency import cost_table, measure_latency
+    from .deploy.model_card import add_deployment_section
+    from .deploy.verify import describe, verify_export
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     folder = export_run(args.run, formats, args.out)
@@ -335,17 +337,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"Packed into {args.zip}")
     if args.no_verify:
         return 0
-    mismatch = False
-    for result in verify_export(args.run, folder):
-        if result.error:
-            print(f"{result.format}: NOT CHECKED ({result.error})")
-            mismatch = True
-        else:
-            verdict = "agrees" if result.ok else "DISAGREES"
-            print(f"{result.format}: {verdict} with the engine on {result.images} validation images "
-                  f"(top-1 agreement {result.agreement:.1%}, max probability difference {result.max_difference:.2e})")
-            mismatch |= not result.ok
-    return 1 if mismatch else 0
+    results = verify_export(args.run, folder)
+    for result in results:
+        print(describe(result, "the engine"))
+    costs = measure_latency(folder, read_metadata(folder)[0].preprocessing.input_size)
+    print(cost_table(costs))
+    add_deployment_section(folder, results, costs)
+    return 0 if all(r.ok or (r.quantized and r.error is None) for r in results) else 1
 
 
 def _cmd_suggest(args: argparse.Namespace) -> int:

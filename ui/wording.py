@@ -41,6 +41,11 @@ def ago_text(seconds: float) -> str:
     return "yesterday" if days == 1 else f"{days} days ago"
 
 
+def size_text(megabytes: float) -> str:
+    """'13.5 MB', '820 kB': a file size as people read it."""
+    return f"{megabytes:.1f} MB" if megabytes >= 1 else f"{megabytes * 1000:.0f} kB"
+
+
 def short_file_name(name: str, limit: int = 24) -> str:
     """A file name shortened in the middle, so its end and extension stay readable ('IMG_20…1234.jpg')."""
     if len(name) <= limit:

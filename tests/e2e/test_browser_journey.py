@@ -210,11 +210,13 @@ def test_sample_quick_train_evaluate(server):
         page.get_by_role("button", name="Export and check").click()
         expect(main(page).get_by_text("onnx: agrees with the app")).to_be_visible(timeout=180_000)
         expect(main(page).get_by_text("torchscript: agrees with the app")).to_be_visible()
+        expect(main(page).get_by_text("onnx-int8: the same class as the float model")).to_be_visible()
+        expect(main(page).get_by_text("What each file costs on this machine")).to_be_visible(timeout=60_000)
         with page.expect_download(timeout=60_000) as download:
             page.get_by_role("button", name="Download the export (zip)").click()
         with zipfile.ZipFile(download.value.path()) as zf:
             names = {Path(n).name for n in zf.namelist()}
-        assert {"model.onnx", "model.torchscript.pt", "model.safetensors", "model.json", "MODEL_CARD.md"} <= names
+        assert {"model.onnx", "model.int8.onnx", "model.torchscript.pt", "model.safetensors", "model.json", "MODEL_CARD.md"} <= names
         _shot(page, "11-export")
         _open(page, "Compare")
         main(page).get_by_text("Transfer learning vs training from scratch").wait_for(timeout=60_000)

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import WarmstartError
 
-__all__ = ["LATENCY_FILE", "FormatCost", "measure_latency", "read_latency"]
+__all__ = ["LATENCY_FILE", "FormatCost", "cost_table", "measure_latency", "read_latency"]
 
 LATENCY_FILE = "latency.json"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt", "safetensors": "model.safetensors"}
@@ -110,3 +110,15 @@ def read_latency(folder: str | Path) -> list[FormatCost]:
         return [FormatCost(**item) for item in raw]
     except (OSError, ValueError, TypeError):
         return []
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def cost_table(costs: list[FormatCost]) -> str:
+    """The costs as a Markdown table (the model card's, and what ``export`` prints)."""
+    lines = ["| format | file | size (MB) | ms per image, batch 1 | ms per image, batch 32 |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += [f"| {c.format} | {c.file} | {c.megabytes:.1f} | {_ms(c.ms_per_image_batch1)} | {_ms(c.ms_per_image_batch32)} |"
+              for c in costs]
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..insight.calibration import calibration_sentence
 from ..insight.evaluate import report_intervals, small_sample_warning
 
-__all__ = ["confusion_matrix_image", "most_confused_pairs", "write_model_card"]
+__all__ = ["confusion_matrix_image", "most_confused_pairs", "write_model_card", "add_deployment_section"]
 
 
 def most_confused_pairs(matrix: list[list[int]], classes: list[str], top: int = 3) -> list[tuple[str, str, int]]:
@@ -111,3 +111,23 @@ def write_model_card(
         lines.append(f"- {warning}")
     (folder / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder / "MODEL_CARD.md"
+
+
+DEPLOYMENT_HEADING = "## Deployment (measured when exported)"
+
+
+def add_deployment_section(folder: str | Path, checks, costs) -> None:
+    """Add (or replace) the card's deployment section: each file's check against the app, and its size
+    and time per image on the exporting machine. Does nothing when the folder has no model card."""
+    from .latency import cost_table
+    from .verify import describe
+
+    card = Path(folder) / "MODEL_CARD.md"
+    if not card.exists():
+        return
+    head = card.read_text(encoding="utf-8").split(DEPLOYMENT_HEADING)[0].rstrip()
+    lines = [DEPLOYMENT_HEADING, "", *(f"- {describe(check)}" for check in checks), ""]
+    if costs:
+        lines += ["Time per image on the machine that exported (CPU; ONNX files in ONNX Runtime, the others in PyTorch):", "",
+                  cost_table(costs), ""]
+    card.write_text(head + "\n\n" + "\n".join(lines), encoding="utf-8")

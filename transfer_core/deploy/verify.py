@@ -25,7 +25,7 @@ from ..reporting import OnProgress, phase
 from ..runs.store import RunDir
 from .predict import Predictor
 
-__all__ = ["EXPORT_TOLERANCE", "INT8_ACCURACY_DROP", "FormatAgreement", "verify_export"]
+__all__ = ["EXPORT_TOLERANCE", "INT8_ACCURACY_DROP", "FormatAgreement", "describe", "verify_export"]
 
 EXPORT_TOLERANCE = 1e-4  # largest probability difference accepted as "the same model"
 INT8_ACCURACY_DROP = 0.02  # the most validation accuracy an int8 file may lose and still be recommended
@@ -55,6 +55,22 @@ class FormatAgreement:
         if self.quantized:
             return self.accuracy is not None and self.engine_accuracy - self.accuracy <= INT8_ACCURACY_DROP
         return self.agreement == 1.0 and (self.max_difference or 0.0) <= EXPORT_TOLERANCE
+
+
+def describe(result: FormatAgreement, engine: str = "the app") -> str:
+    """One sentence on a check (what the Export page and ``export`` print); ``engine``: what the files were compared with."""
+    if result.error:
+        return f"{result.format}: could not be checked ({result.error})."
+    if result.quantized:
+        change = 100 * (result.accuracy - result.engine_accuracy)
+        verdict = "" if result.ok else f" It loses more than {INT8_ACCURACY_DROP:.0%} of accuracy: prefer the float model."
+        return (f"{result.format}: the same class as the float model on {result.agreement:.1%} of {result.images} validation "
+                f"images; accuracy {result.accuracy:.1%} against {result.engine_accuracy:.1%} ({change:+.1f} points).{verdict}")
+    if result.ok:
+        return (f"{result.format}: agrees with {engine} on all {result.images} validation images "
+                f"(top-1 agreement {result.agreement:.0%}, largest probability difference {result.max_difference:.1e}).")
+    return (f"{result.format}: DISAGREES with {engine}: top-1 agreement {result.agreement:.1%} on {result.images} images, "
+            f"largest probability difference {result.max_difference:.1e} (allowed {EXPORT_TOLERANCE:.0e}). Do not deploy this file.")
 
 
 def _validation_views(run: RunDir, engine: Predictor, limit: int, on_progress: OnProgress | None) -> tuple[list[torch.Tensor], np.ndarray]:
