@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli_distill import add_parser as add_distill
 from .cli_pool import add_parser as add_suggest, add_pool_arguments, pool_settings
 from .config import DEFAULT_EMA_DECAY, AugmentConfig, AugmentPreset, Balance, OptimizerName, Schedule, Strategy, TrainConfig
 from .errors import WarmstartError
@@ -108,6 +109,7 @@ def _build_parser(prog: str = "python -m transfer_core") -> argparse.ArgumentPar
     p.add_argument("--no-verify", action="store_true", help="skip re-running the exports on the validation images")
 
     add_suggest(sub)
+    add_distill(sub)
     return parser
 
 
@@ -352,6 +354,12 @@ def _cmd_suggest(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from .cli_distill import run
+
+    return run(args)
+
+
 _COMMANDS = {
     "backbones": _cmd_backbones,
     "train": _cmd_train,
@@ -359,6 +367,7 @@ _COMMANDS = {
     "predict": _cmd_predict,
     "export": _cmd_export,
     "suggest": _cmd_suggest,
+    "distill": _cmd_distill,
 }
 
 

@@ -166,6 +166,10 @@ class TrainConfig:
     ``pseudo_threshold`` join training too, at most ``pseudo_cap`` per class (see
     :func:`~transfer_core.insight.selection.pseudo_labels`); the run keeps the list it trained on.
 
+    ``teacher`` names a finished run to distil from (:mod:`transfer_core.training.distillation`): the loss
+    becomes ``distill_alpha`` · KL(teacher ‖ student at ``distill_temperature``) · T² + (1 − alpha) · the
+    usual loss, the teacher seeing each batch as the student does.
+
     ``ema_decay`` > 0 validates and saves a moving average of the weights instead of the last ones
     (:mod:`transfer_core.training.averaging`); only where backbone layers train, since a frozen
     backbone's head is a convex fit that settles without averaging.
@@ -178,6 +182,9 @@ class TrainConfig:
     pseudo_labels_from: str | None = None  # a finished run whose confident predictions on the pool also join training
     pseudo_threshold: float = 0.9
     pseudo_cap: int = 20  # pseudo-labels per class at most
+    teacher: str | None = None  # a finished run whose outputs this run learns from too (knowledge distillation)
+    distill_alpha: float = 0.5  # weight of the teacher's soft targets against the labels
+    distill_temperature: float = 4.0  # softening of both outputs in the distillation term
     val_split: float = 0.2
     backbone: str = "efficientnet_lite0"
     strategy: Strategy = Strategy.FROZEN
@@ -265,6 +272,13 @@ class TrainConfig:
         _check(
             self.pseudo_labels_from is None or self.unlabeled is not None,
             "Pseudo-labels need an unlabelled pool for the run to label; give the pool too (--unlabeled).",
+        )
+        _check(0.0 <= self.distill_alpha <= 1.0, f"distill_alpha must be between 0 (labels only) and 1 (teacher only), got {self.distill_alpha}.")
+        _check(0.5 <= self.distill_temperature <= 50, f"distill_temperature must be between 0.5 and 50, e.g. 4; got {self.distill_temperature}.")
+        _check(
+            self.teacher is None or self.augment_views == 0,
+            "Distillation needs the teacher to see each augmented view, and cached augmented views (augment_views) "
+            "keep no images; set augment_views to 0 when distilling.",
         )
         _check(self.step_epochs >= 1, f"step_epochs must be at least 1, got {self.step_epochs}.")
         _check(0.0 < self.step_gamma <= 1.0, f"step_gamma must be in (0, 1], got {self.step_gamma}.")

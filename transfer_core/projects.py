@@ -239,7 +239,7 @@ def _clean_name(name: str) -> str:
 
 
 _AUGMENT_FIELDS = [f.name for f in dataclasses.fields(AugmentConfig)]
-_RECIPE_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment", "corrections", "unlabeled", "pseudo_labels_from")]
+_RECIPE_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("data", "val_data", "augment", "corrections", "unlabeled", "pseudo_labels_from", "teacher")]
 
 
 def recipe_from_config(config: TrainConfig) -> dict[str, Any]:

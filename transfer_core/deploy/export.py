@@ -59,7 +59,7 @@ __all__ = [
 
 EXPORT_FORMATS = ("torchscript", "onnx", "onnx-int8", "safetensors", "card")
 ONNX_OPSET = 17
-PATH_FIELDS = ("data", "val_data", "corrections", "unlabeled", "pseudo_labels_from")  # config fields that name files on the trainer's machine
+PATH_FIELDS = ("data", "val_data", "corrections", "unlabeled", "pseudo_labels_from", "teacher")  # config fields that name files on the trainer's machine
 METADATA_FILE = "model.json"
 FORMAT_FILES = {  # the files each format owns in an export folder
     "torchscript": ("model.torchscript.pt",),

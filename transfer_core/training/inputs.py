@@ -132,6 +132,7 @@ class RunInputs:
         self.skipped: list[SkippedFile] = []
         self.reused_features = 0  # images whose frozen-part output came from the feature cache
         self.runtime: str | None = None  # what ran the frozen part ("ONNX Runtime", or "PyTorch (why)")
+        self.teacher = None  # a distillation Teacher, set by the trainer: its logits of cached inputs are cached with them
 
     def _note_runtime(self, runtime: str) -> None:
         self.runtime = runtime
@@ -210,7 +211,9 @@ class RunInputs:
             offset += len(dataset)
             if activations is None:  # too large to keep: run the whole network every epoch
                 return EpochInputs(train_set, val_set, on_images, on_images, True)
-            encoded.append(TensorDataset(activations, torch.tensor(dataset.targets)))
+            # A teacher's logits of cached inputs are computed once too, and travel with them (see training/distillation.py).
+            taught = [self.teacher.logits_of(dataset)] if self.teacher is not None and dataset is train_set else []
+            encoded.append(TensorDataset(activations, *taught, torch.tensor(dataset.targets)))
         seconds = time.perf_counter() - started
         items = sum(len(e) for e in encoded)
         reused = f" ({self.reused_features:,} reused from an earlier run)" if self.reused_features else ""

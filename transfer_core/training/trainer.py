@@ -57,6 +57,7 @@ from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, Ru
 from .inputs import CycledViews, EpochInputs, RunInputs, ViewCycler, pass_progress
 from .loop import Loop, PreparedBatch
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
+from .distillation import distilled, teacher_for
 from .pool_data import pool_training_images
 from ..randomness import RunRandomness, seeded_scope
 from .warmup import HeadWarmup
@@ -222,6 +223,7 @@ class Trainer:
         self.held.write(self.run.model_file.name, info.to_json_bytes())
 
         self._inputs = inputs = RunInputs(cfg, spec, pre, device, self.emit, ranks)
+        inputs.teacher = teacher_for(cfg, pre, device, classes)
         inputs.skipped += train_index.skipped
         train_set, val_set = inputs.image_sets(train_index, val_index, {name: i for i, name in enumerate(classes)})
         steps_per_epoch = -(-len(train_set) // cfg.batch_size)
@@ -260,7 +262,10 @@ class Trainer:
             generator=randomness.sampler, pin_memory=device.type == "cuda", collate_fn=pad_collate if batch_augment else None,
         )
         optimizer = make_optimizer(model, cfg)
-        criterion = nn.CrossEntropyLoss(weight=class_weights(cfg, train_set.targets, n_classes, device), label_smoothing=cfg.label_smoothing)
+        criterion, prepare = distilled(
+            nn.CrossEntropyLoss(weight=class_weights(cfg, train_set.targets, n_classes, device), label_smoothing=cfg.label_smoothing),
+            self._batch_preparer(device, batch_augment, n_classes if epoch_inputs.augment_on_the_fly else 0), self._inputs.teacher, cfg,
+            cached=not epoch_inputs.augment_on_the_fly)
         freezing = BackboneFreezing(model, lambda epoch: trainable_groups_at(cfg, epoch, n_groups))
         timer = CheckpointTimer(self.checkpoint_interval_s)
         # A frozen backbone's weights are the same after every epoch: checkpoints share them, not copy them.
@@ -282,7 +287,7 @@ class Trainer:
             train_data=loader,
             device=device,
             scheduler=make_scheduler(optimizer, cfg, steps_per_epoch),
-            prepare_batch=self._batch_preparer(device, batch_augment, n_classes if epoch_inputs.augment_on_the_fly else 0),
+            prepare_batch=prepare,
             penalty=(lambda: l2sp_penalty(model, reference, cfg.l2sp)) if reference is not None else None,
             grad_clip=cfg.grad_clip,
             val_inputs=epoch_inputs.val,
@@ -387,7 +392,7 @@ def _targets_of(dataset) -> list[int]:
     """Class indices of a validation dataset: image datasets keep a list, cached ones a tensor."""
     if hasattr(dataset, "targets"):
         return [int(t) for t in dataset.targets]
-    return [int(t) for t in dataset.tensors[1]]
+    return [int(t) for t in dataset.tensors[-1]]
 
 
 def train(config: TrainConfig, run: RunDir | str | Path, callbacks: Iterable[Callback | Subscriber] = ()) -> TrainResult:
