@@ -9,7 +9,7 @@ import streamlit as st
 from transfer_core import (
     RunDir, RunStore, WarmstartError, config_differences, dataset_name, flatten_config, learning_curve, scratch_baseline,
 )
-from ui import insight, state
+from ui import distill, insight, state
 from ui.charts import compare_curves_figure, compare_f1_figure, learning_curve_figure
 from ui.wording import duration_text, setting_text
 
@@ -104,6 +104,8 @@ if pretrained_runs:
             st.error(str(exc))
 else:
     st.caption("Finish a run with pretrained weights first.")
+
+distill.render([entry.run for entry in state.listed_runs(False)])
 
 st.subheader("Manage runs")
 managed = st.selectbox("Run", list(configs), key=state.managed_run.key, format_func=labels.get)

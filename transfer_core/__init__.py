@@ -59,7 +59,8 @@ from .data.images import open_rgb
 from .models.transfer import TransferModel, count_parameters, set_trainable_groups, trainable_groups_at
 from .models.transfer import StrategyParameters, parameter_counts
 from .deploy.export import EXPORT_FORMATS, ONNX_OPSET, export_run, export_zip
-from .deploy.latency import FormatCost, measure_latency, read_latency
+from .deploy.latency import FormatCost, RunCost, measure_latency, measure_run, read_latency
+from .training.distillation import distillation_config
 from .deploy.verify import EXPORT_TOLERANCE, INT8_ACCURACY_DROP, FormatAgreement, verify_export
 from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_model
 from .deploy.predict import expand_inputs, predictions_table
@@ -109,6 +110,7 @@ __all__ = [
     "DatasetRef",
     "DatasetSummary",
     "display_name",
+    "distillation_config",
     "embedding_map",
     "eval_transform",
     "evaluate_run",
@@ -148,6 +150,7 @@ __all__ = [
     "Loop",
     "LRFinderResult",
     "measure_latency",
+    "measure_run",
     "mislabel_evidence",
     "ONNX_OPSET",
     "OnProgress",
@@ -179,6 +182,7 @@ __all__ = [
     "register_backbone",
     "report_intervals",
     "resolve_backbone",
+    "RunCost",
     "RunDir",
     "RunEvent",
     "RunStore",

@@ -737,3 +737,4 @@ export_check: ValueFor[list[FormatAgreement]] = ValueFor("export_check")  # owne
 
 # Compare
 managed_run: SessionValue[str] = SessionValue("manage_run")  # the "Manage runs" picker
+distil_costs: ValueFor[list] = ValueFor("distil_costs")  # RunCost per row; owner: the rows' (run folder, checkpoint time)

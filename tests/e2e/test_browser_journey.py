@@ -253,6 +253,15 @@ def test_sample_quick_train_evaluate(server):
         _open(page, "Compare")
         expect(main(page).locator(".js-plotly-plot .gtitle", has_text="Accuracy against labelled images")).to_have_count(1, timeout=60_000)
         _shot(page, "17-compare-learning-curve")
+
+        # Distil the latest run into another backbone, then see teacher and student side by side.
+        page.get_by_role("button", name="Distil ").click()
+        page.wait_for_selector("h1:has-text('Train')", timeout=60_000)
+        main(page).get_by_text("Training finished").wait_for(timeout=240_000)
+        _open(page, "Compare")
+        # The side-by-side table is a canvas grid; its caption names the student to train alone for comparison.
+        expect(main(page).get_by_text("without a teacher on this data")).to_be_visible(timeout=60_000)
+        _shot(page, "18-compare-distilled")
         browser.close()
 
 

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import WarmstartError
 
-__all__ = ["LATENCY_FILE", "FormatCost", "cost_table", "measure_latency", "read_latency"]
+__all__ = ["LATENCY_FILE", "FormatCost", "RunCost", "cost_table", "measure_latency", "measure_run", "read_latency"]
 
 LATENCY_FILE = "latency.json"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt", "safetensors": "model.safetensors"}
@@ -122,3 +122,29 @@ def cost_table(costs: list[FormatCost]) -> str:
     lines += [f"| {c.format} | {c.file} | {c.megabytes:.1f} | {_ms(c.ms_per_image_batch1)} | {_ms(c.ms_per_image_batch32)} |"
               for c in costs]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """A trained run's model as the app runs it on a CPU: parameters and ms per image at batch 1 and 32."""
+
+    parameters: int
+    ms_per_image_batch1: float
+    ms_per_image_batch32: float
+
+
+def measure_run(run, repeats: int = 5) -> RunCost:
+    """Parameters and CPU time per image of ``run``'s model in PyTorch (what Compare shows for teacher and
+    students side by side; exported files have their own, per format, in :func:`measure_latency`)."""
+    from .predict import load_trained_model
+
+    model, info = load_trained_model(run)
+    model = model.to("cpu").eval()
+    size = info["preprocessing"]["input_size"]
+    rng = np.random.default_rng(0)
+    one = torch.from_numpy(rng.standard_normal((1, 3, size, size)).astype(np.float32))
+    many = torch.from_numpy(rng.standard_normal((32, 3, size, size)).astype(np.float32))
+    with torch.inference_mode():
+        single = _median_seconds(lambda: model(one), repeats) * 1000
+        batched = _median_seconds(lambda: model(many), max(2, repeats // 2)) * 1000 / len(many)
+    return RunCost(sum(p.numel() for p in model.parameters()), single, batched)
