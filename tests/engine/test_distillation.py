@@ -99,3 +99,10 @@ def test_cli_distill(teacher_run, tiny_config, tmp_path, capsys):
     saved = RunDir(tmp_path / "student").read_config()
     assert saved.teacher == str(teacher_run.path.resolve()) and saved.epochs == 3 and saved.distill_alpha == 0.5
     assert main(["distill", str(tmp_path / "nowhere"), "--backbone", tiny_config.backbone, "--out", str(tmp_path / "x")]) != 0
+
+
+def test_a_distilled_fine_tune_with_head_warm_up_runs(teacher_run, tiny_config, tmp_path):
+    """Regression: the head warm-up (an inner loop on features, before fine-tuning) reused the distillation
+    loss without teacher logits and crashed; it fits the head on the labels."""
+    config = distillation_config(teacher_run.path, tiny_config.backbone, strategy="partial", epochs=2).replace(head_warmup_epochs=2)
+    assert Trainer(config, tmp_path / "student").fit().status == "finished"

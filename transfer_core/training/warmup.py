@@ -66,7 +66,8 @@ class HeadWarmup(Callback):
             module=self.head,
             forward=self.head,
             optimizer=torch.optim.AdamW(self.head.parameters(), lr=self.lr, weight_decay=self.weight_decay),
-            criterion=loop.criterion,
+            # The run's own loss on the labels: a distillation loss's teacher logits belong to the run's batches, not these.
+            criterion=getattr(loop.criterion, "hard", loop.criterion),
             train_data=DataLoader(
                 TensorDataset(features, torch.tensor(targets)), batch_size=self.batch_size, shuffle=True, generator=randomness.sampler
             ),
