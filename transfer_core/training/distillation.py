@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WarmstartError
+from ..features.inference import run_inference
 from ..models.registry import Preprocessing
 
 __all__ = ["DistillationLoss", "Teacher", "distillation_config", "distilled", "teacher_for"]
@@ -37,9 +38,14 @@ class Teacher:
 
     def __init__(self, run: str | Path, student: Preprocessing, device: torch.device) -> None:
         from ..deploy.predict import load_trained_model
+        from ..runs.store import RunDir
 
         model, info = load_trained_model(run)
         self.model = model.to(device).eval()
+        # Names the teacher's fixed weights, so that on a CPU it runs through ONNX Runtime like any frozen network.
+        checkpoint = RunDir(run).checkpoint_file  # exists: load_trained_model read it
+        self.key = f"teacher:{checkpoint.resolve()}:{checkpoint.stat().st_mtime_ns}"
+        self.device = device
         self.classes = list(info["classes"])
         own = Preprocessing.from_dict(info["preprocessing"])
         self.size = own.input_size
@@ -54,7 +60,8 @@ class Teacher:
         x = (x - self._mean) / self._std
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
-        return self.model(x).float()
+        return run_inference(self.model, x.contiguous(), self.device, module=self.model, batch_size=max(64, len(x)),
+                             frozen_key=self.key).to(x.device)
 
     def logits_of(self, dataset, batch_size: int = 64) -> torch.Tensor:
         """``(len(dataset), classes)`` logits of a dataset of ``(normalised image, class)`` items, in its order."""
