@@ -101,9 +101,8 @@ def _comparison(rows: list[tuple[str, RunDir]]) -> None:
     costs = state.distil_costs.get(owner)
     table = pd.DataFrame([{
         "role": ROLES[role], "run": display_name(run), "backbone": run.read_config().backbone, "accuracy": run.final_accuracy(),
-        "parameters (M)": costs[i].parameters / 1e6 if costs else None,
-        "ms per image, batch 1": costs[i].ms_per_image_batch1 if costs else None,
-        "ms per image, batch 32": costs[i].ms_per_image_batch32 if costs else None,
+        **({"parameters (M)": costs[i].parameters / 1e6, "ms per image, batch 1": costs[i].ms_per_image_batch1,
+            "ms per image, batch 32": costs[i].ms_per_image_batch32} if costs else {}),
     } for i, (role, run) in enumerate(rows)])
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "accuracy": st.column_config.NumberColumn(format="percent"),

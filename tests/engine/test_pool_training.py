@@ -174,5 +174,7 @@ def test_learning_curve_counts_real_labels_apart_from_pseudo_labels_within_one_r
     assert [(p["run"], p["labels"]) for p in curve.points] == [(first.name, plain), (second.name, plain + 2)]
     assert curve.points[0]["pseudo_labels"] == 0 and curve.points[1]["pseudo_labels"] == len(read_pseudo_labels(second.path)) > 0
     assert curve.drawable and curve.left_out == 0
-    with_other = learning_curve(store.runs())  # the most recent finished run (other) decides the recipe
-    assert [p["run"] for p in with_other.points] == [other.name] and with_other.left_out == 2 and not with_other.drawable
+    with_other = learning_curve(store.runs())  # a later run without a pool (another recipe) does not hide the rounds
+    assert [p["run"] for p in with_other.points] == [first.name, second.name] and with_other.left_out == 1
+    without_pool = learning_curve([other])
+    assert [p["run"] for p in without_pool.points] == [other.name] and not without_pool.drawable

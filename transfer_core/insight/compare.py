@@ -117,9 +117,9 @@ def learning_curve(runs: Sequence[Any]) -> LearningCurve:
 
     What each round of labelling bought: a run counts the images it trained on with a real label
     (its dataset plus the pool images labelled by then); its pseudo-labels are counted apart. Only
-    runs comparable with the most recent finished one are kept: the same dataset, split and
-    corrections (so the same validation images) and the same recipe, differing only in their pool
-    images; the others are counted in ``left_out``.
+    runs comparable with the most recent finished one that trained with a pool (else the most recent)
+    are kept: the same dataset, split and corrections (so the same validation images) and the same
+    recipe, differing only in their pool images; the others are counted in ``left_out``.
 
     Args:
         runs: :class:`~transfer_core.runs.store.RunDir` objects (unfinished or unreadable ones are skipped).
@@ -142,9 +142,11 @@ def learning_curve(runs: Sequence[Any]) -> LearningCurve:
         pseudo = len(read_pseudo_labels(run.path) or [])
         recipe = {k: v for k, v in config.to_dict().items() if k not in _POOL_FIELDS}
         found.append((run.last_activity(), json.dumps(recipe, sort_keys=True),
-                      {"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo, "accuracy": accuracy}))
+                      {"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo, "accuracy": accuracy},
+                      config.unlabeled is not None))
     if not found:
         return LearningCurve([], 0)
-    latest = max(found, key=lambda item: item[0])[1]
-    points = [point for _, recipe, point in found if recipe == latest]
+    rounds = [item for item in found if item[3]] or found  # the sequence of the latest run that trained with a pool
+    latest = max(rounds, key=lambda item: item[0])[1]
+    points = [point for _, recipe, point, _ in found if recipe == latest]
     return LearningCurve(sorted(points, key=lambda p: (p["labels"], p["pseudo_labels"])), len(found) - len(points))
