@@ -117,9 +117,9 @@ def learning_curve(runs: Sequence[Any]) -> LearningCurve:
 
     What each round of labelling bought: a run counts the images it trained on with a real label
     (its dataset plus the pool images labelled by then); its pseudo-labels are counted apart. Only
-    runs comparable with the most recent finished one that trained with a pool (else the most recent)
-    are kept: the same dataset, split and corrections (so the same validation images) and the same
-    recipe, differing only in their pool images; the others are counted in ``left_out``.
+    runs of one sequence are kept: the same dataset, split and corrections (so the same validation
+    images) and the same recipe, differing only in their pool images. Of several such sequences, the
+    one with the most rounds (then the most recent) is drawn; the other runs are counted in ``left_out``.
 
     Args:
         runs: :class:`~transfer_core.runs.store.RunDir` objects (unfinished or unreadable ones are skipped).
@@ -142,11 +142,16 @@ def learning_curve(runs: Sequence[Any]) -> LearningCurve:
         pseudo = len(read_pseudo_labels(run.path) or [])
         recipe = {k: v for k, v in config.to_dict().items() if k not in _POOL_FIELDS}
         found.append((run.last_activity(), json.dumps(recipe, sort_keys=True),
-                      {"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo, "accuracy": accuracy},
-                      config.unlabeled is not None))
+                      {"run": run.name, "labels": int(started[0]["train_size"]) - pseudo, "pseudo_labels": pseudo, "accuracy": accuracy}))
     if not found:
         return LearningCurve([], 0)
-    rounds = [item for item in found if item[3]] or found  # the sequence of the latest run that trained with a pool
-    latest = max(rounds, key=lambda item: item[0])[1]
-    points = [point for _, recipe, point, _ in found if recipe == latest]
+    groups: dict[str, list] = {}
+    for item in found:
+        groups.setdefault(item[1], []).append(item)
+
+    def rounds(group: list) -> tuple[int, float]:  # distinct labelling rounds, then the latest activity
+        return len({(p["labels"], p["pseudo_labels"] > 0) for _, _, p in group}), max(item[0] for item in group)
+
+    chosen = max(groups.values(), key=rounds)
+    points = [point for _, _, point in chosen]
     return LearningCurve(sorted(points, key=lambda p: (p["labels"], p["pseudo_labels"])), len(found) - len(points))
