@@ -82,7 +82,7 @@ if curve.drawable:
     left_out = f" {curve.left_out} run(s) with other settings are left out." if curve.left_out else ""
     st.caption("Each point is a finished run, placed by the images it trained on with a real label (the dataset plus "
                "the pool images labelled by then); runs that also used pseudo-labels form their own line. All share the "
-               f"latest run's settings and validation images.{left_out}")
+               f"same settings and validation images, so only the labels differ.{left_out}")
     st.plotly_chart(learning_curve_figure(pd.DataFrame(curve.points)), width="stretch", key="cmp_learning")
 else:
     st.caption("Label pool images on the Data page and retrain: each round's run adds a point here, accuracy against "

@@ -229,4 +229,6 @@ def learning_curve_figure(points: pd.DataFrame) -> go.Figure:
                   **_DISTINCT)
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25, title=None)})
     fig.update_yaxes(tickformat=".0%")
+    span = int(points["labels"].max() - points["labels"].min())
+    fig.update_xaxes(dtick=max(1, -(-span // 6)), tickformat="d")  # whole images only
     return fig
