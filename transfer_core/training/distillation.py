@@ -53,7 +53,6 @@ class Teacher:
         self._student_mean, self._student_std = (torch.tensor(v, device=device).view(shape) for v in (student.mean, student.std))
         self._mean, self._std = (torch.tensor(v, device=device).view(shape) for v in (own.mean, own.std))
 
-    @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The teacher's logits of a batch normalised for the student: the same pixels, in the teacher's normalisation and size."""
         x = x.float() * self._student_std + self._student_mean
