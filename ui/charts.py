@@ -228,7 +228,7 @@ def learning_curve_figure(points: pd.DataFrame) -> go.Figure:
                   title="Accuracy against labelled images", labels={"labels": "labelled training images", "accuracy": "validation accuracy"},
                   **_DISTINCT)
     fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="h", y=-0.25, title=None)})
-    fig.update_yaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".1%")  # rounds often differ by a point or two: whole percents would repeat
     span = int(points["labels"].max() - points["labels"].min())
     fig.update_xaxes(dtick=max(1, -(-span // 6)), tickformat="d")  # whole images only
     return fig
