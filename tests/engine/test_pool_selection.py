@@ -246,3 +246,16 @@ def test_pseudo_label_index_labels_the_pool_from_the_run_and_never_overrides_a_p
     assert found.records and index.records[0].path not in {r.path for r in found.records}
     assert all(r.label == truth[r.path.rsplit("/", 1)[-1]] for r in found.records)
     assert max(found.counts().values()) <= 2 and "pseudo-labelled" in found.notes[0]
+
+
+def test_a_frozen_run_scores_the_pool_from_the_features_already_computed(pool, trained_run, monkeypatch):
+    """A frozen run's network is the pretrained backbone plus its head: its margins come from the cached
+    features through the head, without reading and encoding the pool a second time, and equal the full model's."""
+    from transfer_core.deploy.predict import Predictor
+    from transfer_core.insight import selection
+
+    index = load_pool(pool)
+    expected = selection.run_probabilities(Predictor.from_run(trained_run), [r.path for r in index.records])
+    monkeypatch.setattr(Predictor, "file_probabilities", lambda *a, **k: pytest.fail("the pool was read a second time"))
+    got = selection.pool_probabilities(index, trained_run, "cpu")
+    assert np.allclose(got, expected, atol=1e-4)

@@ -24,8 +24,8 @@ from ..errors import WarmstartError
 from ..reporting import OnProgress
 
 __all__ = [
-    "Suggestion", "margins", "pseudo_label_index", "pseudo_labels", "run_probabilities", "suggest", "typical_diverse",
-    "uncertain_diverse",
+    "Suggestion", "margins", "pool_probabilities", "pseudo_label_index", "pseudo_labels", "run_probabilities", "suggest",
+    "typical_diverse", "uncertain_diverse",
 ]
 
 COLD_SENTENCE = (
@@ -176,14 +176,15 @@ def pseudo_label_index(run: str | Path, pool, labels, threshold: float = 0.9, ca
     The records' source names the run, so a training config can record where its pseudo-labels came from.
     """
     from ..data.records import DatasetIndex, ImageRecord
-    from ..deploy.predict import Predictor
+    from ..runs.store import RunDir
 
-    predictor = Predictor.from_run(run, device)
-    paths = [r.path for r in pool.records if r.path not in labels.labels]
-    if not paths:
+    unlabelled = DatasetIndex([r for r in pool.records if r.path not in labels.labels], [], pool.source)
+    if not unlabelled.records:
         return DatasetIndex([], [], f"pseudo-labels of {run}")
-    chosen = pseudo_labels(run_probabilities(predictor, paths, on_progress), np.ones(len(paths), dtype=bool), threshold, cap_per_class)
-    records = [ImageRecord(paths[i], predictor.classes[c]) for i, c in chosen]
+    probabilities = pool_probabilities(unlabelled, run, device, on_progress)
+    classes = RunDir(run).read_model_info()["classes"]
+    chosen = pseudo_labels(probabilities, np.ones(len(unlabelled), dtype=bool), threshold, cap_per_class)
+    records = [ImageRecord(unlabelled.records[i].path, classes[c]) for i, c in chosen]
     note = f"{len(records)} pool image(s) pseudo-labelled by {Path(run).name} (probability at least {threshold:g}, at most {cap_per_class} per class)."
     return DatasetIndex(records, [], f"pseudo-labels of {run}", [note])
 
@@ -200,6 +201,47 @@ def pool_features(pool, backbone: str, device: str = "cpu", on_progress: OnProgr
     return x.float().numpy(), list(records)
 
 
+def _head_reads_pretrained_features(run) -> bool:
+    """Whether ``run``'s network is its backbone's pretrained weights (frozen, default preprocessing) plus a head,
+    so that its outputs are the head applied to the pool's cached pretrained features."""
+    from ..config import Strategy
+    from ..models.registry import Preprocessing, get_backbone
+
+    config = run.read_config()
+    own = Preprocessing.from_dict(run.read_model_info()["preprocessing"])
+    return config.strategy is Strategy.FROZEN and config.pretrained and own == get_backbone(config.backbone).preprocessing
+
+
+def pool_probabilities(pool, run: str | Path, device: str = "cpu", on_progress: OnProgress | None = None,
+                       features: tuple[np.ndarray, list] | None = None) -> np.ndarray:
+    """``(len(pool), classes)`` calibrated probabilities of ``run`` for every pool record (uniform rows for
+    images that cannot be read).
+
+    A frozen run's network is the pretrained backbone plus its head, so its probabilities come from the
+    pool's pretrained features (``features``, from :func:`pool_features` with the run's backbone, or
+    computed here through the shared cache) through the head: the pool is read and encoded once, not
+    twice. Any other run predicts the files.
+    """
+    import torch
+
+    from ..deploy.predict import Predictor
+    from ..features.inference import run_inference
+    from ..runs.store import RunDir
+
+    run = RunDir(run)
+    predictor = Predictor.from_run(run, device)
+    paths = [r.path for r in pool.records]
+    if not _head_reads_pretrained_features(run):
+        return run_probabilities(predictor, paths, on_progress)
+    x, records = features if features is not None else pool_features(pool, run.read_config().backbone, device, on_progress)
+    head = predictor.model.head
+    logits = run_inference(head, torch.from_numpy(np.ascontiguousarray(x)).float(), device, module=head)
+    probabilities = np.full((len(paths), len(predictor.classes)), 1.0 / len(predictor.classes))
+    where = {path: i for i, path in enumerate(paths)}
+    probabilities[[where[r.path] for r in records]] = (logits / predictor.temperature).softmax(1).numpy()
+    return probabilities
+
+
 def suggest(
     pool, labels, n: int = 20, run: str | Path | None = None, backbone: str | None = None, device: str = "cpu",
     seed: int = 0, on_progress: OnProgress | None = None,
@@ -214,24 +256,27 @@ def suggest(
     """
     from ..models.registry import DEFAULT_BACKBONE
 
-    predictor = None
     if run is not None:
-        from ..deploy.predict import Predictor
         from ..runs.store import RunDir
 
-        predictor = Predictor.from_run(run, device)
         backbone = backbone or RunDir(run).read_model_info()["backbone"]
     features, records = pool_features(pool, backbone or DEFAULT_BACKBONE, device, on_progress)
     paths = [r.path for r in records]
     labelled = np.array([p in labels.labels for p in paths], dtype=bool)
-    if predictor is None:
+    if run is None:
         picked = typical_diverse(features, labelled, n, seed)
         sentence = COLD_SENTENCE.format(n=len(picked))
     else:
         free = [i for i in range(len(paths)) if not labelled[i]]
         _check(n, len(free))
-        probabilities = np.full((len(paths), len(predictor.classes)), 1.0 / len(predictor.classes))
-        probabilities[free] = run_probabilities(predictor, [paths[i] for i in free], on_progress)
+        from ..data.records import DatasetIndex
+
+        unlabelled = DatasetIndex([records[i] for i in free], [], pool.source)
+        same_backbone = backbone == RunDir(run).read_config().backbone
+        known = (features[free], [records[i] for i in free]) if same_backbone else None
+        scores = pool_probabilities(unlabelled, run, device, on_progress, known)
+        probabilities = np.full((len(paths), scores.shape[1]), 1.0 / scores.shape[1])
+        probabilities[free] = scores
         picked = uncertain_diverse(probabilities, features, labelled, n, seed)
         sentence = UNCERTAIN_SENTENCE.format(m=min(5 * n, len(free)), n=len(picked))
     return Suggestion([paths[i] for i, _ in picked], sentence, [s for _, s in picked])
