@@ -119,6 +119,14 @@ def _comparison(rows: list[tuple[str, RunDir]]) -> None:
             st.error(str(exc))
         st.rerun()
     if not any(role == "alone" for role, _ in rows):
-        students = sorted({run.read_config().backbone for role, run in rows if role == "distilled"})
-        st.caption(f"To see what the teacher added, also train {', '.join(students)} without a teacher on this data "
-                   "(Backbone and Train pages): it then appears here as the student trained alone.")
+        student = next(run for role, run in rows if role == "distilled")
+        backbone = student.read_config().backbone
+        st.caption(f"To see what the teacher added, train {backbone} without a teacher on this data: it then appears "
+                   "here as the student trained alone.")
+        if st.button(f"Train {backbone} alone", key="distil_alone", help="The distilled student's exact recipe, without the teacher."):
+            try:
+                state.start_training(student.read_config().replace(teacher=None), label="alone", store=state.run_store())
+            except WarmstartError as exc:
+                st.error(str(exc))
+            else:
+                st.switch_page("app_pages/train.py")

@@ -28,7 +28,16 @@ def test_distil_a_run_then_see_teacher_and_student_side_by_side(app, finished_ru
     assert at.selectbox(key="distil_teacher").value == str(finished_run.path)  # the latest student's teacher
     table = at.dataframe[-1].value
     assert list(table["role"]) == ["teacher", "distilled student"]
-    assert any("also train efficientnet_lite0 without a teacher" in c.value for c in at.caption)
+    assert any("train efficientnet_lite0 without a teacher" in c.value for c in at.caption)
+    at.button(key="distil_alone").click().run()  # the same recipe without the teacher, for the comparison
+    _no_exception(at)
+    alone = state.job_manager().latest()
+    assert alone.config == config.replace(teacher=None)
+    alone.wait(300)
+    assert alone.status == "finished", alone.error
+
+    at = _goto(at, "compare")
+    assert list(at.dataframe[-1].value["role"]) == ["teacher", "distilled student", "student trained alone"]
     at.button(key="distil_measure").click().run()
     _no_exception(at)
     table = at.dataframe[-1].value
