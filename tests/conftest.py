@@ -79,6 +79,15 @@ def zip_folder(folder: Path, archive: Path) -> Path:
     return archive
 
 
+def train_tiny_run(root: Path, per_class: int = 10):
+    """A finished tiny-backbone run on a fresh colour dataset under ``root`` (for module-scoped fixtures)."""
+    from transfer_core import TrainConfig, Trainer
+
+    data = write_dataset(root / "colors", per_class=per_class)
+    config = TrainConfig(data=str(data), backbone=TINY, epochs=4, batch_size=8, lr=0.3, val_split=0.3, head_warmup_epochs=0)
+    return Trainer(config, root / "run").fit().run
+
+
 @pytest.fixture
 def color_dataset(tmp_path) -> Path:
     """Three easily separable colour classes, ten 40x40 PNGs each."""

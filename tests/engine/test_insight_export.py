@@ -26,17 +26,12 @@ from transfer_core.training.lr_finder import find_lr
 from transfer_core.models.transfer import TransferModel
 from transfer_core.deploy.predict import Predictor, expand_inputs, predictions_table
 
-from ..conftest import TINY, make_image, write_dataset
+from ..conftest import TINY, make_image, train_tiny_run, write_dataset
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from transfer_core import TrainConfig
-
-    root = tmp_path_factory.mktemp("insight")
-    data = write_dataset(root / "colors", per_class=10)
-    config = TrainConfig(data=str(data), backbone=TINY, epochs=4, batch_size=8, lr=0.3, val_split=0.3, head_warmup_epochs=0)
-    return Trainer(config, root / "run").fit().run
+    return train_tiny_run(tmp_path_factory.mktemp("insight"), per_class=10)
 
 
 @pytest.mark.parametrize(

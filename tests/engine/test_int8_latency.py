@@ -6,7 +6,6 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from transfer_core import Trainer
 from transfer_core.cli import main
 from transfer_core.deploy import quantize
 from transfer_core.deploy.export import export_run
@@ -14,17 +13,12 @@ from transfer_core.deploy.latency import LATENCY_FILE, measure_latency, read_lat
 from transfer_core.deploy.model_card import DEPLOYMENT_HEADING, add_deployment_section
 from transfer_core.deploy.verify import INT8_ACCURACY_DROP, FormatAgreement, describe, verify_export
 
+from ..conftest import train_tiny_run
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from transfer_core import TrainConfig
-
-    from ..conftest import TINY, write_dataset
-
-    root = tmp_path_factory.mktemp("int8")
-    data = write_dataset(root / "colors", per_class=12)
-    config = TrainConfig(data=str(data), backbone=TINY, epochs=4, batch_size=8, lr=0.3, val_split=0.3, head_warmup_epochs=0)
-    return Trainer(config, root / "run").fit().run
+    return train_tiny_run(tmp_path_factory.mktemp("int8"), per_class=12)
 
 
 def test_int8_file_is_quantized_loads_and_keeps_the_accuracy(tiny_run, tmp_path, monkeypatch):

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import zipfile
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from transfer_core.data.pool import SKIP, PoolLabels, labelled_pool_index, load_
 from transfer_core.errors import WarmstartError
 from transfer_core.insight.selection import pseudo_labels, suggest, typical_diverse, uncertain_diverse
 
-from ..conftest import TINY, make_image
+from ..conftest import TINY, make_image, zip_folder
 
 
 @pytest.fixture
@@ -43,11 +42,7 @@ def test_pool_folder_reads_images_anywhere_and_skips_bad_files_with_reasons_with
 
 
 def test_pool_zip_is_read_like_the_folder(pool, tmp_path):
-    archive = tmp_path / "pool.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in pool.rglob("*"):
-            if path.is_file():
-                zf.write(path, "pool/" + path.relative_to(pool).as_posix())
+    archive = zip_folder(pool, tmp_path / "pool.zip")
     index = load_pool(archive, tmp_path / "extract")
     assert len(index) == 12
     assert {s.path.rsplit("/", 1)[-1] for s in index.skipped} == {"broken.jpg", "notes.txt"}
