@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import random
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,18 +54,20 @@ def calibration_batches(train: DatasetIndex, inputs, limit: int = CALIBRATION_IM
 
 
 class _Reader:
-    """ONNX Runtime's calibration data reader protocol over prepared batches."""
+    """ONNX Runtime's calibration data reader protocol over prepared batches (``rewind`` starts them over)."""
 
     def __init__(self, batches: list[np.ndarray], input_name: str) -> None:
-        self._batches: Iterator[np.ndarray] = iter(batches)
-        self._name = input_name
+        self._batches, self._name = batches, input_name
+        self._next = 0
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {self._name: batch}
+        if self._next >= len(self._batches):
+            return None
+        self._next += 1
+        return {self._name: self._batches[self._next - 1]}
 
-    def rewind(self) -> None:  # not needed for one MinMax pass; part of the protocol
-        pass
+    def rewind(self) -> None:
+        self._next = 0
 
 
 def quantize_onnx(float_model: str | Path, out: str | Path, batches: list[np.ndarray], input_name: str = "image") -> Path:

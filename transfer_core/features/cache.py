@@ -12,6 +12,7 @@ so a shoot-out in the app and the run after it share features only through the d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -159,7 +160,7 @@ class FeatureCache:
         path = self._path(key)
         if path is None or path.exists():
             return
-        try:
+        with contextlib.suppress(OSError):  # a full or read-only workspace: the features stay in memory, only not shared
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
@@ -169,8 +170,6 @@ class FeatureCache:
             finally:
                 Path(tmp).unlink(missing_ok=True)
             self._prune(path.parent)
-        except OSError:
-            pass
 
     def _prune(self, folder: Path) -> None:
         """Delete the least recently used files until the folder fits the budget."""
