@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .archives import extract_zip
 from .records import DatasetIndex, ImageRecord, SkippedFile, is_ignored_name
 from .sources import dataset_root, unusable_reasons
 
-__all__ = ["SKIP", "PoolLabels", "labelled_pool_index", "load_pool", "pool_labels_path_for", "with_labelled_pool"]
+__all__ = ["SKIP", "PoolLabels", "labelled_pool_index", "load_pool", "pool_labels_path_for"]
 
 SKIP = "skip"  # "not any class": never suggested again, never joins the dataset
 UNLABELLED = ""  # the label of a pool record: none yet
@@ -142,38 +143,23 @@ class PoolLabels:
         return {p: c for p, c in self.labels.items() if c != SKIP}
 
 
-def labelled_pool_index(pool: DatasetIndex, labels: PoolLabels) -> DatasetIndex:
+def labelled_pool_index(pool: DatasetIndex, labels: PoolLabels, classes: Sequence[str] | None = None) -> DatasetIndex:
     """The pool images given a class, as records that join the dataset of the next run.
 
-    Labels of files no longer in the pool (removed since) are left out, with a note.
+    Labels of files no longer in the pool (removed since) are left out, with a note; with ``classes``
+    (the dataset's), so are labels naming another class (a hand-edited labels file), since a class
+    with no validation images could not be measured.
     """
     present = {r.path for r in pool.records}
     classed = labels.classed
     records = [ImageRecord(r.path, classed[r.path]) for r in pool.records if r.path in classed]
     gone = sum(1 for p in classed if p not in present)
     notes = [f"{gone} labelled pool image(s) are no longer in the pool and were left out."] if gone else []
+    if classes is not None:
+        strange = sorted({r.label for r in records} - set(classes))
+        if strange:
+            kept = [r for r in records if r.label in set(classes)]
+            notes.append(f"{len(records) - len(kept)} labelled pool image(s) name classes the dataset lacks "
+                         f"({', '.join(strange)}) and were left out.")
+            records = kept
     return DatasetIndex(records, [], pool.source, notes)
-
-
-def with_labelled_pool(train: DatasetIndex, source: str | Path, on_progress: OnProgress | None = None) -> DatasetIndex:
-    """``train`` plus the pool images labelled so far with one of its classes (the rest of the pool waits).
-
-    A label naming a class the dataset does not have (a hand-edited labels file) is left out with
-    a note: a class with no validation images could not be measured.
-    """
-    labels = PoolLabels.load(pool_labels_path_for(source))
-    if not labels.classed:  # nothing labelled yet: the pool is not read (an empty or moved pool blocks no run)
-        return train
-    added = labelled_pool_index(load_pool(source, on_progress=on_progress), labels)
-    known = set(train.classes)
-    records = [r for r in added.records if r.label in known]
-    notes = list(added.notes)
-    if len(records) < len(added.records):
-        strange = sorted({r.label for r in added.records} - known)
-        notes.append(f"{len(added) - len(records)} labelled pool image(s) name classes the dataset lacks "
-                     f"({', '.join(strange)}) and were left out.")
-    if records:
-        notes.append(f"{len(records)} image(s) labelled in the unlabelled pool joined training.")
-    taken = {r.path for r in train.records}
-    records = [r for r in records if r.path not in taken]
-    return DatasetIndex(train.records + records, train.skipped, train.source, train.notes + notes)

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..data.pool import PoolLabels, load_pool, pool_labels_path_for, with_labelled_pool
+from ..data.pool import PoolLabels, labelled_pool_index, load_pool, pool_labels_path_for
 from ..data.records import DatasetIndex, ImageRecord
 from ..errors import WarmstartError
 from ..reporting import OnProgress
@@ -56,20 +56,6 @@ def _joining(train: DatasetIndex, records: list[ImageRecord]) -> list[ImageRecor
     return [r for r in records if r.label in known and r.path not in taken]
 
 
-def _labelled(train: DatasetIndex, config) -> tuple[list[ImageRecord], list[str]]:
-    joined = with_labelled_pool(train, config.unlabeled)
-    return joined.records[len(train.records):], joined.notes[len(train.notes):]
-
-
-def _pseudo(train: DatasetIndex, config, device: str, on_progress: OnProgress | None) -> list[ImageRecord]:
-    from ..insight.selection import pseudo_label_index
-
-    pool = load_pool(config.unlabeled)
-    found = pseudo_label_index(config.pseudo_labels_from, pool, PoolLabels.load(pool_labels_path_for(config.unlabeled)),
-                               config.pseudo_threshold, config.pseudo_cap, device, on_progress)
-    return _joining(train, found.records)
-
-
 def pool_training_images(
     train: DatasetIndex, config, run_path: str | Path, resume: bool, device: str, write: Callable[[str, bytes], None],
     ranks=None, on_progress: OnProgress | None = None,
@@ -89,13 +75,20 @@ def pool_training_images(
     notes: list[str] = []
     labelled = read_pool_labels(run_path) if resume or not main else None
     pseudo = read_pseudo_labels(run_path) if config.pseudo_labels_from and (resume or not main) else None
-    if main:
+    if main and (labelled is None or (config.pseudo_labels_from and pseudo is None)):
+        labels = PoolLabels.load(pool_labels_path_for(config.unlabeled))
+        # Read only when something comes from it: an empty or moved pool with nothing labelled blocks no run.
+        pool = load_pool(config.unlabeled) if labels.classed or config.pseudo_labels_from else DatasetIndex([])
         if labelled is None:
-            labelled, notes = _labelled(train, config)
+            found = labelled_pool_index(pool, labels, train.classes)
+            labelled, notes = _joining(train, found.records), list(found.notes)
             write(POOL_LABELS_FILE, _payload(labelled, pool=str(config.unlabeled)))
         if config.pseudo_labels_from and pseudo is None:
-            base = DatasetIndex(train.records + labelled, train.skipped, train.source)
-            pseudo = _pseudo(base, config, device, on_progress)
+            from ..insight.selection import pseudo_label_index
+
+            guessed = pseudo_label_index(config.pseudo_labels_from, pool, labels, config.pseudo_threshold, config.pseudo_cap,
+                                         device, on_progress)
+            pseudo = _joining(DatasetIndex(train.records + labelled), guessed.records)
             write(PSEUDO_LABELS_FILE, _payload(pseudo, **{"from": str(config.pseudo_labels_from), "threshold": config.pseudo_threshold,
                                                           "cap_per_class": config.pseudo_cap}))
     if ranks is not None and ranks.enabled and not resume:
@@ -104,9 +97,11 @@ def pool_training_images(
             labelled, pseudo = read_pool_labels(run_path), read_pseudo_labels(run_path) if config.pseudo_labels_from else []
     if labelled is None or (config.pseudo_labels_from and pseudo is None):
         raise WarmstartError(f"The run folder '{run_path}' lost the list of pool images this run trains on; start the run again.")
-    added = _joining(train, labelled)
-    added += _joining(DatasetIndex(train.records + added), pseudo or [])
-    if pseudo:
-        notes.append(f"{len(pseudo)} pool image(s) pseudo-labelled by {Path(config.pseudo_labels_from).name} joined training "
+    by_hand = _joining(train, labelled)
+    guessed = _joining(DatasetIndex(train.records + by_hand), pseudo or [])
+    if by_hand:
+        notes.append(f"{len(by_hand)} image(s) labelled in the unlabelled pool joined training.")
+    if guessed:
+        notes.append(f"{len(guessed)} pool image(s) pseudo-labelled by {Path(config.pseudo_labels_from).name} joined training "
                      f"(probability at least {config.pseudo_threshold:g}, at most {config.pseudo_cap} per class).")
-    return DatasetIndex(train.records + added, train.skipped, train.source, train.notes + notes)
+    return DatasetIndex(train.records + by_hand + guessed, train.skipped, train.source, train.notes + notes)
