@@ -1,14 +1,12 @@
-"""Export: TorchScript, ONNX, safetensors + model.json and a model card in one zip, checked against the engine."""
-
-import streamlit as st
+"""Export: TorchScript, ONNX (float and int8), safetensors + model.json and a model card in one zip, checked
+against the engine and timed on this machine."""
 
 import pandas as pd
+import streamlit as st
 
 from transfer_core import (
-    EXPORT_FORMATS, INT8_ACCURACY_DROP, ONNX_OPSET, WarmstartError, export_run, export_zip, measure_latency, read_latency, verify_export,
+    EXPORT_FORMATS, INT8_ACCURACY_DROP, ONNX_OPSET, WarmstartError, export_run, export_zip, measure_export, read_latency, verify_export,
 )
-from transfer_core.deploy.export import read_metadata
-from transfer_core.deploy.model_card import add_deployment_section
 from transfer_core.deploy.verify import describe
 from ui import busy, state
 from ui.wording import size_text
@@ -38,8 +36,7 @@ if st.button("Export and check", type="primary", disabled=not formats, key="do_e
             folder = export_run(run, tuple(formats), on_progress=on_progress)
             checks = verify_export(run, folder, on_progress=on_progress)
         with st.spinner("Timing each file on this machine (batch 1 and batch 32)…"):
-            costs = measure_latency(folder, read_metadata(folder)[0].preprocessing.input_size)
-        add_deployment_section(folder, checks, costs)
+            measure_export(folder, checks)
         state.export_check.set(str(run.path), checks)
     except WarmstartError as exc:
         st.error(str(exc))

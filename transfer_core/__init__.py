@@ -59,7 +59,7 @@ from .data.images import open_rgb
 from .models.transfer import TransferModel, count_parameters, set_trainable_groups, trainable_groups_at
 from .models.transfer import StrategyParameters, parameter_counts
 from .deploy.export import EXPORT_FORMATS, ONNX_OPSET, export_run, export_zip
-from .deploy.latency import FormatCost, RunCost, measure_latency, measure_run, read_latency
+from .deploy.latency import FormatCost, RunCost, measure_export, measure_latency, measure_run, read_latency
 from .training.distillation import distillation_config
 from .deploy.verify import EXPORT_TOLERANCE, INT8_ACCURACY_DROP, FormatAgreement, verify_export
 from .deploy.predict import Prediction, Predictor, evaluate_run, load_trained_model
@@ -149,6 +149,7 @@ __all__ = [
     "logme",
     "Loop",
     "LRFinderResult",
+    "measure_export",
     "measure_latency",
     "measure_run",
     "mislabel_evidence",

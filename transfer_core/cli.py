@@ -326,9 +326,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .deploy.export import export_run, export_zip, read_metadata
-    from .deploy.latency import cost_table, measure_latency
-    from .deploy.model_card import add_deployment_section
+    from .deploy.export import export_run, export_zip
+    from .deploy.latency import cost_table, measure_export
     from .deploy.verify import describe, verify_export
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -342,9 +341,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     results = verify_export(args.run, folder)
     for result in results:
         print(describe(result, "the engine"))
-    costs = measure_latency(folder, read_metadata(folder)[0].preprocessing.input_size)
-    print(cost_table(costs))
-    add_deployment_section(folder, results, costs)
+    print(cost_table(measure_export(folder, results)))
     return 0 if all(r.ok or (r.quantized and r.error is None) for r in results) else 1
 
 

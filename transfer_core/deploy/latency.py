@@ -24,7 +24,7 @@ import torch
 
 from ..errors import WarmstartError
 
-__all__ = ["LATENCY_FILE", "FormatCost", "RunCost", "cost_table", "measure_latency", "measure_run", "read_latency"]
+__all__ = ["LATENCY_FILE", "FormatCost", "RunCost", "cost_table", "measure_export", "measure_latency", "measure_run", "read_latency"]
 
 LATENCY_FILE = "latency.json"
 FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx", "torchscript": "model.torchscript.pt", "safetensors": "model.safetensors"}
@@ -100,6 +100,17 @@ def measure_latency(folder: str | Path, input_size: int, repeats: int = 5) -> li
             costs.append(FormatCost(name, file, megabytes, None, None, f"{type(exc).__name__}: {exc}"))
     with contextlib.suppress(OSError):  # a read-only folder: the costs are still returned and shown, only not kept
         (folder / LATENCY_FILE).write_text(json.dumps([asdict(c) for c in costs], indent=1), encoding="utf-8")
+    return costs
+
+
+def measure_export(folder: str | Path, checks) -> list[FormatCost]:
+    """Time every file of an export just checked (``checks``: its :func:`~transfer_core.deploy.verify.verify_export`
+    results) and write both into the model card's deployment section: what the Export page and ``export`` do last."""
+    from .export import read_metadata
+    from .model_card import add_deployment_section
+
+    costs = measure_latency(folder, read_metadata(Path(folder))[0].preprocessing.input_size)
+    add_deployment_section(folder, checks, costs)
     return costs
 
 
