@@ -97,11 +97,7 @@ pretrained_runs = [key for key in finished if configs[key].pretrained]
 if pretrained_runs:
     base = st.selectbox("Pretrained run", pretrained_runs, key="scratch_base", format_func=labels.get)
     if st.button("Train the from-scratch baseline", key="train_scratch"):
-        try:
-            state.start_training(scratch_baseline(configs[base]), label="scratch", store=RunStore(Path(base).parent))
-            st.switch_page("app_pages/train.py")
-        except WarmstartError as exc:
-            st.error(str(exc))
+        state.train_and_follow(lambda: scratch_baseline(configs[base]), label="scratch", store=RunStore(Path(base).parent))
 else:
     st.caption("Finish a run with pretrained weights first.")
 

@@ -136,11 +136,7 @@ if len(fixes):
     st.info(f"{len(fixes.relabel)} relabelled and {len(fixes.exclude)} excluded image(s), kept with the "
             "project (your images are not changed).")
     if st.button("Retrain with these corrections", type="primary", key="retrain_fixed"):
-        try:
-            state.start_training(config.replace(corrections=str(fixes_path)), label="corrected", store=RunStore(run.path.parent))
-            st.switch_page("app_pages/train.py")
-        except WarmstartError as exc:
-            st.error(str(exc))
+        state.train_and_follow(lambda: config.replace(corrections=str(fixes_path)), label="corrected", store=RunStore(run.path.parent))
 
 show_calibration(report)
 tta.show_tta(run, stamp)

@@ -82,13 +82,8 @@ def render(runs: list[RunDir]) -> None:
     alpha = right.slider("Weight of the teacher (alpha)", 0.0, 1.0, 0.5, 0.05, key="distil_alpha",
                          help="0 learns from the labels only, 1 from the teacher only.")
     if st.button(f"Distil {display_name(teacher)} into {student}", key="distil_start", type="primary"):
-        try:
-            config = distillation_config(teacher.path, student, distill_alpha=alpha, distill_temperature=temperature)
-            state.start_training(config, label="distilled", store=state.run_store())
-        except WarmstartError as exc:
-            st.error(str(exc))
-        else:
-            st.switch_page("app_pages/train.py")
+        state.train_and_follow(lambda: distillation_config(teacher.path, student, distill_alpha=alpha, distill_temperature=temperature),
+                               label="distilled")
     rows = side_by_side(teacher, runs)
     if len(rows) < 2:
         st.caption("No finished distilled student of this teacher yet.")
@@ -124,9 +119,4 @@ def _comparison(rows: list[tuple[str, RunDir]]) -> None:
         st.caption(f"To see what the teacher added, train {backbone} without a teacher on this data: it then appears "
                    "here as the student trained alone.")
         if st.button(f"Train {backbone} alone", key="distil_alone", help="The distilled student's exact recipe, without the teacher."):
-            try:
-                state.start_training(student.read_config().replace(teacher=None), label="alone", store=state.run_store())
-            except WarmstartError as exc:
-                st.error(str(exc))
-            else:
-                st.switch_page("app_pages/train.py")
+            state.train_and_follow(lambda: student.read_config().replace(teacher=None), label="alone")

@@ -86,8 +86,4 @@ def corrections_summary() -> None:
     st.info(f"{len(fixes.relabel)} relabelled and {len(fixes.exclude)} excluded image(s), kept with the project (your "
             "images are not changed); the counts and images above already use them, and so does the next training run.")
     if state.run_store().runs() and st.button("Retrain with these corrections", type="primary", key="retrain_from_data"):
-        try:
-            state.start_training(state.config(), label="corrected")
-            st.switch_page("app_pages/train.py")
-        except WarmstartError as exc:
-            st.error(str(exc))
+        state.train_and_follow(state.config, label="corrected")

@@ -151,12 +151,10 @@ def _retrain(labels: PoolLabels, latest: RunDir | None) -> None:
         cap = int(right.number_input("At most this many guesses per class", 1, 10_000, 20, key="pool_cap"))
     if st.button("Retrain with the new labels", key="pool_retrain", disabled=not labels.classed and not pseudo,
                  help="Starts a run with the current settings on the dataset plus every pool image labelled so far."):
-        try:
-            config = state.training_config()
+        def config():
+            chosen = state.training_config()
             if pseudo and latest is not None:
-                config = config.replace(pseudo_labels_from=str(latest.path), pseudo_threshold=threshold, pseudo_cap=cap)
-            state.start_training(config)
-        except WarmstartError as exc:
-            st.error(str(exc))
-            return
-        st.switch_page("app_pages/train.py")
+                chosen = chosen.replace(pseudo_labels_from=str(latest.path), pseudo_threshold=threshold, pseudo_cap=cap)
+            return chosen
+
+        state.train_and_follow(config)

@@ -19,6 +19,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import pandas as pd
@@ -555,6 +556,17 @@ def start_training(config: TrainConfig, label: str | None = None, store: RunStor
     job = job_manager().start(config, label=label, store=store or run_store(), processes=training_processes())
     adopt_job(job)
     return job
+
+
+def train_and_follow(make_config: Callable[[], TrainConfig], label: str | None = None, store: RunStore | None = None) -> None:
+    """Start (or queue) the run ``make_config()`` describes and open the Train page to follow it. A config
+    that cannot be made, or a run that cannot start, shows its one sentence where the button was instead."""
+    try:
+        start_training(make_config(), label, store)
+    except WarmstartError as exc:
+        st.error(str(exc))
+        return
+    st.switch_page("app_pages/train.py")
 
 
 # -- runs ------------------------------------------------------------------------------------
