@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from ..data.augment import eval_transform, train_transform
 from ..models.registry import get_backbone
@@ -27,6 +27,7 @@ from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key
 from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..models.transfer import TransferModel, set_trainable_groups, trainable_groups_at
+from .batches import batch_loader
 from .callbacks import BackboneFreezing, Callback
 from .loop import Loop, StepOutput
 from .optim import make_optimizer
@@ -136,7 +137,7 @@ def find_lr(
     else:
         dataset, forward, total = images, model, image_steps
     randomness = RunRandomness(config.seed, device)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=randomness.sampler)
+    loader = batch_loader(dataset, config.batch_size, generator=randomness.sampler)
     optimizer = make_optimizer(model, config.replace(lr=start_lr))
     ratios = [group["lr"] / start_lr for group in optimizer.param_groups]
     test = _RangeTest(start_lr, end_lr, total, ratios, phase(on_progress, total, "range-test steps"))

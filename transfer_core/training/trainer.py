@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from ..config import Strategy, TrainConfig
 from ..data.augment import batch_mixer
@@ -40,6 +39,7 @@ from ..models.metadata import ModelInfo
 from ..models.registry import get_backbone
 from ..models.transfer import TransferModel, trainable_groups_at
 from ..runs.store import HeldWrites, RunDir
+from .batches import batch_loader
 from .callbacks import (
     BackboneFreezing,
     Callback,
@@ -257,8 +257,8 @@ class Trainer:
         sampler = make_sampler(cfg, train_set.targets, n_classes, randomness.sampler)
         ranks = self.distributed
         batches = ShardedBatchSampler(sampler, cfg.batch_size, ranks) if ranks.enabled else None
-        loader = DataLoader(
-            train_data, batch_size=1 if batches else cfg.batch_size, sampler=None if batches else sampler, batch_sampler=batches,
+        loader = batch_loader(
+            train_data, cfg.batch_size, sampler=None if batches else sampler, batch_sampler=batches,
             generator=randomness.sampler, pin_memory=device.type == "cuda", collate_fn=pad_collate if batch_augment else None,
         )
         optimizer = make_optimizer(model, cfg)

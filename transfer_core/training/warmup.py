@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
+from .batches import batch_loader
 from .callbacks import Callback
 from ..randomness import RunRandomness
 
@@ -68,9 +69,7 @@ class HeadWarmup(Callback):
             optimizer=torch.optim.AdamW(self.head.parameters(), lr=self.lr, weight_decay=self.weight_decay),
             # The run's own loss on the labels: a distillation loss's teacher logits belong to the run's batches, not these.
             criterion=getattr(loop.criterion, "hard", loop.criterion),
-            train_data=DataLoader(
-                TensorDataset(features, torch.tensor(targets)), batch_size=self.batch_size, shuffle=True, generator=randomness.sampler
-            ),
+            train_data=batch_loader(TensorDataset(features, torch.tensor(targets)), self.batch_size, generator=randomness.sampler),
             device=loop.device,
             randomness=randomness,
             stop_event=loop.stop_event,
