@@ -9,9 +9,10 @@ frozen backbone every epoch, SGD), (b) the engine as plain eager PyTorch
 users get it. Prints a table and one JSON line per scenario. Not part of the test suite:
 timings belong here, never in unit tests.
 
-Floors: one forward pass over every image with the model, measured three ways in the same run
-(eager PyTorch, eager channels-last, ONNX Runtime); the *true floor* is the fastest of them, the
-*eager floor* is what the engine used to be compared with. The ONNX file is exported once before
+Floors: one forward pass over every image with the model, measured in the same run with eager
+PyTorch, eager channels-last, and ONNX Runtime both as one many-thread run per batch of 64 and as
+one single-thread run per core on 1, 2 or 4 images at a time (the engine's way); the *true floor*
+is the fastest of them, the *eager floor* is what the engine used to be compared with. The ONNX file is exported once before
 the scenarios (its one-off cost is reported as ``onnx_export_s``), as it is once per backbone on a
 user's machine.
 
@@ -41,7 +42,7 @@ from transfer_core import TrainConfig, Trainer, TransferModel, get_backbone, loa
 from transfer_core.training.events import Event  # noqa: E402
 from transfer_core.features.cache import shared_feature_cache  # noqa: E402
 from transfer_core.data.image_cache import clear_image_caches  # noqa: E402
-from transfer_core.features.cpu_runtime import onnx_forward  # noqa: E402
+from transfer_core.features.cpu_runtime import OnnxForward, onnx_forward  # noqa: E402
 
 SCENARIOS = {
     "frozen": dict(strategy="frozen", augment="none"),
@@ -145,8 +146,8 @@ def engine_run(data, val_data, backbone, epochs, scenario, device, out_dir, plai
 def forward_floors(train, val, backbone, device, batch_size=64, repeats=1) -> dict[str, float]:
     """One timed forward pass over every image (inputs already in memory), three ways, the fastest of ``repeats``.
 
-    Returns seconds for ``eager``, ``channels_last`` and (on a CPU) ``onnx``, plus ``true`` (the
-    fastest) and ``onnx_export_s`` (the one-off export and check).
+    Returns seconds for ``eager``, ``channels_last`` and (on a CPU) ``onnx_batch64`` and
+    ``onnx_micro1/2/4``, plus ``true`` (the fastest) and ``onnx_export_s`` (the one-off export and check).
     """
     pre = get_backbone(backbone).preprocessing
     _, eval_tf = _reference_transforms(pre, False)
@@ -176,9 +177,23 @@ def forward_floors(train, val, backbone, device, batch_size=64, repeats=1) -> di
         if isinstance(fast, str):
             print(f"ONNX Runtime not used: {fast}", flush=True)
         else:
-            floors["onnx"] = timed(fast, batch)
-    floors["true"] = min(v for k, v in floors.items() if k in ("eager", "channels_last", "onnx"))
+            floors["onnx_batch64"] = timed(_multithreaded_session(fast.path), batch)  # one many-thread run per batch
+            for micro in (1, 2, 4):  # one single-thread run per core, on `micro` images each (the engine's way)
+                floors[f"onnx_micro{micro}"] = timed(OnnxForward(fast.path, micro_batch=micro), batch)
+    floors["true"] = min(v for k, v in floors.items() if k != "onnx_export_s")
     return floors
+
+
+def _multithreaded_session(path):
+    """ONNX Runtime as the engine ran it before: one session using every thread on each whole batch."""
+    import numpy as np
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: torch.from_numpy(session.run(None, {name: np.ascontiguousarray(x.numpy())})[0])
 
 
 def warm_onnx_cache(data, val_data, backbone, device) -> None:

@@ -41,6 +41,16 @@ def test_onnx_features_equal_pytorch(name, pretrained):
     assert (fast_prefix - eager_prefix).abs().max().item() <= 1e-4
 
 
+def test_parallel_small_runs_give_the_rows_of_one_run_in_order():
+    backbone = get_backbone(TINY).build(pretrained=False)
+    fast = run_inference(backbone, torch.randn(1, 3, 32, 32), module=backbone, frozen_key="tiny|order")
+    assert fast is not None
+    whole = cpu_runtime.OnnxForward(next(iter(cpu_runtime._SESSIONS.values())).path, workers=1)
+    split = cpu_runtime.OnnxForward(whole.path, workers=3, micro_batch=2)
+    images = torch.randn(7, 3, 32, 32)  # three workers, four runs, the last of one image
+    assert (split(images) - whole(images)).abs().max().item() <= 1e-5  # same rows; kernels may round differently by batch size
+
+
 def test_export_failure_falls_back_to_pytorch_with_a_reason(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("operator not supported\nlong trace")
