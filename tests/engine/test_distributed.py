@@ -45,7 +45,7 @@ def _rank_main(rank: int, config_json: str, run_dir: str, scratch: str) -> None:
         return real_getitem(self, i)
 
     LabeledImages.__getitem__ = counting_getitem
-    for method in ("write_bytes", "append_lines", "write_config", "mark_owner"):
+    for method in ("write_with", "append_lines", "write_config", "mark_owner"):
         real = getattr(RunDir, method)
         setattr(RunDir, method, lambda self, *a, _real=real, _name=method, **k: (writes.append(_name), _real(self, *a, **k))[1])
     trainer = Trainer(TrainConfig.from_dict(json.loads(config_json)), run_dir)

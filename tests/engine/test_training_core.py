@@ -139,8 +139,8 @@ def test_checkpoints_between_timer_ticks_are_written_at_the_end_with_the_last_fi
     leaves exactly the state an every-epoch writer would have left."""
     config = tiny_config.replace(strategy="full", epochs=4)
     written: list[str] = []
-    real_write = RunDir.write_bytes
-    monkeypatch.setattr(RunDir, "write_bytes", lambda self, name, data: (written.append(name), real_write(self, name, data))[1])
+    real_write = RunDir.write_with
+    monkeypatch.setattr(RunDir, "write_with", lambda self, name, write: (written.append(name), real_write(self, name, write))[1])
 
     every_epoch = _stopped_run(config, tmp_path / "every", ("epoch", 2, 0), 0, [])
     assert written.count("resume.pt") == 2

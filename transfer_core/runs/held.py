@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,6 +43,16 @@ class HeldWrites:
             self.files.pop(name, None)
         except OSError as exc:
             self.files[name] = data
+            self._failed(exc)
+
+    def write_with(self, name: str, write: Callable[[Path], None], as_bytes: Callable[[], bytes]) -> None:
+        """Like :meth:`write` for a file written straight to disk by ``write(temporary_path)``;
+        ``as_bytes()`` makes its contents only when the disk refuses and they must be held."""
+        try:
+            self.run.write_with(name, write)
+            self.files.pop(name, None)
+        except OSError as exc:
+            self.files[name] = as_bytes()
             self._failed(exc)
 
     def write_json(self, name: str, value: Any) -> None:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..models.transfer import TransferModel, frozen_batch_norms, set_trainable_groups
-from ..runs.store import HeldWrites, checkpoint_bytes, resume_bytes
+from ..runs.store import HeldWrites, resume_bytes, write_checkpoint
 from .events import CheckpointSaved, EpochEnded, RunEvent, StepEnded
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class ModelCheckpoint(Callback):
     def _write(self) -> None:
         assert self.best is not None and self.best_state is not None
         self._unwritten = False
-        self.held.write(self.file_name, checkpoint_bytes(self.best_state))
+        write_checkpoint(self.held, self.file_name, self.best_state)
         if self.file_name not in self.held.files:
             self.emit(CheckpointSaved(path=str(self.held.run.path / self.file_name), **self.best))
 

@@ -26,6 +26,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -141,6 +142,9 @@ class DiscardedWrites(HeldWrites):
     """The run-folder writes of a rank other than 0: none (rank 0 writes for all of them)."""
 
     def write(self, name: str, data: bytes) -> None:
+        """Dropped: rank 0 writes the same file."""
+
+    def write_with(self, name: str, write: Callable[[Path], None], as_bytes: Callable[[], bytes]) -> None:
         """Dropped: rank 0 writes the same file."""
 
     def append_line(self, line: str) -> None:
