@@ -73,7 +73,7 @@ class Normalise:
 class EvalTransform:
     """Resize the short side, centre-crop, normalise: what validation and prediction use.
 
-    Kept in its two parts so the inference path (:func:`~transfer_core.features.inference.input_batches`)
+    Kept in its two parts so the inference path (:func:`~transfer_core.features.inference.run_inference`)
     can crop each image (``view``, uint8) and normalise whole batches (``normalise``); called on one
     image it does both, with the same arithmetic.
     """

@@ -21,7 +21,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +34,7 @@ __all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
 AGREEMENT_TOLERANCE = 1e-4  # largest |ONNX − PyTorch| accepted, relative to the output's scale
 
 MICRO_BATCH = 2  # images per single-threaded run (bench/run.py: 1-4 are equally fast, 8 slower, 32 much slower)
+STREAM_CHUNK = 256  # inputs read before they run (256 uint8 crops at 224 px: 38 MB)
 MAX_SESSIONS = 8  # sessions kept in memory (each holds a copy of its network's weights)
 _SESSIONS: OrderedDict[str, OnnxForward | str] = OrderedDict()  # key → ready forward, or why not
 _LOCK = threading.Lock()
@@ -80,17 +81,40 @@ class OnnxForward:
         self.input_name = self.session.get_inputs()[0].name
         self.input_dtype = torch.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else torch.float32
         self.path = path
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx") if self.workers > 1 else None
+        # Workers run PyTorch single-threaded too: what they read (a crop, say) is too small for
+        # PyTorch's own threads to pay, and those would only compete with the other runs.
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="onnx", initializer=torch.set_num_threads, initargs=(1,))
+            if self.workers > 1 else None
+        )
 
-    def _run(self, array: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: array})[0]
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().to(self.input_dtype).numpy())
+        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        array = np.ascontiguousarray(x.detach().to(self.input_dtype).numpy())
-        if self._pool is None or len(array) <= self.micro_batch:
-            return torch.from_numpy(self._run(array))
-        parts = [array[start : start + self.micro_batch] for start in range(0, len(array), self.micro_batch)]
-        return torch.from_numpy(np.concatenate(list(self._pool.map(self._run, parts))))
+        if self._pool is None or len(x) <= self.micro_batch:
+            return self._run(x)
+        return torch.cat(list(self._run_all(list(x))))
+
+    def _run_all(self, inputs: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Outputs for ``inputs``, in order: ``micro_batch`` of them per run, ``workers`` runs at a time."""
+        parts = [inputs[start : start + self.micro_batch] for start in range(0, len(inputs), self.micro_batch)]
+        run = lambda part: self._run(torch.stack(part))  # noqa: E731 (stacked by the worker that runs it)
+        return self._pool.map(run, parts) if self._pool is not None else map(run, parts)
+
+    def stream(self, read: Callable[[int], torch.Tensor], n: int) -> Iterator[torch.Tensor]:
+        """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a few rows at a time.
+
+        The workers read (crop, say) a chunk of inputs side by side, then run it. Over 210 flower
+        photos and Lite0 on two cores that took 0.54 s, against 0.57 s with each worker reading its
+        own two images just before running them (the reads push the network out of the core's
+        cache) and 0.58 s reading in the caller's thread with PyTorch's own threads.
+        """
+        for start in range(0, n, STREAM_CHUNK):
+            positions = range(start, min(start + STREAM_CHUNK, n))
+            inputs = list(self._pool.map(read, positions) if self._pool is not None else map(read, positions))
+            yield from self._run_all(inputs)
 
 
 def _cache_dir() -> Path:

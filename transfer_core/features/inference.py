@@ -13,12 +13,12 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset, TensorDataset
 
 from ..data.augment import EvalTransform, Normalise
-from .cpu_runtime import cpu_runtime_enabled, onnx_forward
+from .cpu_runtime import OnnxForward, cpu_runtime_enabled, onnx_forward
 
-__all__ = ["autocast_for", "cpu_bf16_training", "eval_mode", "input_batches", "run_inference", "to_device"]
+__all__ = ["autocast_for", "cpu_bf16_training", "eval_mode", "run_inference", "to_device"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,26 +68,34 @@ def eval_mode(module: nn.Module | None) -> Iterator[None]:
             m.training = training
 
 
-def input_batches(inputs: Dataset | torch.Tensor, batch_size: int) -> tuple[Iterator[torch.Tensor], Normalise | None]:
-    """Batches from a tensor or from a dataset of ``(input, label, ...)`` items, and what still
-    turns them into model inputs (None: nothing, they are inputs already).
+def _reader(inputs: Dataset | torch.Tensor) -> tuple[Callable[[int], torch.Tensor], Normalise | None]:
+    """One input at a time from a tensor or from a dataset of ``(input, label, ...)`` items, and
+    what still turns it into a model input (None: nothing, it is one already).
 
     A dataset of images under the evaluation transform is read as uint8 crops, normalised later
     a whole batch at a time (see :class:`~transfer_core.data.augment.EvalTransform`): the same
     numbers, in one pass per batch instead of one per image, after the copy to a GPU (a quarter
     of the bytes) or inside ONNX Runtime's graph on a CPU.
-
-    The loader gets its own generator: a DataLoader without one draws its base seed from the
-    process-wide generator, which a training run in another thread may be using.
     """
     if isinstance(inputs, torch.Tensor):
-        return (inputs[start : start + batch_size] for start in range(0, len(inputs), batch_size)), None
-    normalise = None
+        return inputs.__getitem__, None
     transform = getattr(inputs, "transform", None)
+    normalise = None
     if isinstance(transform, EvalTransform) and hasattr(inputs, "with_transform"):
         inputs, normalise = inputs.with_transform(transform.view), transform.normalise
-    loader = DataLoader(inputs, batch_size=batch_size, generator=torch.Generator())
-    return (batch[0] if isinstance(batch, (list, tuple)) else batch for batch in loader), normalise
+
+    def read(i: int) -> torch.Tensor:
+        item = inputs[i]
+        return item[0] if isinstance(item, (list, tuple)) else item
+
+    return read, normalise
+
+
+def _batches(inputs: Dataset | torch.Tensor, read: Callable[[int], torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    """Consecutive batches of ``batch_size`` inputs (slices of a tensor, stacked items of a dataset)."""
+    for start in range(0, len(inputs), batch_size):
+        stop = min(start + batch_size, len(inputs))
+        yield inputs[start:stop] if isinstance(inputs, torch.Tensor) else torch.stack([read(i) for i in range(start, stop)])
 
 
 @torch.no_grad()
@@ -115,7 +123,7 @@ def run_inference(
         inputs: a tensor of inputs, or a dataset whose items start with the input.
         device: where to run.
         module: the network ``forward`` belongs to; it runs in eval mode and gets its mode back.
-        batch_size: images per forward pass.
+        batch_size: inputs per forward pass in PyTorch (ONNX Runtime runs a few at a time on each core).
         max_bytes: give up and return None once the outputs would exceed this many bytes.
         on_batch: called with the number of inputs done so far.
         frozen_key: names ``module``'s frozen weights; allows the ONNX Runtime path on a CPU.
@@ -126,33 +134,44 @@ def run_inference(
         The concatenated outputs, or None when ``max_bytes`` was exceeded.
     """
     device = torch.device(device)
-    outputs, used, done = [], 0, 0
-    run = None
+    outputs, used, done, reported = [], 0, 0, 0
+    if isinstance(inputs, TensorDataset):  # cached features or activations: sliced, not read row by row
+        inputs = inputs.tensors[0]
+    if len(inputs) == 0:
+        return torch.empty(0)
     with eval_mode(module):
-        batches, normalise = input_batches(inputs, batch_size)
-        for x in batches:
-            if run is None:
-                run = _fastest(forward, module, device, frozen_key, tuple(x.shape[1:]), on_runtime, normalise, channels_last)
-            with autocast_for(device):
-                out = run(x)
+        read, normalise = _reader(inputs)
+        first = read(0)  # read once, to learn the input's shape
+        read_once = lambda i: first if i == 0 else read(i)  # noqa: E731
+        run = _fastest(forward, module, device, frozen_key, tuple(first.shape), on_runtime, normalise, channels_last)
+        if isinstance(run, OnnxForward):  # its workers read the inputs themselves
+            results = run.stream(read_once, len(inputs))
+        else:
+            results = (_on(device, run, x) for x in _batches(inputs, read_once, batch_size))
+        for out in results:
             out = out.float().cpu()
             used += out.numel() * out.element_size()
             if max_bytes is not None and used > max_bytes:
+                results.close()
                 return None
             outputs.append(out)
             done += len(out)
-            if on_batch is not None:
+            if on_batch is not None and (done - reported >= batch_size or done == len(inputs)):
                 on_batch(done)
-    if not outputs:
-        return torch.empty(0)
+                reported = done
     return torch.cat(outputs)
+
+
+def _on(device: torch.device, run: Forward, x: torch.Tensor) -> torch.Tensor:
+    with autocast_for(device):
+        return run(x)
 
 
 def _fastest(
     forward: Forward, module: nn.Module | None, device: torch.device, frozen_key: str | None, shape: tuple, on_runtime,
     normalise: Normalise | None, channels_last: bool | None,
 ) -> Forward:
-    """What runs a batch as :func:`input_batches` yields it: ONNX Runtime for a frozen network on a
+    """What runs a batch of inputs as :func:`_reader` reads them: ONNX Runtime for a frozen network on a
     CPU when it exports and agrees (normalising inside its graph), else ``forward`` on ``device``."""
 
     def eager(x: torch.Tensor) -> torch.Tensor:
