@@ -93,7 +93,7 @@ class OnnxForward:
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self._pool is None or len(x) <= self.micro_batch:
+        if len(x) <= self.micro_batch:
             return self._run(x)
         return torch.cat(list(self._run_all(list(x))))
 
