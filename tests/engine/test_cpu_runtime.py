@@ -45,10 +45,25 @@ def test_parallel_small_runs_give_the_rows_of_one_run_in_order():
     backbone = get_backbone(TINY).build(pretrained=False)
     fast = run_inference(backbone, torch.randn(1, 3, 32, 32), module=backbone, frozen_key="tiny|order")
     assert fast is not None
-    whole = cpu_runtime.OnnxForward(next(iter(cpu_runtime._SESSIONS.values())).path, workers=1)
-    split = cpu_runtime.OnnxForward(whole.path, workers=3, micro_batch=2)
     images = torch.randn(7, 3, 32, 32)  # three workers, four runs, the last of one image
+    whole = cpu_runtime.OnnxForward(next(iter(cpu_runtime._SESSIONS.values())).path, workers=1, micro_batch=len(images))
+    split = cpu_runtime.OnnxForward(whole.path, workers=3, micro_batch=2)
     assert (split(images) - whole(images)).abs().max().item() <= 1e-5  # same rows; kernels may round differently by batch size
+
+
+def test_the_workers_single_thread_does_not_become_every_later_threads_default():
+    """Regression: torch.set_num_threads(1) in the workers also lowered PyTorch's default for every
+    thread started afterwards (the app's script runs and jobs then ran eager PyTorch on one thread)."""
+    import threading
+
+    backbone = get_backbone(TINY).build(pretrained=False)
+    before = torch.get_num_threads()
+    run_inference(backbone, torch.randn(9, 3, 32, 32), module=backbone, frozen_key="tiny|threads")
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert seen == [before] and torch.get_num_threads() == before
 
 
 def test_export_failure_falls_back_to_pytorch_with_a_reason(monkeypatch):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 __all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
@@ -81,11 +82,8 @@ class OnnxForward:
         self.input_name = self.session.get_inputs()[0].name
         self.input_dtype = torch.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else torch.float32
         self.path = path
-        # Workers run PyTorch single-threaded too: what they read (a crop, say) is too small for
-        # PyTorch's own threads to pay, and those would only compete with the other runs.
         self._pool = (
-            ThreadPoolExecutor(self.workers, thread_name_prefix="onnx", initializer=torch.set_num_threads, initargs=(1,))
-            if self.workers > 1 else None
+            ThreadPoolExecutor(self.workers, thread_name_prefix="onnx", initializer=_one_openmp_thread) if self.workers > 1 else None
         )
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,6 +113,14 @@ class OnnxForward:
             positions = range(start, min(start + STREAM_CHUNK, n))
             inputs = list(self._pool.map(read, positions) if self._pool is not None else map(read, positions))
             yield from self._run_all(inputs)
+
+
+def _one_openmp_thread() -> None:
+    """Run this thread's PyTorch work (a worker's crops) on one thread: such small operations cost 2.7x
+    the CPU time on PyTorch's own threads, which would also compete with the other workers' runs.
+    Limited through OpenMP for this thread alone: ``torch.set_num_threads`` would also lower the
+    default of every thread started afterwards, in the app's server too."""
+    threadpool_limits(1, user_api="openmp")
 
 
 def _cache_dir() -> Path:
