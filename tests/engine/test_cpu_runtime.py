@@ -66,6 +66,25 @@ def test_the_workers_single_thread_does_not_become_every_later_threads_default()
     assert seen == [before] and torch.get_num_threads() == before
 
 
+def test_inputs_drawn_at_random_are_read_in_the_callers_thread_so_a_seed_repeats_them():
+    """Regression: augmented views (random crops from torch's global generator) were read by the
+    ONNX Runtime workers, so which image got which crop depended on thread timing."""
+
+    class RandomViews(torch.utils.data.Dataset):
+        def __len__(self):
+            return 40
+
+        def __getitem__(self, i):
+            return torch.rand(3, 32, 32) + i, i
+
+    backbone = get_backbone(TINY).build(pretrained=False)
+    runs = []
+    for _ in range(3):
+        with seeded_scope(5):
+            runs.append(run_inference(backbone, RandomViews(), module=backbone, frozen_key="tiny|random", batch_size=8))
+    assert all(torch.equal(runs[0], other) for other in runs[1:])
+
+
 def test_export_failure_falls_back_to_pytorch_with_a_reason(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("operator not supported\nlong trace")

@@ -120,7 +120,8 @@ def run_inference(
 
     Args:
         forward: what to run on a batch (a model, its head, ``backbone.forward_prefix``...).
-        inputs: a tensor of inputs, or a dataset whose items start with the input.
+        inputs: a tensor of inputs, or a dataset (``__len__`` and ``__getitem__``) whose items are
+            tensors or start with one.
         device: where to run.
         module: the network ``forward`` belongs to; it runs in eval mode and gets its mode back.
         batch_size: inputs per forward pass in PyTorch (ONNX Runtime runs a few at a time on each core).
@@ -144,21 +145,25 @@ def run_inference(
         first = read(0)  # read once, to learn the input's shape
         read_once = lambda i: first if i == 0 else read(i)  # noqa: E731
         run = _fastest(forward, module, device, frozen_key, tuple(first.shape), on_runtime, normalise, channels_last)
-        if isinstance(run, OnnxForward):  # its workers read the inputs themselves
+        # ONNX Runtime's workers read inputs themselves when reading draws no random numbers (a
+        # tensor, evaluation crops); augmented views are drawn here, in order, so a seed repeats them.
+        if isinstance(run, OnnxForward) and (isinstance(inputs, torch.Tensor) or normalise is not None):
             results = run.stream(read_once, len(inputs))
         else:
             results = (_on(device, run, x) for x in _batches(inputs, read_once, batch_size))
-        for out in results:
-            out = out.float().cpu()
-            used += out.numel() * out.element_size()
-            if max_bytes is not None and used > max_bytes:
-                results.close()
-                return None
-            outputs.append(out)
-            done += len(out)
-            if on_batch is not None and (done - reported >= batch_size or done == len(inputs)):
-                on_batch(done)
-                reported = done
+        try:
+            for out in results:
+                out = out.float().cpu()
+                used += out.numel() * out.element_size()
+                if max_bytes is not None and used > max_bytes:
+                    return None
+                outputs.append(out)
+                done += len(out)
+                if on_batch is not None and (done - reported >= batch_size or done == len(inputs)):
+                    on_batch(done)
+                    reported = done
+        finally:
+            results.close()  # stops reading and running whatever is left (too much output, or an error)
     return torch.cat(outputs)
 
 
