@@ -134,6 +134,34 @@ def _stopped_run(config, path, stop_at: tuple[str, int, int], interval: float, w
     return run
 
 
+def test_a_checkpoint_the_disk_refuses_is_held_in_memory_even_when_safetensors_reports_it(tiny_config, tmp_path, monkeypatch):
+    """Regression: safetensors raises its own SafetensorError (not OSError) when the disk is full, so a
+    checkpoint written straight to disk crashed the run instead of being held for a retry or download."""
+    from safetensors import SafetensorError
+
+    from transfer_core.runs import store
+
+    def full_disk(tensors, filename, metadata=None):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(store, "save_file", full_disk)
+    trainer = Trainer(tiny_config.replace(epochs=2), RunDir(tmp_path / "run"))
+    assert trainer.fit().status == "finished"
+    assert "best.safetensors" in trainer.held.pending and trainer.held.error.strerror == "No space left on device"
+    monkeypatch.undo()
+    assert trainer.held.retry() == []
+    assert RunDir(tmp_path / "run").checkpoint_file.stat().st_size > 0
+
+
+def test_temporary_files_of_a_killed_checkpoint_write_are_cleared(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    for name in (".best.safetensors.x1.tmp", ".tmpA1b2C3", "best.safetensors"):
+        (run.path / name).write_bytes(b"x")
+    run.remove_partial_files()
+    assert sorted(p.name for p in run.path.iterdir()) == ["best.safetensors"]
+
+
 def test_checkpoints_between_timer_ticks_are_written_at_the_end_with_the_last_finished_epoch(tiny_config, tmp_path, monkeypatch):
     """Short epochs do not each pay for a checkpoint write, and a stop part-way through an epoch still
     leaves exactly the state an every-epoch writer would have left."""

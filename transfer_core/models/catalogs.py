@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -105,12 +106,12 @@ def _converted_copy(path: Path) -> Path:
 
 def _keep_copy(weights: dict[str, torch.Tensor], copy: Path) -> None:
     """Write the converted copy atomically; a cache that cannot be written only means the pickle next time."""
-    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         copy.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
         os.replace(tmp, copy)
-    except OSError:
+    except (OSError, SafetensorError):  # safetensors reports a full or read-only disk as its own error
         tmp.unlink(missing_ok=True)
 
 

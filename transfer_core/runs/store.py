@@ -20,6 +20,7 @@ the target, so readers see either the old or the new file, never half of one.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save, save_file
 
 from ..config import TrainConfig
@@ -142,8 +144,9 @@ class RunDir:
         self.stop_file.unlink(missing_ok=True)
 
     def remove_partial_files(self) -> None:
-        """Delete temporary files left by a process killed mid-write (the real files are intact)."""
-        for leftover in self.path.glob(".*.tmp"):
+        """Delete temporary files left by a process killed mid-write (the real files are intact): ours
+        (``.name.random.tmp``) and the one safetensors writes a checkpoint through (``.tmpRANDOM``)."""
+        for leftover in [*self.path.glob(".*.tmp"), *self.path.glob(".tmp*")]:
             leftover.unlink(missing_ok=True)
 
     # -- reading -------------------------------------------------------------------------
@@ -250,7 +253,18 @@ def write_checkpoint(held: HeldWrites, name: str, state_dict: dict[str, torch.Te
     whole file's bytes first took longer than writing them (16 vs 7 ms for Lite0's 14 MB). The bytes
     are made only if the disk refuses the file and it has to be held in memory."""
     tensors = _checkpoint_tensors(state_dict)
-    held.write_with(name, lambda tmp: save_file(tensors, str(tmp)), lambda: save(tensors))
+    held.write_with(name, lambda tmp: _save_file(tensors, tmp), lambda: save(tensors))
+
+
+def _save_file(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors' ``save_file``, with its write failures (a full disk, a vanished folder) raised as the
+    OSError they are, so the checkpoint is held in memory like any other refused write."""
+    try:
+        save_file(tensors, str(path))
+    except SafetensorError as exc:
+        code = re.search(r"os error (\d+)", str(exc))
+        number = int(code.group(1)) if code else errno.EIO
+        raise OSError(number, os.strerror(number)) from exc
 
 
 def _checkpoint_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
