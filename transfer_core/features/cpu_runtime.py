@@ -35,7 +35,7 @@ __all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
 AGREEMENT_TOLERANCE = 1e-4  # largest |ONNX − PyTorch| accepted, relative to the output's scale
 
 MICRO_BATCH = 2  # images per single-threaded run (bench/run.py: 1-4 are equally fast, 8 slower, 32 much slower)
-STREAM_CHUNK = 256  # inputs read before they run (256 uint8 crops at 224 px: 38 MB)
+STREAM_CHUNK = 256  # inputs read before they run (256 uint8 crops at 224 px: 38 MB; float inputs 4x that)
 MAX_SESSIONS = 8  # sessions kept in memory (each holds a copy of its network's weights)
 _SESSIONS: OrderedDict[str, OnnxForward | str] = OrderedDict()  # key → ready forward, or why not
 _LOCK = threading.Lock()
@@ -103,6 +103,9 @@ class OnnxForward:
 
     def stream(self, read: Callable[[int], torch.Tensor], n: int) -> Iterator[torch.Tensor]:
         """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a few rows at a time.
+
+        ``read`` runs in the workers, so it must draw no random numbers (the order of draws would
+        depend on thread timing) and must not call this forward itself.
 
         The workers read (crop, say) a chunk of inputs side by side, then run it. Over 210 flower
         photos and Lite0 on two cores that took 0.54 s, against 0.57 s with each worker reading its

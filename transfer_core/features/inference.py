@@ -168,6 +168,7 @@ def run_inference(
 
 
 def _on(device: torch.device, run: Forward, x: torch.Tensor) -> torch.Tensor:
+    """``run(x)`` under the device's autocast (bf16 on CUDA)."""
     with autocast_for(device):
         return run(x)
 

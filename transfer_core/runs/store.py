@@ -268,6 +268,7 @@ def _save_file(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def _checkpoint_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict as safetensors takes it: detached, on the CPU, contiguous."""
     return {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
 
 

@@ -33,6 +33,15 @@ def batch_loader(
 
     Tensors are gathered a batch at a time (see the module's docstring); any other dataset
     goes through the usual per-item fetch and ``collate_fn``.
+
+    Args:
+        dataset: a :class:`TensorDataset` (cached inputs) or any map-style dataset.
+        batch_size: items per batch (ignored when ``batch_sampler`` is given).
+        generator: the run's sampler generator (the loader also draws its base seed from it).
+        sampler: the order to draw items in; default a shuffle from ``generator``.
+        batch_sampler: whole batches of positions instead (one rank's share in a multi-process run).
+        pin_memory: pin batches for a faster copy to a GPU.
+        collate_fn: how items become a batch, for datasets other than tensors.
     """
     if batch_sampler is None and sampler is None:
         sampler = RandomSampler(range(len(dataset)), generator=generator)  # what shuffle=True would draw
