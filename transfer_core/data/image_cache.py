@@ -43,7 +43,8 @@ def shrink_to_tensor(image: Image.Image, short_side: int) -> torch.Tensor:
     Training, validation and prediction all pass through here, so a model sees the same
     pixels at prediction time as it did during validation.
     """
-    image = image.convert("RGB")
+    if image.mode != "RGB":  # convert() copies even an RGB image
+        image = image.convert("RGB")
     width, height = image.size
     scale = short_side / min(width, height)
     if scale < 1.0:
