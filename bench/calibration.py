@@ -34,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.summary import mean_sd  # noqa: E402
 from transfer_core import TrainConfig, Trainer  # noqa: E402
 
 DEFAULT_DATA = "/work/shared/datasets/flowers-mini"
@@ -64,11 +65,6 @@ def _ece_floor(bins: list[dict], draws: int = 2000, seed: int = 0) -> float:
     return float((np.abs(hits / counts - confidence) * counts).sum(1).mean() / counts.sum())
 
 
-def _mean_sd(values: list[float], fmt: str) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{format(statistics.mean(values), fmt)} ± {format(sd, fmt)}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -96,7 +92,7 @@ def main() -> None:
           f"{'NLL before':>15} {'NLL after':>15}  ECE after <= half before")
     for strategy in strategies:
         mine = [r for r in rows if r["strategy"] == strategy]
-        col = lambda key, fmt: _mean_sd([r[key] for r in mine], fmt)  # noqa: E731
+        col = lambda key, fmt: mean_sd([r[key] for r in mine], fmt)  # noqa: E731
         ratio = statistics.mean(r["ece_after"] for r in mine) / max(statistics.mean(r["ece_before"] for r in mine), 1e-12)
         print(f"{strategy:<9} {col('val_accuracy', '.1%'):>15} {col('temperature', '.2f'):>13} {col('ece_before', '.1%'):>15} "
               f"{col('ece_after', '.1%'):>15} {col('ece_floor', '.1%'):>15} {col('nll_before', '.3f'):>15} {col('nll_after', '.3f'):>15}  "

@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.summary import mean_sd  # noqa: E402
 from transfer_core import TrainConfig, Trainer, distillation_config, measure_run  # noqa: E402
 
 DEFAULT_DATA = "/work/shared/datasets/flowers-mini"
-
-
-def _spread(values: list[float], scale: float = 100.0, digits: int = 1) -> str:
-    mean = statistics.mean(values) * scale
-    spread = (statistics.stdev(values) if len(values) > 1 else 0.0) * scale
-    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 def main() -> None:
@@ -69,9 +63,9 @@ def main() -> None:
              "distilled": f"{args.student} distilled (α {args.alpha:g}, T {args.temperature:g})"}
     for role in ("teacher", "alone", "distilled"):
         mine = [r for r in rows if r["role"] == role]
-        print(f"| {names[role]} | {_spread([r['accuracy'] for r in mine])} | {mine[0]['parameters'] / 1e6:.2f} | "
-              f"{_spread([r['ms_b1'] for r in mine], 1.0)} | {_spread([r['ms_b32'] for r in mine], 1.0)} | "
-              f"{_spread([r['seconds'] for r in mine], 1.0, 0)} |")
+        print(f"| {names[role]} | {mean_sd([r['accuracy'] for r in mine], '.1f', 100.0)} | {mine[0]['parameters'] / 1e6:.2f} | "
+              f"{mean_sd([r['ms_b1'] for r in mine], '.1f')} | {mean_sd([r['ms_b32'] for r in mine], '.1f')} | "
+              f"{mean_sd([r['seconds'] for r in mine], '.0f')} |")
 
 
 if __name__ == "__main__":

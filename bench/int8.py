@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.summary import mean_sd  # noqa: E402
 from transfer_core import TrainConfig, Trainer  # noqa: E402
 from transfer_core.deploy.export import export_run  # noqa: E402
 from transfer_core.deploy.latency import measure_latency  # noqa: E402
@@ -52,10 +53,6 @@ def _one_run(data: Path, backbone: str, strategy: str, seed: int, epochs: int, r
     }
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=DEFAULT_DATA)
@@ -79,11 +76,11 @@ def main() -> None:
         b1 = [r["float_ms_b1"] / r["int8_ms_b1"] for r in mine]
         b32 = [r["float_ms_b32"] / r["int8_ms_b32"] for r in mine]
         change = [100 * (r["int8_accuracy"] - r["float_accuracy"]) for r in mine]
-        print(f"| {strategy} | {_spread(size)}× ({statistics.mean(r['float_mb'] for r in mine):.1f} → "
-              f"{statistics.mean(r['int8_mb'] for r in mine):.1f} MB) | {_spread(b1)}× | {_spread(b32)}× | "
+        print(f"| {strategy} | {mean_sd(size)}× ({statistics.mean(r['float_mb'] for r in mine):.1f} → "
+              f"{statistics.mean(r['int8_mb'] for r in mine):.1f} MB) | {mean_sd(b1)}× | {mean_sd(b32)}× | "
               f"{statistics.mean(r['agreement'] for r in mine):.1%} | "
               f"{statistics.mean(r['float_accuracy'] for r in mine):.1%} → {statistics.mean(r['int8_accuracy'] for r in mine):.1%} "
-              f"({_spread(change)}) |")
+              f"({mean_sd(change)}) |")
 
 
 if __name__ == "__main__":
