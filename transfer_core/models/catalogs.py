@@ -15,14 +15,14 @@ with :func:`timm_spec`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-import threading
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import WarmstartError
@@ -106,13 +106,11 @@ def _converted_copy(path: Path) -> Path:
 
 def _keep_copy(weights: dict[str, torch.Tensor], copy: Path) -> None:
     """Write the converted copy atomically; a cache that cannot be written only means the pickle next time."""
-    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
-        os.replace(tmp, copy)
-    except (OSError, SafetensorError):  # safetensors reports a full or read-only disk as its own error
-        tmp.unlink(missing_ok=True)
+    from ..runs.store import atomic_write, save_tensors_file  # the store imports the training package
+
+    tensors = {k: v.contiguous() for k, v in weights.items()}
+    with contextlib.suppress(OSError):  # a full or read-only disk
+        atomic_write(copy, lambda tmp: save_tensors_file(tensors, tmp))
 
 
 # Published ImageNet top-1 of the TF EfficientNet-Lite checkpoints these weights come from.

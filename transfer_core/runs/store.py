@@ -43,7 +43,7 @@ from ..errors import WarmstartError
 from ..training.events import Event, RunEvent
 from .held import HeldWrites  # re-exported: callers import it from the store
 
-__all__ = ["HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "safe_torch_load", "write_checkpoint"]
+__all__ = ["HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "safe_torch_load", "save_tensors_file", "write_checkpoint"]
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -253,12 +253,12 @@ def write_checkpoint(held: HeldWrites, name: str, state_dict: dict[str, torch.Te
     whole file's bytes first took longer than writing them (16 vs 7 ms for Lite0's 14 MB). The bytes
     are made only if the disk refuses the file and it has to be held in memory."""
     tensors = _checkpoint_tensors(state_dict)
-    held.write_with(name, lambda tmp: _save_file(tensors, tmp), lambda: save(tensors))
+    held.write_with(name, lambda tmp: save_tensors_file(tensors, tmp), lambda: save(tensors))
 
 
-def _save_file(tensors: dict[str, torch.Tensor], path: Path) -> None:
+def save_tensors_file(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """safetensors' ``save_file``, with its write failures (a full disk, a vanished folder) raised as the
-    OSError they are, so the checkpoint is held in memory like any other refused write."""
+    OSError they are, so callers handle them like any other refused write (a checkpoint is held in memory)."""
     try:
         save_file(tensors, str(path))
     except SafetensorError as exc:
