@@ -8,6 +8,7 @@ created (``MemAvailable`` on Linux: free memory plus what the kernel can reclaim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 
@@ -18,13 +19,11 @@ _FALLBACK_AVAILABLE = 8 * 1024**3  # when the system does not say (rare): a mode
 
 def available_memory(meminfo: str = "/proc/meminfo") -> int:
     """Bytes of memory available to new allocations without swapping."""
-    try:
+    with contextlib.suppress(OSError, ValueError, IndexError):  # no /proc/meminfo (not Linux), or a line it cannot parse
         with open(meminfo, encoding="ascii") as handle:
             for line in handle:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
     try:  # other Unixes: free pages (ignores reclaimable page cache, so on the safe side)
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):

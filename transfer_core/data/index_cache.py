@@ -10,11 +10,12 @@ new, is checked again; a removed file is no longer listed, and its verdict is dr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from ..runs.store import atomic_write
 from ..workspace import home
 
 __all__ = ["FileVerdicts", "index_cache_dir"]
@@ -71,11 +72,7 @@ class FileVerdicts:
         """Keep this scan's verdicts (and only those: removed files drop out); a failed write only costs speed."""
         if self._seen == self._known:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps({**self._header, "files": self._seen}), encoding="utf-8")
-            os.replace(partial, self.path)
-        except OSError:
-            pass  # a read-only or full workspace: the next scan checks the files again, nothing is lost
+        text = json.dumps({**self._header, "files": self._seen})
+        with contextlib.suppress(OSError):  # a read-only or full workspace: the next scan checks the files again, nothing is lost
+            atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         self._known = dict(self._seen)

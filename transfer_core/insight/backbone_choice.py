@@ -26,6 +26,7 @@ shoot-out again.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -228,10 +229,8 @@ def run_progress(run: RunDir) -> OnProgress:
     from ..training.inputs import pass_progress
 
     def append(event: CacheProgress) -> None:
-        try:
+        with contextlib.suppress(OSError):  # a refused write loses one progress line, never the choice
             run.append_event(event)
-        except OSError:
-            pass
 
     return pass_progress(append, "backbone")
 
