@@ -49,6 +49,13 @@ def workers_know_the_test_backbone(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def no_standby_workers(monkeypatch):
+    """Job managers keep no worker waiting (each would spend seconds of CPU importing, in every test
+    that makes a manager); the tests of that worker turn it back on."""
+    monkeypatch.setenv("WARMSTART_STANDBY_WORKER", "0")
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     """Tests never write into the repository's ``.warmstart``: each gets its own workspace home."""
     monkeypatch.setenv("WARMSTART_HOME", str(tmp_path_factory.mktemp("warmstart-home")))

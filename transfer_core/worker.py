@@ -1,6 +1,13 @@
 """Train one run folder in this process: what the app starts, once per run, in a process of its own.
 
     python -m transfer_core.worker RUN_DIR [--resume]
+    python -m transfer_core.worker --standby
+
+With ``--standby`` the worker imports everything a run needs first (PyTorch, torchvision,
+scikit-learn, timm, ONNX Runtime: about 3 s on a laptop, longer than a frozen run's training) and
+then waits for one line on standard input, ``{"run": RUN_DIR, "resume": false}``, and trains that
+run exactly as the first form would; at the end of its input it exits without training. The app
+keeps one such worker ready while nothing trains, so pressing Train starts training at once.
 
 A crash, an out-of-memory kill or a hung call then ends one run, never the app's server or
 another user's run. Everything between the app and a worker goes through the run folder:
@@ -46,7 +53,7 @@ from .training.callbacks import StopRequestFile
 from .training.events import RunFailed
 from .training.trainer import DEFAULT_CHECKPOINT_INTERVAL_S, Trainer
 
-__all__ = ["held_report", "main", "restore_held", "run_worker", "worker_command", "worker_environment"]
+__all__ = ["held_report", "hand_over", "main", "restore_held", "run_worker", "standby_command", "worker_command", "worker_environment"]
 
 BAD_INPUT, UNEXPECTED = 2, 1
 
@@ -58,6 +65,19 @@ def worker_command(run: RunDir | str | Path, resume: bool = False, nproc: int = 
     if nproc > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *module]
     return [sys.executable, *module]
+
+
+def standby_command() -> list[str]:
+    """The command line of a worker that imports everything, then waits for its run (see the module docstring)."""
+    return [sys.executable, "-m", "transfer_core.worker", "--standby"]
+
+
+def hand_over(stdin: IO[bytes], run: RunDir | str | Path, resume: bool = False) -> None:
+    """Give a standby worker its run through its standard input (which this closes). Raises OSError
+    (a broken pipe) when the worker is gone."""
+    path = Path(run.path if isinstance(run, RunDir) else run).absolute()
+    with stdin:
+        stdin.write((json.dumps({"run": str(path), "resume": resume}) + "\n").encode("utf-8"))
 
 
 def worker_environment() -> dict[str, str]:
@@ -150,15 +170,52 @@ def run_worker(run_dir: str | Path, resume: bool = False, report: IO[str] | None
     return code
 
 
+def _import_what_runs_use() -> None:
+    """Import now what a run would import on first use (this module already brought in the trainer)."""
+    for name in ("timm", "onnxruntime", "safetensors.torch"):
+        importlib.import_module(name)
+
+
+def _await_run(stdin: IO[str]) -> tuple[str, bool] | None:
+    """A standby worker's run folder and resume flag, read from one line; None at the end of input."""
+    line = stdin.readline()
+    if not line.strip():
+        return None
+    try:
+        request = json.loads(line)
+        return str(request["run"]), bool(request.get("resume", False))
+    except (json.JSONDecodeError, KeyError, TypeError):
+        print(f"A standby worker expects a line like {{\"run\": \"RUN_DIR\"}}, not {line.strip()[:80]!r}.", file=sys.stderr)
+        return None
+
+
+def _log_errors_to(path: Path) -> None:
+    """Send this process's standard error (tracebacks, warnings) to ``path``, as the app does for the workers it starts."""
+    with contextlib.suppress(OSError):  # an unwritable folder: the run's own events say what went wrong
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), sys.stderr.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m transfer_core.worker", description="Train one run folder.")
-    parser.add_argument("run_dir", help="a run folder with a config.json")
+    parser.add_argument("run_dir", nargs="?", help="a run folder with a config.json")
     parser.add_argument("--resume", action="store_true", help="continue from the last complete epoch")
+    parser.add_argument("--standby", action="store_true", help="import everything, then read the run from standard input")
     args = parser.parse_args(argv)
+    if (args.run_dir is None) != args.standby:
+        parser.error("give a run folder, or --standby (and the run on standard input)")
+    run_dir, resume = args.run_dir, args.resume
+    if args.standby:
+        _import_what_runs_use()
+        request = _await_run(sys.stdin)
+        if request is None:
+            return 0
+        run_dir, resume = request
+        _log_errors_to(Path(run_dir) / "worker.log")
     # The exit report owns the real standard output; anything else printed goes to standard error.
     report = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    return run_worker(args.run_dir, args.resume, report)
+    return run_worker(run_dir, resume, report)
 
 
 if __name__ == "__main__":

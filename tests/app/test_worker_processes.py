@@ -102,3 +102,35 @@ def test_a_job_never_reads_failed_while_its_worker_is_being_launched(tmp_path, t
         assert job.status == "finished", job.error
     finally:
         job.stop()
+
+
+def test_a_run_goes_to_the_worker_waiting_with_its_imports_done_and_another_waits_after_it(tmp_path, tiny_config, monkeypatch):
+    monkeypatch.setenv("WARMSTART_STANDBY_WORKER", "1")
+    manager = JobManager(RunStore(tmp_path / "runs"))
+    try:
+        waiting = manager._standby._process
+        assert waiting is not None and waiting.poll() is None
+        job = manager.start(tiny_config)
+        assert job.pid == waiting.pid
+        job.wait(120)
+        assert job.status == "finished", job.error
+        assert job.run.checkpoint_file.exists() and (job.run.path / "worker.log").exists()
+        _until(lambda: manager._standby._process is not None, 10, "the next waiting worker")
+        assert manager._standby._process.pid != waiting.pid
+    finally:
+        manager.close()
+    assert manager._standby._process is None
+
+
+def test_a_waiting_worker_started_with_another_environment_is_not_used(tmp_path, tiny_config, monkeypatch):
+    monkeypatch.setenv("WARMSTART_STANDBY_WORKER", "1")
+    manager = JobManager(RunStore(tmp_path / "runs"))
+    try:
+        stale = manager._standby._process
+        monkeypatch.setenv("WARMSTART_CHECKPOINT_SECONDS", "0")  # a setting the waiting worker never saw
+        job = manager.start(tiny_config)
+        assert job.pid != stale.pid and stale.wait(10) is not None
+        job.wait(120)
+        assert job.status == "finished", job.error
+    finally:
+        manager.close()

@@ -106,7 +106,7 @@ def start_server(tmp_path):
 @pytest.fixture
 def server(tmp_path):
     _require_browser()
-    running = Server(tmp_path / "home", tmp_path / "streamlit.log")
+    running = Server(tmp_path / "home", tmp_path / "streamlit.log", WARMSTART_STANDBY_WORKER="1")  # as users get it
     yield running.url
     running.stop()
 

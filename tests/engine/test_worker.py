@@ -116,3 +116,18 @@ def test_features_cached_by_one_process_are_found_by_another_through_the_workspa
         small.put(key, features)
         os.utime(tmp_path / "small" / f"{key}.safetensors", (time.time() - 1000 + ord(key),) * 2)  # distinct ages
     assert sorted(f.stem for f in (tmp_path / "small").glob("*.safetensors")) == ["b", "c"]  # the oldest went
+
+
+def test_a_standby_worker_reads_its_run_from_one_line_and_exits_at_the_end_of_its_input(tmp_path, monkeypatch, capsys):
+    from transfer_core.worker import _await_run, hand_over, main, standby_command
+
+    assert standby_command() == [sys.executable, "-m", "transfer_core.worker", "--standby"]
+    pipe = io.BytesIO()
+    pipe.close = lambda: None  # keep the bytes readable after the hand-over closes its end
+    hand_over(pipe, tmp_path / "run", resume=True)
+    assert _await_run(io.StringIO(pipe.getvalue().decode())) == (str((tmp_path / "run").absolute()), True)
+    assert _await_run(io.StringIO("")) is None
+    assert _await_run(io.StringIO("train something\n")) is None
+    assert "expects a line like" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["--standby"]) == 0  # the app went away before giving it a run
