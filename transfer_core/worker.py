@@ -73,8 +73,16 @@ def standby_command() -> list[str]:
 
 
 def hand_over(stdin: IO[bytes], run: RunDir | str | Path, resume: bool = False) -> None:
-    """Give a standby worker its run through its standard input (which this closes). Raises OSError
-    (a broken pipe) when the worker is gone."""
+    """Give a standby worker its run through its standard input, which this closes.
+
+    Args:
+        stdin: the standby worker's standard input.
+        run: the run folder to train.
+        resume: continue it from its last complete epoch.
+
+    Raises:
+        OSError: a broken pipe, when the worker is gone.
+    """
     path = Path(run.path if isinstance(run, RunDir) else run).absolute()
     with stdin:
         stdin.write((json.dumps({"run": str(path), "resume": resume}) + "\n").encode("utf-8"))
@@ -171,9 +179,11 @@ def run_worker(run_dir: str | Path, resume: bool = False, report: IO[str] | None
 
 
 def _import_what_runs_use() -> None:
-    """Import now what a run would import on first use (this module already brought in the trainer)."""
+    """Import now what a run would import on first use (this module already brought in the trainer).
+    One that does not import is left to the run, which says what it means (no ONNX Runtime: eager PyTorch)."""
     for name in ("timm", "onnxruntime", "safetensors.torch"):
-        importlib.import_module(name)
+        with contextlib.suppress(ImportError, OSError):
+            importlib.import_module(name)
 
 
 def _await_run(stdin: IO[str]) -> tuple[str, bool] | None:

@@ -39,6 +39,7 @@ from transfer_core.worker import hand_over, restore_held, worker_command, worker
 
 from .run_queue import Entry, RunQueue, pid_alive
 from .standby import StandbyWorker, standby_enabled
+from .standby import end as end_waiting
 
 __all__ = ["Job", "JobManager"]
 
@@ -175,18 +176,18 @@ class Job:
             time.sleep(0.05)
 
     # -- the worker ----------------------------------------------------------------------
-    def _launch(self, on_end, standby: subprocess.Popen | None = None) -> None:
-        """Start this job's worker process, or hand the run to ``standby`` (a worker waiting with its imports
-        done, see :mod:`ui.standby`); ``on_end()`` is called once the worker has exited and been read."""
+    def _launch(self, on_end, standby: StandbyWorker | None = None) -> None:
+        """Start this job's worker process, or hand the run to the worker waiting in ``standby`` with its
+        imports done (:mod:`ui.standby`); ``on_end()`` is called once the worker has exited and been read."""
         offset = len(self.run.read_events())
-        if standby is not None:
+        waiting = standby.take() if standby is not None and self.processes == 1 else None
+        if waiting is not None:
             try:
-                hand_over(standby.stdin, self.run, self.resume)
-                standby.stdin = None  # closed by the hand-over; communicate() must not flush it
-                self._process = standby
+                hand_over(waiting.stdin, self.run, self.resume)
+                waiting.stdin = None  # closed by the hand-over; communicate() must not flush it
+                self._process = waiting
             except OSError:  # it died waiting: start one the ordinary way
-                standby.kill()
-                standby.wait()
+                end_waiting(waiting)
         if self._process is None:
             with open(self.run.path / "worker.log", "ab") as log:
                 self._process = subprocess.Popen(
@@ -305,6 +306,11 @@ class JobManager:
         with self._lock:
             return [job for job in self._jobs.values() if job.active]
 
+    @property
+    def waiting_worker_pid(self) -> int | None:
+        """The process id of the worker waiting for the next run with its imports done, if one waits."""
+        return self._standby.pid if self._standby is not None else None
+
     def close(self) -> None:
         """Stop scheduling (what a server's exit does): workers go on, and the next manager follows them."""
         with self._lock:
@@ -355,8 +361,7 @@ class JobManager:
         if job is None or job.cancelled:
             return None
         try:
-            standby = self._standby.take() if self._standby is not None and job.processes == 1 else None
-            job._launch(self._worker_ended, standby)
+            job._launch(self._worker_ended, self._standby)
         except OSError as exc:
             job._launch_error = f"Could not start the training process ({exc.strerror or exc}); free some memory or disk space and start again."
             return None

@@ -108,29 +108,37 @@ def test_a_run_goes_to_the_worker_waiting_with_its_imports_done_and_another_wait
     monkeypatch.setenv("WARMSTART_STANDBY_WORKER", "1")
     manager = JobManager(RunStore(tmp_path / "runs"))
     try:
-        waiting = manager._standby._process
-        assert waiting is not None and waiting.poll() is None
+        waiting = manager.waiting_worker_pid
+        assert waiting is not None
         job = manager.start(tiny_config)
-        assert job.pid == waiting.pid
+        assert job.pid == waiting
         job.wait(120)
         assert job.status == "finished", job.error
         assert job.run.checkpoint_file.exists() and (job.run.path / "worker.log").exists()
-        _until(lambda: manager._standby._process is not None, 10, "the next waiting worker")
-        assert manager._standby._process.pid != waiting.pid
+        _until(lambda: manager.waiting_worker_pid not in (None, waiting), 10, "the next waiting worker")
     finally:
         manager.close()
-    assert manager._standby._process is None
+    assert manager.waiting_worker_pid is None
 
 
-def test_a_waiting_worker_started_with_another_environment_is_not_used(tmp_path, tiny_config, monkeypatch):
+def test_a_waiting_worker_started_with_another_environment_or_dead_is_not_used(tmp_path, tiny_config, monkeypatch):
     monkeypatch.setenv("WARMSTART_STANDBY_WORKER", "1")
     manager = JobManager(RunStore(tmp_path / "runs"))
     try:
-        stale = manager._standby._process
+        stale = manager.waiting_worker_pid
         monkeypatch.setenv("WARMSTART_CHECKPOINT_SECONDS", "0")  # a setting the waiting worker never saw
         job = manager.start(tiny_config)
-        assert job.pid != stale.pid and stale.wait(10) is not None
+        assert job.pid not in (None, stale)
         job.wait(120)
         assert job.status == "finished", job.error
+
+        _until(lambda: manager.waiting_worker_pid is not None, 10, "the next waiting worker")
+        dead = manager.waiting_worker_pid
+        os.kill(dead, signal.SIGKILL)
+        _until(lambda: manager.waiting_worker_pid is None, 10, "the waiting worker's death")
+        second = manager.start(tiny_config.replace(seed=1))
+        assert second.pid not in (None, dead)
+        second.wait(120)
+        assert second.status == "finished", second.error
     finally:
         manager.close()

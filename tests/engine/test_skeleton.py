@@ -3,6 +3,7 @@
 import threading
 from types import SimpleNamespace
 
+import pytest
 import torch
 from torch import nn
 from torchvision.models import get_model
@@ -39,15 +40,26 @@ class _WithComputedBuffer(nn.Module):
         self.linear = nn.Linear(4, 4)
         self.register_buffer("table", torch.arange(4.0), persistent=False)
 
-    def forward(self, x):
-        return self.linear(x) + self.table
+
+class _WithTensorAttribute(_WithComputedBuffer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.full((4,), 2.0)
 
 
-def test_a_network_with_buffers_outside_its_state_dict_is_built_the_ordinary_way():
-    weights = _WithComputedBuffer().state_dict()
-    built = built_with_weights(_WithComputedBuffer, weights)
+class _NeedsNumbers(_WithComputedBuffer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.width = int(self.table.sum().item())
+
+
+@pytest.mark.parametrize("model", [_WithComputedBuffer, _WithTensorAttribute, _NeedsNumbers])
+def test_a_network_that_cannot_be_a_skeleton_is_built_the_ordinary_way(model):
+    weights = model().state_dict()
+    built = built_with_weights(model, weights)
     assert torch.equal(built.table, torch.arange(4.0))
     assert torch.equal(built.linear.weight, weights["linear.weight"])
+    assert not any(t.is_meta for m in built.modules() for t in vars(m).values() if isinstance(t, torch.Tensor))
 
 
 def test_a_skeleton_in_one_thread_leaves_models_built_in_another_initialised():
@@ -82,3 +94,4 @@ def test_torchvision_backbones_with_weights_on_the_machine_are_built_as_skeleton
     convs = [t for t in got if t.ndim == 4]
     assert len(convs) == sum(1 for t in weights.values() if t.ndim == 4)
     assert torch.equal(convs[0], weights["conv1.weight"]) and torch.equal(convs[-1], weights["layer4.1.conv2.weight"])
+    assert convs[0].data_ptr() == weights["conv1.weight"].data_ptr()  # assigned as loaded, not copied into a built model

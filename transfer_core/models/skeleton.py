@@ -7,8 +7,10 @@ on PyTorch's meta device (shapes, no storage); their initialisers are skipped, b
 tensors PyTorch still runs them through its Python reference code, which was half of Lite0's
 build; the loaded tensors are then assigned to the layers as they are, not copied into them.
 
-Both the meta device and the skipping are limited to the calling thread, so a model built at the
-same moment in another thread (the app's server, a test) is initialised as usual.
+The meta device and the skipping apply to the calling thread only (PyTorch keeps the mode stack
+per thread), so a model built at the same moment in another thread (the app's server, a test) is
+initialised as usual. One process-wide value is touched: ``torch.device`` as a context records the
+current device globally for ``torch.compile``, which the engine does not use.
 """
 
 from __future__ import annotations
@@ -48,16 +50,25 @@ def skeleton() -> Iterator[None]:
 def built_with_weights(build: Callable[[], nn.Module], weights: dict[str, torch.Tensor]) -> nn.Module:
     """``build()`` holding ``weights`` (a complete state dict), built as a skeleton when that works.
 
-    A model that computes buffers of its own in its constructor and leaves them out of its state
-    dict (non-persistent buffers) would keep them as empty meta tensors; such a model is built
-    again the ordinary way and the weights copied in. Raises what ``load_state_dict`` raises for
-    weights that do not fit the model.
+    A model whose constructor computes with its tensors (a ``.item()``), or keeps tensors it leaves
+    out of its state dict (non-persistent buffers, plain tensor attributes), cannot be a skeleton:
+    those would stay empty meta tensors. Such a model is built again the ordinary way and the
+    weights copied in. Raises what ``load_state_dict`` raises for weights that do not fit the model.
     """
-    with skeleton():
-        model = build()
-    model.load_state_dict(weights, assign=True)
-    if not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
-        return model
+    try:
+        with skeleton():
+            model = build()
+    except (RuntimeError, NotImplementedError):  # the constructor needed real numbers
+        model = None
+    if model is not None:
+        model.load_state_dict(weights, assign=True)
+        if not _has_meta_tensors(model):
+            return model
     model = build()
     model.load_state_dict(weights)
     return model
+
+
+def _has_meta_tensors(model: nn.Module) -> bool:
+    tensors = itertools.chain(model.parameters(), model.buffers(), (v for m in model.modules() for v in vars(m).values()))
+    return any(isinstance(t, torch.Tensor) and t.is_meta for t in tensors)
