@@ -10,7 +10,8 @@ A waiting worker is used only with the environment it was started with (the work
 engine's settings) and while the engine's source files are unchanged; otherwise it is ended and a
 worker is started the ordinary way. It exits by itself when its input closes, so a server that
 goes away takes its waiting worker with it. Its imports start as soon as a run ends, so on two
-cores they share the CPU with the server's pages for those seconds (not with a run). What a
+cores they share the CPU with the server's pages for those seconds (not with a run). It holds
+about 0.5 GB while it waits, so none is kept when less than 3 GB of memory is available. What a
 waiting worker prints before it has a run goes to ``$WARMSTART_HOME/standby-worker.log``.
 ``WARMSTART_STANDBY_WORKER=0`` turns it off.
 """
@@ -23,6 +24,7 @@ import threading
 from pathlib import Path
 
 import transfer_core
+from transfer_core.memory import available_memory
 from transfer_core.workspace import home
 from transfer_core.worker import standby_command, worker_environment
 
@@ -41,6 +43,9 @@ def _engine_files_changed_at() -> int:
 
 
 _ENGINE = Path(transfer_core.__file__).parent
+# A waiting worker holds about 0.5 GB (PyTorch alone 0.28 GB, measured with its imports done); it is
+# kept only where that leaves room for the run and the rest of the machine.
+MIN_AVAILABLE_BYTES = 3 * 1024**3
 
 
 class StandbyWorker:
@@ -58,13 +63,16 @@ class StandbyWorker:
             return self._process.pid if self._process is not None and self._process.poll() is None else None
 
     def prepare(self) -> None:
-        """Start a waiting worker unless an up-to-date one already waits (a failed start only means none waits)."""
+        """Start a waiting worker unless an up-to-date one already waits or memory is short (a failed start
+        only means none waits)."""
         with self._lock:
             if self._process is not None and self._process.poll() is None and self._started_with == _now():
                 return
             if self._process is not None:
-                _end(self._process)
+                end(self._process)
                 self._process = None
+            if available_memory() < MIN_AVAILABLE_BYTES:
+                return
             started_with = _now()
             try:
                 home().mkdir(parents=True, exist_ok=True)

@@ -142,3 +142,30 @@ def test_a_waiting_worker_started_with_another_environment_or_dead_is_not_used(t
         assert second.status == "finished", second.error
     finally:
         manager.close()
+
+
+def test_a_waiting_worker_is_replaced_when_the_environment_changes_and_none_waits_when_memory_is_short(monkeypatch):
+    from ui import standby
+
+    waiting = standby.StandbyWorker()
+    try:
+        waiting.prepare()
+        first = waiting.pid
+        monkeypatch.setenv("WARMSTART_CHECKPOINT_SECONDS", "0")
+        waiting.prepare()
+        assert waiting.pid not in (None, first)
+        _until(lambda: not _alive(first), 10, "the replaced worker's end")
+        waiting.close()
+        monkeypatch.setattr(standby, "available_memory", lambda: standby.MIN_AVAILABLE_BYTES - 1)
+        waiting.prepare()
+        assert waiting.pid is None
+    finally:
+        waiting.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
