@@ -60,7 +60,7 @@ BAD_INPUT, UNEXPECTED = 2, 1
 
 def worker_command(run: RunDir | str | Path, resume: bool = False, nproc: int = 1) -> list[str]:
     """The command line that trains ``run`` in a new process (``nproc`` > 1: under ``torchrun``)."""
-    module = ["-m", "transfer_core.worker", str(Path(run if not isinstance(run, RunDir) else run.path).absolute())]
+    module = ["-m", "transfer_core.worker", _absolute(run)]
     module += ["--resume"] if resume else []
     if nproc > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *module]
@@ -83,9 +83,13 @@ def hand_over(stdin: IO[bytes], run: RunDir | str | Path, resume: bool = False) 
     Raises:
         OSError: a broken pipe, when the worker is gone.
     """
-    path = Path(run.path if isinstance(run, RunDir) else run).absolute()
     with stdin:
-        stdin.write((json.dumps({"run": str(path), "resume": resume}) + "\n").encode("utf-8"))
+        stdin.write((json.dumps({"run": _absolute(run), "resume": resume}) + "\n").encode("utf-8"))
+
+
+def _absolute(run: RunDir | str | Path) -> str:
+    """A run folder's absolute path: a worker may start in another working directory."""
+    return str(Path(run.path if isinstance(run, RunDir) else run).absolute())
 
 
 def worker_environment() -> dict[str, str]:
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if request is None:
             return 0
         run_dir, resume = request
-        _log_errors_to(Path(run_dir) / "worker.log")
+        _log_errors_to(RunDir(run_dir).worker_log)
     # The exit report owns the real standard output; anything else printed goes to standard error.
     report = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

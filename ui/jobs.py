@@ -115,7 +115,7 @@ class Job:
         if self._offset is not None and not self.cancelled and self.status == "failed":
             code = self._process.returncode if self._process is not None else None
             return (f"The training process ended before training began (exit code {code}); "
-                    f"details are in {self.run.path / 'worker.log'}.")
+                    f"details are in {self.run.worker_log}.")
         return None
 
     @property
@@ -189,7 +189,7 @@ class Job:
             except OSError:  # it died waiting: start one the ordinary way
                 end_waiting(waiting)
         if self._process is None:
-            with open(self.run.path / "worker.log", "ab") as log:
+            with open(self.run.worker_log, "ab") as log:
                 self._process = subprocess.Popen(
                     worker_command(self.run, self.resume, self.processes), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                     stderr=log, env=worker_environment(), start_new_session=True,  # a server's Ctrl-C or exit leaves it training

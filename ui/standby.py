@@ -36,13 +36,15 @@ def standby_enabled() -> bool:
     return os.environ.get("WARMSTART_STANDBY_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+_ENGINE = Path(transfer_core.__file__).parent
+
+
 def _engine_files_changed_at() -> int:
     """The newest modification time of the engine's source files: a worker that imported them before
     an edit, a ``git pull`` or an upgrade would train with the old code."""
     return max((path.stat().st_mtime_ns for path in _ENGINE.rglob("*.py")), default=0)
 
 
-_ENGINE = Path(transfer_core.__file__).parent
 # A waiting worker holds about 0.5 GB (PyTorch alone 0.28 GB, measured with its imports done); it is
 # kept only where that leaves room for the run and the rest of the machine.
 MIN_AVAILABLE_BYTES = 3 * 1024**3

@@ -98,6 +98,7 @@ class RunDir:
     report_file = property(lambda self: self.path / "report.json")
     predictions_file = property(lambda self: self.path / "predictions.json")
     stop_file = property(lambda self: self.path / "stop-requested")
+    worker_log = property(lambda self: self.path / "worker.log")
 
     def exists(self) -> bool:
         return self.config_file.exists()
