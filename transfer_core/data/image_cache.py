@@ -13,19 +13,22 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
+from ..limits import input_limits
 from ..memory import cache_budget
-from .records import ImageRecord
 from .images import ImageReadError, open_rgb
+from .jpeg import decode_plain_jpeg
+from .records import ImageRecord
 
 __all__ = [
-    "DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "image_cache_budget", "shared_image_cache",
-    "shrink_to_tensor",
+    "DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "image_cache_budget", "read_image_tensor",
+    "shared_image_cache", "shrink_to_tensor",
 ]
 
 DEFAULT_CACHE_BYTES = 4 * 1024**3  # a cache built directly; the shared ones size themselves (image_cache_budget)
@@ -53,6 +56,24 @@ def shrink_to_tensor(image: Image.Image, short_side: int) -> torch.Tensor:
     return F.pil_to_tensor(image)
 
 
+def read_image_tensor(path: str, short_side: int) -> torch.Tensor:
+    """An image file as :func:`shrink_to_tensor` makes it; raises ImageReadError.
+
+    Plain JPEG photos skip Pillow's slower way to the same pixels (see :mod:`.jpeg`); the file
+    is read once either way.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return shrink_to_tensor(open_rgb(path), short_side)  # Pillow words why it cannot be read
+    pixels = decode_plain_jpeg(data, input_limits().max_image_pixels)
+    if pixels is None:
+        return shrink_to_tensor(open_rgb(data), short_side)
+    if min(pixels.shape[:2]) > short_side:  # Pillow's own resize, so the pixels stay the same
+        return shrink_to_tensor(Image.fromarray(pixels), short_side)
+    return torch.from_numpy(pixels).permute(2, 0, 1)
+
+
 class DecodedImageCache:
     """Memory-bounded store of decoded, resized images as uint8 CHW tensors.
 
@@ -72,7 +93,7 @@ class DecodedImageCache:
 
     def decode(self, path: str) -> torch.Tensor:
         """Decode and resize one file without caching it."""
-        return shrink_to_tensor(open_rgb(path), self.short_side)
+        return read_image_tensor(path, self.short_side)
 
     @staticmethod
     def _key(path: str) -> str:
