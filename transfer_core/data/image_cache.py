@@ -27,7 +27,7 @@ from .jpeg import decode_plain_jpeg
 from .records import ImageRecord
 
 __all__ = [
-    "DecodedImageCache", "LabeledImages", "cache_side_for", "clear_image_caches", "image_cache_budget", "read_image_tensor",
+    "DecodedImageCache", "LabeledImages", "as_image_tensor", "cache_side_for", "clear_image_caches", "image_cache_budget", "read_image_tensor",
     "shared_image_cache", "shrink_to_tensor",
 ]
 
@@ -56,7 +56,12 @@ def shrink_to_tensor(image: Image.Image, short_side: int) -> torch.Tensor:
     return F.pil_to_tensor(image)
 
 
-def read_image_tensor(path: str, short_side: int) -> torch.Tensor:
+def as_image_tensor(image: Image.Image | torch.Tensor, short_side: int) -> torch.Tensor:
+    """A PIL image shrunk as :func:`shrink_to_tensor` does; a tensor it already made passes through."""
+    return image if isinstance(image, torch.Tensor) else shrink_to_tensor(image, short_side)
+
+
+def read_image_tensor(path: str | os.PathLike, short_side: int) -> torch.Tensor:
     """An image file as :func:`shrink_to_tensor` makes it; raises ImageReadError.
 
     Plain JPEG photos skip Pillow's slower way to the same pixels (see :mod:`.jpeg`); the file

@@ -22,8 +22,8 @@ from ..reporting import OnProgress
 from ..features.inference import run_inference
 from ..insight.calibration import confidence_metrics
 from ..insight.evaluate import classification_report, per_image_predictions
-from ..data.image_cache import cache_side_for, shrink_to_tensor
-from ..data.images import IMAGE_EXTENSIONS, ImageReadError, open_rgb
+from ..data.image_cache import as_image_tensor, cache_side_for, read_image_tensor
+from ..data.images import IMAGE_EXTENSIONS, ImageReadError
 from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel
 from ..runs.store import RunDir
@@ -83,16 +83,21 @@ class Predictor:
         weights = f"run:{run.path.resolve()}:{run.checkpoint_file.stat().st_mtime_ns}"
         return cls(model, info["classes"], Preprocessing.from_dict(info["preprocessing"]), device, weights, info["temperature"])
 
-    def views(self, images: Sequence[Image.Image]) -> list[torch.Tensor]:
-        """The uint8 evaluation crops of RGB PIL images: the pixels the model sees, before normalising."""
-        return [self._view(shrink_to_tensor(image, self._short_side)) for image in images]
+    def read(self, path: str | Path) -> torch.Tensor:
+        """One image file as predictions read it (a shrunk uint8 tensor, see :meth:`views`); raises ImageReadError."""
+        return read_image_tensor(path, self._short_side)
 
-    def inputs(self, images: Sequence[Image.Image] = (), views: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def views(self, images: Sequence[Image.Image | torch.Tensor]) -> list[torch.Tensor]:
+        """The uint8 evaluation crops of RGB PIL images (or of images as :func:`read_image_tensor` reads
+        them): the pixels the model sees, before normalising."""
+        return [self._view(as_image_tensor(image, self._short_side)) for image in images]
+
+    def inputs(self, images: Sequence[Image.Image | torch.Tensor] = (), views: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """The normalised ``(n, 3, size, size)`` batch for RGB PIL images (or for crops from :meth:`views`)."""
         return self._normalise(torch.stack(list(views) if views is not None else self.views(images)))
 
     def probabilities(
-        self, images: Sequence[Image.Image] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None,
+        self, images: Sequence[Image.Image | torch.Tensor] = (), inputs: torch.Tensor | None = None, on_batch: Callable[[int], None] | None = None,
         tta: bool = False,
     ) -> np.ndarray:
         """``(n, n_classes)`` calibrated class probabilities for RGB PIL images (or an already normalised batch).
@@ -118,10 +123,10 @@ class Predictor:
         for start in range(0, len(paths), batch_size):
             if on_progress is not None:
                 on_progress(start, len(paths), "predicting")
-            readable: list[tuple[int, Image.Image]] = []
+            readable: list[tuple[int, torch.Tensor]] = []
             for i in range(start, min(start + batch_size, len(paths))):
                 try:
-                    readable.append((i, open_rgb(paths[i])))
+                    readable.append((i, self.read(paths[i])))
                 except ImageReadError as exc:
                     errors[i] = str(exc)
             if readable:
@@ -207,7 +212,7 @@ def evaluate_run(run: RunDir | str | Path, data: str | Path | None = None, batch
     paths, targets, images, skipped = [], [], [], [dataclasses.asdict(s) for s in index.skipped]
     for record in index.records:
         try:
-            images.append(open_rgb(record.path))
+            images.append(predictor.read(record.path))
         except ImageReadError as exc:
             skipped.append({"path": record.path, "reason": str(exc)})
             continue

@@ -31,7 +31,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ..data.augment import eval_view
-from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache, shrink_to_tensor
+from ..data.image_cache import LabeledImages, as_image_tensor, cache_side_for, shared_image_cache
 from ..errors import WarmstartError
 from ..models.registry import Preprocessing
 from ..reporting import OnProgress, phase
@@ -64,7 +64,7 @@ def _shrunk(predictor: Predictor, images: Sequence[Image.Image | torch.Tensor]) 
     """PIL images shrunk as the evaluation reads them; cached uint8 tensors pass through."""
     pre = predictor.preprocessing
     side = cache_side_for(pre.input_size, pre.crop_pct)
-    return [image if isinstance(image, torch.Tensor) else shrink_to_tensor(image, side) for image in images]
+    return [as_image_tensor(image, side) for image in images]
 
 
 def view_probabilities(
