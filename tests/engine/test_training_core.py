@@ -197,3 +197,18 @@ def test_one_cycle_schedule_runs_for_every_short_run_length():
         for _ in range(total):
             optimizer.step()
             scheduler.step()
+
+
+@pytest.mark.parametrize("strategy", ["frozen", "full"])
+def test_the_trained_model_ends_with_the_best_epochs_weights(tiny_config, tmp_path, monkeypatch, strategy):
+    """The model a run hands back (and reports on) is the best epoch's, also when a frozen run restores
+    only its head: here the first epoch is made the best, so later epochs' weights must be undone."""
+    from transfer_core.training import callbacks
+
+    monkeypatch.setattr(callbacks, "_better", lambda candidate, best: best is None)
+    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=3), RunDir(tmp_path / "run"))
+    assert trainer.fit().report["best_epoch"] == 1
+    saved = RunDir(tmp_path / "run").load_checkpoint()
+    final = trainer.model.state_dict()
+    assert saved.keys() == final.keys()
+    assert all(torch.equal(final[k], saved[k].to(final[k].dtype)) for k in saved)

@@ -266,6 +266,16 @@ class ModelCheckpoint(Callback):
         if self._unwritten:
             self._write()
 
+    def restore_best(self, load_file: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Put the best epoch's weights back into the model: from memory, only the entries training
+        changed (a frozen backbone's are still in place), or all of them from ``load_file()`` when an
+        earlier process kept them (a resumed run)."""
+        if self.best_state is None:
+            self.model.load_state_dict(load_file())
+            return
+        changed = {k: v for k, v in self.best_state.items() if k not in self.constant}
+        self.model.load_state_dict(changed, strict=not self.constant)
+
     def _write(self) -> None:
         assert self.best is not None and self.best_state is not None
         self._unwritten = False

@@ -360,7 +360,7 @@ class Trainer:
         if best is None:
             self.emit(RunStopped(epoch=stopped_in or 1, best_epoch=None, message="Stopped before the first epoch finished; nothing was saved."))
             return TrainResult(self.run, "stopped", None)
-        model.load_state_dict(self._checkpoint.best_state or self.run.load_checkpoint())  # resumed: saved by the earlier process
+        self._checkpoint.restore_best(self.run.load_checkpoint)
         probabilities, targets, calibration = calibrate_run(loop.validation_logits(), self.held, self._info, self.config.seed)
         report = {
             "classes": classes,
