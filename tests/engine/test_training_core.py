@@ -212,3 +212,13 @@ def test_the_trained_model_ends_with_the_best_epochs_weights(tiny_config, tmp_pa
     final = trainer.model.state_dict()
     assert saved.keys() == final.keys()
     assert all(torch.equal(final[k], saved[k].to(final[k].dtype)) for k in saved)
+
+
+@pytest.mark.parametrize("strategy, layout", [("frozen", torch.contiguous_format), ("full", torch.channels_last)])
+def test_only_weights_that_train_are_copied_into_channels_last_on_a_cpu(tiny_config, tmp_path, strategy, layout):
+    """A frozen backbone keeps its weights' layout (channels-last inputs make it as fast, without a
+    copy of every weight); fine-tuned convolutions train channels-last."""
+    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=1), RunDir(tmp_path / "run"))
+    trainer.fit()
+    convolutions = [p for p in trainer.model.backbone.parameters() if p.ndim == 4]
+    assert convolutions and all(p.is_contiguous(memory_format=layout) for p in convolutions)

