@@ -156,7 +156,7 @@ class Loop:
 
     def train_one_epoch(self) -> dict[str, float] | None:
         """One pass over ``train_data``; the mean loss and accuracy, or None if stopped part-way."""
-        self.module.train()
+        self._running(self.forward).train()
         self.callbacks.call("on_train_epoch_start", self)
         loss_sum, correct, seen = 0.0, 0, 0
         batches = iter(self.train_data)
@@ -210,13 +210,17 @@ class Loop:
         so every rank sees every image's outputs exactly once."""
         n = len(self.val_inputs)
         inputs = take(self.val_inputs, self.distributed.shard(n)) if self.distributed.enabled else self.val_inputs
-        module = self.val_forward if isinstance(self.val_forward, nn.Module) else self.module  # only what runs changes mode
         logits = run_inference(
-            self.val_forward, inputs, self.device, module=module, batch_size=self.batch_size, channels_last=self.channels_last
+            self.val_forward, inputs, self.device, module=self._running(self.val_forward), batch_size=self.batch_size, channels_last=self.channels_last
         )
         return self.distributed.gather_rows(logits, n), list(self.val_targets or [])
 
     # -- helpers -------------------------------------------------------------------------------
+    def _running(self, forward: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+        """The module whose mode a step or a validation sets: the forward itself when it is one (a frozen
+        run's new head alone, not the backbone it never runs), else the whole module."""
+        return forward if isinstance(forward, nn.Module) else self.module
+
     def _default_prepare(self, batch: Batch) -> PreparedBatch:
         x, y = to_device(batch[0], self.device, self.channels_last), batch[-1].to(self.device, non_blocking=True)
         return x, y, y
