@@ -1,7 +1,6 @@
 """Entry point for ``python -m transfer_core``."""
 
-import sys
-
 from .cli import main
+from .process_exit import exit_now
 
-sys.exit(main())
+exit_now(main())

@@ -48,6 +48,7 @@ from typing import IO, Any
 
 from .errors import WarmstartError
 from .insight.backbone_choice import resolve_run_backbone, run_progress
+from .process_exit import exit_now
 from .runs.store import HeldWrites, RunDir
 from .training.callbacks import StopRequestFile
 from .training.events import RunFailed
@@ -233,4 +234,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
