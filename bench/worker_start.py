@@ -7,7 +7,9 @@ page follows it until it ends. Two managers in this one process, identical but f
 worker (:mod:`ui.standby`), take turns on the same frozen run (Lite0, 5 epochs; the flowers if
 given, otherwise the digits sample); between runs the benchmark waits as a person reading the
 result would, which is when the next waiting worker does its imports. The ONNX export is made once
-beforehand, as it is once per machine. Prints each mode's median seconds and their ratio.
+beforehand, as it is once per machine, and the runs after the first find their features in the
+feature cache (as a retrain after relabelling does), so what is timed is everything around the
+training itself. Prints each mode's median seconds and their ratio.
 Not part of the test suite.
 """
 
