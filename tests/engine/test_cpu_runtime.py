@@ -51,6 +51,25 @@ def test_parallel_small_runs_give_the_rows_of_one_run_in_order():
     assert (split(images) - whole(images)).abs().max().item() <= 1e-5  # same rows; kernels may round differently by batch size
 
 
+def test_streamed_reads_come_back_in_order_each_read_once_and_a_failed_read_stops_the_stream():
+    backbone = get_backbone(TINY).build(pretrained=False)
+    run_inference(backbone, torch.randn(1, 3, 32, 32), module=backbone, frozen_key="tiny|stream")
+    fast = cpu_runtime.OnnxForward(next(iter(cpu_runtime._SESSIONS.values())).path, workers=3, micro_batch=2)
+    images = torch.randn(11, 3, 32, 32)
+    reads = []
+    streamed = torch.cat(list(fast.stream(lambda i: reads.append(i) or images[i], len(images))))
+    assert sorted(reads) == list(range(11))
+    assert (streamed - fast(images)).abs().max().item() <= 1e-6
+
+    def unreadable_at_4(i: int) -> torch.Tensor:
+        if i == 4:
+            raise OSError("image 4 is gone")
+        return images[i]
+
+    with pytest.raises(OSError, match="image 4 is gone"):
+        list(fast.stream(unreadable_at_4, len(images)))
+
+
 def test_the_workers_single_thread_does_not_become_every_later_threads_default():
     """Regression: torch.set_num_threads(1) in the workers also lowered PyTorch's default for every
     thread started afterwards (the app's script runs and jobs then ran eager PyTorch on one thread)."""

@@ -17,6 +17,7 @@ activations in the core's cache, and independent runs never wait for each other 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 import warnings
@@ -93,16 +94,45 @@ class OnnxForward:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if len(x) <= self.micro_batch:
             return self._run(x)
-        return torch.cat(list(self._run_all(list(x))))
+        return torch.cat(self._run_all(list(x)))
 
-    def _run_all(self, inputs: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+    def _run_all(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Outputs for ``inputs``, in order: ``micro_batch`` of them per run, ``workers`` runs at a time."""
         parts = [inputs[start : start + self.micro_batch] for start in range(0, len(inputs), self.micro_batch)]
-        run = lambda part: self._run(torch.stack(part))  # noqa: E731 (stacked by the worker that runs it)
-        return self._pool.map(run, parts) if self._pool is not None else map(run, parts)
+        outputs: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
+
+        def run(i: int) -> None:
+            outputs[i] = self._run(torch.stack(parts[i]))  # stacked by the worker that runs it
+
+        self._each(len(parts), run)
+        return outputs
+
+    def _each(self, n: int, work: Callable[[int], None]) -> None:
+        """``work(0)`` … ``work(n - 1)``, each worker taking the next position as it finishes one.
+
+        The caller wakes once, when all are done: handing the workers one task per run through the
+        pool woke it after every run, and the workers then waited for it (the features of 210 photos
+        took 12 ms longer that way, in 0.55 s). The first error stops the others and is raised here.
+        """
+        if self._pool is None or n <= 1:
+            for i in range(n):
+                work(i)
+            return
+        positions = itertools.count()  # next() on it is atomic: the workers never take the same position
+        failed = threading.Event()
+
+        def take_turns(_: int) -> None:
+            while not failed.is_set() and (i := next(positions)) < n:
+                try:
+                    work(i)
+                except BaseException:
+                    failed.set()
+                    raise
+
+        list(self._pool.map(take_turns, range(self.workers)))
 
     def stream(self, read: Callable[[int], torch.Tensor], n: int) -> Iterator[torch.Tensor]:
-        """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a few rows at a time.
+        """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a chunk at a time.
 
         ``read`` runs in the workers, so it must draw no random numbers (the order of draws would
         depend on thread timing) and must not call this forward itself.
@@ -114,7 +144,12 @@ class OnnxForward:
         """
         for start in range(0, n, STREAM_CHUNK):
             positions = range(start, min(start + STREAM_CHUNK, n))
-            inputs = list(self._pool.map(read, positions) if self._pool is not None else map(read, positions))
+            inputs: list[torch.Tensor] = [None] * len(positions)  # type: ignore[list-item]
+
+            def read_one(k: int) -> None:
+                inputs[k] = read(positions[k])
+
+            self._each(len(positions), read_one)
             yield from self._run_all(inputs)
 
 
