@@ -17,7 +17,6 @@ activations in the core's cache, and independent runs never wait for each other 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import threading
 import warnings
@@ -30,6 +29,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
+
+from ..parallel import take_turns
 
 __all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
 
@@ -108,28 +109,9 @@ class OnnxForward:
         return outputs
 
     def _each(self, n: int, work: Callable[[int], None]) -> None:
-        """``work(0)`` … ``work(n - 1)``, each worker taking the next position as it finishes one.
-
-        The caller wakes once, when all are done: handing the workers one task per run through the
-        pool woke it after every run, and the workers then waited for it (the features of 210 photos
-        took 12 ms longer that way, in 0.55 s). The first error stops the others and is raised here.
-        """
-        if self._pool is None or n <= 1:
-            for i in range(n):
-                work(i)
-            return
-        positions = itertools.count()  # next() on it is atomic: the workers never take the same position
-        failed = threading.Event()
-
-        def take_turns(_: int) -> None:
-            while not failed.is_set() and (i := next(positions)) < n:
-                try:
-                    work(i)
-                except BaseException:
-                    failed.set()
-                    raise
-
-        list(self._pool.map(take_turns, range(self.workers)))
+        """``work(0)`` … ``work(n - 1)`` on the workers, each taking the next position as it finishes
+        (:func:`~transfer_core.parallel.take_turns`: the caller wakes once, not after every run)."""
+        take_turns(self._pool, self.workers, n, work)
 
     def stream(self, read: Callable[[int], torch.Tensor], n: int) -> Iterator[torch.Tensor]:
         """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a chunk at a time.

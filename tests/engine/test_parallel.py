@@ -1,0 +1,47 @@
+"""Workers that take turns over positions: each position once, progress that only grows, errors raised."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from transfer_core import parallel
+from transfer_core.parallel import take_turns
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_every_position_is_worked_once_and_progress_ends_at_the_total(workers, monkeypatch):
+    monkeypatch.setattr(parallel, "PROGRESS_EVERY_S", 0.01)
+    seen, progress, lock = [], [], threading.Lock()
+
+    def work(i: int) -> None:
+        time.sleep(0.002)
+        with lock:
+            seen.append(i)
+
+    with ThreadPoolExecutor(workers) as pool:
+        take_turns(pool, workers, 40, work, on_progress=progress.append)
+    assert sorted(seen) == list(range(40))
+    assert progress[-1] == 40 and progress == sorted(progress)
+    assert len(progress) > 1  # reported while working, not only at the end
+
+
+def test_an_error_is_raised_in_the_caller_and_stops_the_other_workers():
+    worked = []
+
+    def work(i: int) -> None:
+        if i == 3:
+            raise ValueError("position 3 is bad")
+        time.sleep(0.01)
+        worked.append(i)
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="position 3 is bad"):
+        take_turns(pool, 2, 200, work)
+    assert len(worked) < 20  # the other worker stopped soon after, not at the end of the list
+
+
+def test_without_a_pool_the_work_runs_in_order_in_this_thread():
+    order = []
+    take_turns(None, 4, 5, lambda i: order.append((i, threading.current_thread().name)))
+    assert order == [(i, threading.current_thread().name) for i in range(5)]
