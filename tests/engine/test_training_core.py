@@ -222,3 +222,23 @@ def test_only_weights_that_train_are_copied_into_channels_last_on_a_cpu(tiny_con
     trainer.fit()
     convolutions = [p for p in trainer.model.backbone.parameters() if p.ndim == 4]
     assert convolutions and all(p.is_contiguous(memory_format=layout) for p in convolutions)
+
+
+@pytest.mark.parametrize("strategy, one_thread", [("frozen", True), ("full", False)])
+def test_a_new_head_on_cached_features_trains_on_one_thread_and_fine_tuning_on_all(tiny_config, tmp_path, strategy, one_thread):
+    """Tiny head-only steps stall on a second thread whenever another program takes its core; the
+    limit is for the loop alone: the process keeps its thread count."""
+    from transfer_core.training.callbacks import Callback
+
+    class ThreadsSeen(Callback):
+        name = "threads_seen"
+        seen: set[int] = set()
+
+        def on_train_batch_end(self, loop, output) -> None:
+            self.seen.add(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=1), RunDir(tmp_path / "run"), [ThreadsSeen()])
+    trainer.fit()
+    assert ThreadsSeen.seen == ({1} if one_thread else {before})
+    assert torch.get_num_threads() == before

@@ -13,6 +13,7 @@ generators restart from (seed, epoch) at each epoch, so a resumed run repeats ex
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..features.inference import autocast_for, run_inference, to_device
@@ -28,9 +30,10 @@ from .callbacks import Callback, CallbackList
 from .distributed import SINGLE, Distributed, take
 from ..randomness import RunRandomness
 
-__all__ = ["Loop", "StepOutput", "loss_and_accuracy"]
+__all__ = ["SMALL_STEP_THREADS", "Loop", "StepOutput", "loss_and_accuracy"]
 
 Batch = Any
+SMALL_STEP_THREADS = 1  # ``threads`` for a loop that trains only a head on cached features on a CPU
 PreparedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, loss target, class indices
 
 
@@ -81,6 +84,10 @@ class Loop:
             split across ranks and gathered, epoch metrics are summed over ranks, a stop on any rank stops all.
         batch_share: with ``distributed``, returns (own images, global batch size) for each training batch
             in order (:meth:`ShardedBatchSampler.next_share`), to weight the loss.
+        threads: PyTorch's CPU threads for this loop's steps (default: its own setting). A new head
+            trained on cached features is a few tiny operations per step, as fast on one thread, and on
+            two they stall whenever another program takes a core from the second: with one core busy,
+            a frozen run's five epochs took 0.03 s on one thread against 0.14 s (``bench/busy_core.py``).
     """
 
     def __init__(
@@ -109,6 +116,7 @@ class Loop:
         mixed_precision: bool | None = None,
         distributed: Distributed = SINGLE,
         batch_share: Callable[[], tuple[int, int]] | None = None,
+        threads: int | None = None,
     ) -> None:
         self.module, self.forward, self.optimizer, self.criterion = module, forward, optimizer, criterion
         self.train_data, self.device, self.scheduler = train_data, device, scheduler
@@ -122,6 +130,7 @@ class Loop:
         self.lr_group, self.batch_size, self.channels_last = lr_group, batch_size, channels_last
         self.mixed_precision = mixed_precision
         self.distributed, self.batch_share = distributed, batch_share
+        self.threads = threads
         self.epoch = 0  # 0-based epoch in progress (or last finished)
         self.global_step = 0
         self.epoch_seconds = 0.0
@@ -132,6 +141,11 @@ class Loop:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, epochs: int, start_epoch: int = 0) -> None:
         """Run epochs ``start_epoch`` .. ``epochs - 1`` unless stopped."""
+        # OpenMP's thread count is per thread: the limit holds for this loop alone, not the process.
+        with threadpool_limits(self.threads, user_api="openmp") if self.threads else contextlib.nullcontext():
+            self._fit(epochs, start_epoch)
+
+    def _fit(self, epochs: int, start_epoch: int) -> None:
         self.callbacks.call("on_fit_start", self)
         for epoch in range(start_epoch, epochs):
             self.epoch = epoch
