@@ -13,18 +13,16 @@ median seconds of the epochs and of the whole run for each, and their ratios. No
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transfer_core import TrainConfig, Trainer, prepare_sample  # noqa: E402
+from frozen_setup import frozen_benchmark  # noqa: E402
+from transfer_core import TrainConfig, Trainer  # noqa: E402
 from transfer_core.data.image_cache import clear_image_caches  # noqa: E402
 from transfer_core.features.cache import shared_feature_cache  # noqa: E402
 from transfer_core.training import trainer as trainer_module  # noqa: E402
@@ -46,15 +44,7 @@ def frozen_run(config: TrainConfig, out: Path, threads: int | None) -> tuple[flo
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="an image folder (default: the built-in digits sample)")
-    parser.add_argument("--repeats", type=int, default=10)
-    args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="warmstart-busy-core-"))
-    os.environ.setdefault("WARMSTART_HOME", str(root / "home"))
-    data = args.data or str(prepare_sample("digits", root / "samples"))
-    config = TrainConfig(data=data, backbone="efficientnet_lite0", strategy="frozen", augment="none", epochs=5, device="cpu", seed=0)
-    Trainer(config.replace(epochs=1), root / "export-once").fit()
+    args, root, config = frozen_benchmark(__doc__, 10, "warmstart-busy-core-", argv)
     modes = {"one thread (engine)": 1, "default threads": None}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in modes}
     spinner = subprocess.Popen([sys.executable, "-c", SPIN])

@@ -15,17 +15,15 @@ Not part of the test suite.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transfer_core import RunStore, TrainConfig, Trainer, prepare_sample  # noqa: E402
+from frozen_setup import frozen_benchmark  # noqa: E402
+from transfer_core import RunStore, TrainConfig  # noqa: E402
 from ui.jobs import JobManager  # noqa: E402
 
 READING_S = 8.0  # a person looking at the result before the next run: longer than a worker's imports
@@ -41,15 +39,7 @@ def click_to_result(manager: JobManager, config: TrainConfig) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", help="an image folder (default: the built-in digits sample)")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="warmstart-worker-start-"))
-    os.environ.setdefault("WARMSTART_HOME", str(root / "home"))
-    data = args.data or str(prepare_sample("digits", root / "samples"))
-    config = TrainConfig(data=data, backbone="efficientnet_lite0", strategy="frozen", augment="none", epochs=5, device="cpu")
-    Trainer(config.replace(epochs=1), root / "export-once").fit()
+    args, root, config = frozen_benchmark(__doc__, 3, "warmstart-worker-start-", argv)
     managers = {
         "fresh worker": JobManager(RunStore(root / "fresh"), queue_file=root / "fresh-queue.json", standby=False),
         "waiting worker": JobManager(RunStore(root / "waiting"), queue_file=root / "waiting-queue.json", standby=True),
