@@ -25,7 +25,7 @@ from frozen_setup import frozen_benchmark  # noqa: E402
 from transfer_core import TrainConfig, Trainer  # noqa: E402
 from transfer_core.data.image_cache import clear_image_caches  # noqa: E402
 from transfer_core.features.cache import shared_feature_cache  # noqa: E402
-from transfer_core.training import trainer as trainer_module  # noqa: E402
+from transfer_core.training import loop as loop_module  # noqa: E402
 from transfer_core.training.events import Event  # noqa: E402
 
 SPIN = "while True: pass"
@@ -35,7 +35,7 @@ def frozen_run(config: TrainConfig, out: Path, threads: int | None) -> tuple[flo
     """(seconds of the epochs, seconds of the whole run) from a cold start, the head's loop on ``threads``."""
     clear_image_caches()
     shared_feature_cache().clear()
-    trainer_module.SMALL_STEP_THREADS = threads  # None: PyTorch's own thread count, as before
+    loop_module.SMALL_STEP_THREADS = threads  # None: PyTorch's own thread count, as before
     events = []
     started = time.perf_counter()
     Trainer(config, out, [events.append]).fit()

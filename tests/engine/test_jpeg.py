@@ -82,6 +82,7 @@ def test_read_image_tensor_matches_pillow_for_every_kind_of_file(tmp_path):
         "cmyk.jpg": _jpeg(_photo().convert("CMYK")),
         "image.png": _png(_photo()),
     }
+    assert all(decode_plain_jpeg(files[name], LIMIT) is not None for name in ("plain.jpg", "large.jpg"))  # the shortcut
     for name, data in files.items():
         path = tmp_path / name
         path.write_bytes(data)

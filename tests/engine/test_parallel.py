@@ -45,3 +45,20 @@ def test_without_a_pool_the_work_runs_in_order_in_this_thread():
     order = []
     take_turns(None, 4, 5, lambda i: order.append((i, threading.current_thread().name)))
     assert order == [(i, threading.current_thread().name) for i in range(5)]
+
+
+def test_progress_that_raises_cancels_the_rest_of_the_work(monkeypatch):
+    """A page's rerun (or Ctrl-C) raises from the progress callback: the workers must stop, not read on."""
+    monkeypatch.setattr(parallel, "PROGRESS_EVERY_S", 0.01)
+    worked = []
+
+    def work(i: int) -> None:
+        time.sleep(0.005)
+        worked.append(i)
+
+    def cancel(done: int) -> None:
+        raise KeyboardInterrupt
+
+    with ThreadPoolExecutor(2) as pool, pytest.raises(KeyboardInterrupt):
+        take_turns(pool, 2, 400, work, on_progress=cancel)
+    assert len(worked) < 50

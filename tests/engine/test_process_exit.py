@@ -28,8 +28,11 @@ def test_exit_now_flushes_the_streams_and_the_log_then_ends_with_the_code(tmp_pa
     assert "logged before the end" in log.read_text()
 
 
-def test_the_cli_module_ends_with_its_exit_code():
+def test_the_cli_module_ends_with_the_code_its_command_returned_and_its_message(tmp_path):
+    buffered = {k: v for k, v in worker_environment().items() if k != "PYTHONUNBUFFERED"}
     done = subprocess.run(
-        [sys.executable, "-m", "transfer_core", "predict"], env=worker_environment(), capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "transfer_core", "evaluate", str(tmp_path / "no-such-run")],
+        env=buffered, capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode == 2 and "usage" in done.stderr
+    assert done.returncode == 2  # returned by main(), not raised by argparse
+    assert "does not exist" in done.stderr

@@ -215,10 +215,11 @@ def test_the_trained_model_ends_with_the_best_epochs_weights(tiny_config, tmp_pa
 
 
 @pytest.mark.parametrize("strategy, layout", [("frozen", torch.contiguous_format), ("full", torch.channels_last)])
-def test_only_weights_that_train_are_copied_into_channels_last_on_a_cpu(tiny_config, tmp_path, strategy, layout):
+def test_only_weights_that_train_are_copied_into_channels_last_on_a_cpu(tiny_config, tmp_path, monkeypatch, strategy, layout):
     """A frozen backbone keeps its weights' layout (channels-last inputs make it as fast, without a
     copy of every weight); fine-tuned convolutions train channels-last."""
-    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=1), RunDir(tmp_path / "run"))
+    monkeypatch.delenv("WARMSTART_CPU_RUNTIME", raising=False)
+    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=1, device="cpu"), RunDir(tmp_path / "run"))
     trainer.fit()
     convolutions = [p for p in trainer.model.backbone.parameters() if p.ndim == 4]
     assert convolutions and all(p.is_contiguous(memory_format=layout) for p in convolutions)
@@ -238,7 +239,7 @@ def test_a_new_head_on_cached_features_trains_on_one_thread_and_fine_tuning_on_a
             self.seen.add(torch.get_num_threads())
 
     before = torch.get_num_threads()
-    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=1), RunDir(tmp_path / "run"), [ThreadsSeen()])
+    trainer = Trainer(tiny_config.replace(strategy=strategy, epochs=1, device="cpu"), RunDir(tmp_path / "run"), [ThreadsSeen()])
     trainer.fit()
     assert ThreadsSeen.seen == ({1} if one_thread else {before})
     assert torch.get_num_threads() == before

@@ -24,7 +24,7 @@ from ..limits import input_limits
 from ..memory import cache_budget
 from ..parallel import take_turns
 from .images import ImageReadError, open_rgb
-from .jpeg import decode_plain_jpeg
+from .jpeg import JPEG_START, decode_plain_jpeg
 from .records import ImageRecord
 
 __all__ = [
@@ -63,17 +63,32 @@ def as_image_tensor(image: Image.Image | torch.Tensor, short_side: int) -> torch
 
 
 def read_image_tensor(path: str | os.PathLike, short_side: int) -> torch.Tensor:
-    """An image file as :func:`shrink_to_tensor` makes it; raises ImageReadError.
+    """Read an image file as :func:`shrink_to_tensor` makes it.
 
-    Plain JPEG photos skip Pillow's slower way to the same pixels (see :mod:`.jpeg`); the file
-    is read once either way.
+    Plain JPEG photos skip Pillow's slower way to the same pixels (see :mod:`.jpeg`); any other
+    file goes to Pillow by its path, without being read whole first.
+
+    Args:
+        path: the file.
+        short_side: the largest short side kept (see :func:`cache_side_for`).
+
+    Returns:
+        A uint8 ``(3, height, width)`` tensor.
+
+    Raises:
+        ImageReadError: with the reason the file cannot be used.
     """
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as file:
+            data = file.read(len(JPEG_START))
+            if data == JPEG_START:
+                data += file.read()
     except OSError:
-        return shrink_to_tensor(open_rgb(path), short_side)  # Pillow words why it cannot be read
+        data = b""  # Pillow, reading the path, words why it cannot be read
+    if not data.startswith(JPEG_START):
+        return shrink_to_tensor(open_rgb(path), short_side)
     pixels = decode_plain_jpeg(data, input_limits().max_image_pixels)
-    if pixels is None:
+    if pixels is None:  # a JPEG Pillow must read (rotated, CMYK, damaged...): from the bytes already read
         return shrink_to_tensor(open_rgb(data), short_side)
     if min(pixels.shape[:2]) > short_side:  # Pillow's own resize, so the pixels stay the same
         return shrink_to_tensor(Image.fromarray(pixels), short_side)

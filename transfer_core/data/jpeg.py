@@ -5,8 +5,8 @@ decodes with libjpeg-turbo too, but first parses the file's markers in Python an
 the pixels twice on the way to a tensor, holding the interpreter lock for both, so two readers
 never ran fully side by side. simplejpeg calls libjpeg-turbo with the same settings Pillow uses
 (accurate DCT, smooth chroma upsampling) and writes straight into a numpy array, with the lock
-released. Filling the decoded-image cache from flowers-mini's 210 photos on two cores took 33 ms
-instead of 52 (1.56x, ``bench/decode.py``), pixel for pixel the same (``tests/engine/test_jpeg.py``).
+released. Filling the decoded-image cache from flowers-mini's 210 photos on two cores took 30 ms
+instead of 49 (1.6x, ``bench/decode.py``), pixel for pixel the same (``tests/engine/test_jpeg.py``).
 
 Only the plain case takes this path: a colour (YCbCr) or greyscale JPEG without an EXIF
 rotation, within the pixel limit. Everything else (CMYK, a rotated phone photo, a PNG, a file
@@ -18,9 +18,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["decode_plain_jpeg"]
+try:
+    import simplejpeg
+except ImportError:  # an optional speed-up: Pillow reads the same files
+    simplejpeg = None
 
-_START_OF_IMAGE = b"\xff\xd8\xff"
+__all__ = ["JPEG_START", "decode_plain_jpeg"]
+
+JPEG_START = b"\xff\xd8\xff"  # how every JPEG file begins
 _START_OF_SCAN = 0xDA
 _APP1 = 0xE1
 _EXIF_HEADER = b"Exif\x00\x00"
@@ -30,23 +35,28 @@ _PLAIN_COLOURSPACES = frozenset({"YCbCr", "Gray"})  # what Pillow also reads as 
 
 
 def decode_plain_jpeg(data: bytes, max_pixels: int) -> np.ndarray | None:
-    """The ``(height, width, 3)`` uint8 RGB pixels of a plain JPEG, or None for Pillow to read instead."""
-    if not data.startswith(_START_OF_IMAGE):
-        return None
-    try:
-        import simplejpeg
-    except ImportError:  # an optional speed-up: Pillow reads the same files
+    """Decode a plain JPEG straight to pixels, exactly as Pillow would.
+
+    Args:
+        data: the whole file.
+        max_pixels: the pixel limit (see :mod:`transfer_core.limits`); a larger image is left to
+            Pillow, which refuses it with the limit's name.
+
+    Returns:
+        The ``(height, width, 3)`` uint8 RGB pixels, or None when Pillow must read the file.
+    """
+    if simplejpeg is None or not data.startswith(JPEG_START):
         return None
     try:
         height, width, colourspace, _ = simplejpeg.decode_jpeg_header(data)
-        if colourspace not in _PLAIN_COLOURSPACES or not 0 < height * width <= max_pixels or _rotated(data):
+        if colourspace not in _PLAIN_COLOURSPACES or not 0 < height * width <= max_pixels or _needs_pillow(data):
             return None
         return simplejpeg.decode_jpeg(data, colorspace="RGB")  # strict: a recoverable error raises too
     except ValueError:  # corrupt or truncated: Pillow's reading says which
         return None
 
 
-def _rotated(data: bytes) -> bool:
+def _needs_pillow(data: bytes) -> bool:
     """Whether Pillow would turn this photo upright (an EXIF or XMP orientation other than 1), or
     the header segments are anything but plain: then Pillow reads the file and decides."""
     exif_segments, position = [], 2

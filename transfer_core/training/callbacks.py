@@ -274,7 +274,9 @@ class ModelCheckpoint(Callback):
             self.model.load_state_dict(load_file())
             return
         changed = {k: v for k, v in self.best_state.items() if k not in self.constant}
-        self.model.load_state_dict(changed, strict=not self.constant)
+        result = self.model.load_state_dict(changed, strict=not self.constant)
+        if result.unexpected_keys or set(result.missing_keys) - self.constant:  # pragma: no cover - the state came from this model
+            raise RuntimeError(f"The best epoch's weights do not fit the model: {result}")
 
     def _write(self) -> None:
         assert self.best is not None and self.best_state is not None

@@ -29,7 +29,7 @@ from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
 from ..models.transfer import TransferModel, set_trainable_groups, trainable_groups_at
 from .batches import batch_loader
 from .callbacks import BackboneFreezing, Callback
-from .loop import SMALL_STEP_THREADS, Loop, StepOutput
+from .loop import Loop, StepOutput, head_only_threads
 from .optim import make_optimizer
 from ..randomness import RunRandomness, seeded_scope
 from ..reporting import OnProgress, phase
@@ -145,7 +145,7 @@ def find_lr(
         module=model, forward=forward, optimizer=optimizer, criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         train_data=loader, device=device, randomness=randomness,
         callbacks=[BackboneFreezing(model, lambda epoch: n_trainable), test],
-        threads=SMALL_STEP_THREADS if on_features and device.type == "cpu" else None,
+        threads=head_only_threads(device) if on_features else None,
     )
     loop.fit(epochs=math.ceil(total / max(len(loader), 1)))
     if len(test.lrs) < 5:

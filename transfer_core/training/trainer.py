@@ -55,7 +55,7 @@ from .callbacks import (
 from .distributed import SINGLE, DiscardedWrites, Distributed, ShardedBatchSampler, SynchronisedForward, distributed_from_env
 from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
 from .inputs import CycledViews, EpochInputs, RunInputs, ViewCycler, pass_progress
-from .loop import SMALL_STEP_THREADS, Loop, PreparedBatch
+from .loop import Loop, PreparedBatch, head_only_threads
 from .optim import class_weights, l2sp_penalty, make_optimizer, make_sampler, make_scheduler
 from .distillation import distilled, teacher_for
 from .pool_data import pool_training_images
@@ -303,7 +303,7 @@ class Trainer:
             # bench/run.py); a head-only step on cached features gains nothing and keeps fp32.
             mixed_precision=device.type == "cuda" or (cpu_bf16_training() and cfg.strategy is not Strategy.FROZEN),
             distributed=ranks, batch_share=batches.next_share if batches else None,
-            threads=SMALL_STEP_THREADS if device.type == "cpu" and epoch_inputs.train_forward is model.head else None,
+            threads=head_only_threads(device) if epoch_inputs.train_forward is model.head else None,
         )
 
     def _head_warmup(self, model: TransferModel, train_set: LabeledImages, eval_transform) -> HeadWarmup:

@@ -60,7 +60,7 @@ class HeadWarmup(Callback):
         features, targets = found
         if self.on_start is not None:
             self.on_start(len(features))
-        from .loop import SMALL_STEP_THREADS, Loop  # the warm-up is an inner run of the same loop
+        from .loop import Loop, head_only_threads  # the warm-up is an inner run of the same loop
 
         randomness = RunRandomness(self.seed, loop.device)
         warmup = Loop(
@@ -73,7 +73,7 @@ class HeadWarmup(Callback):
             device=loop.device,
             randomness=randomness,
             stop_event=loop.stop_event,
-            threads=SMALL_STEP_THREADS if loop.device.type == "cpu" else None,
+            threads=head_only_threads(loop.device),
         )
         warmup.fit(self.epochs)
 
