@@ -22,7 +22,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from transfer_core.data.image_cache import DecodedImageCache, LabeledImages, shrink_to_tensor  # noqa: E402
+from transfer_core.data.decode import shrink_to_tensor  # noqa: E402
+from transfer_core.data.image_cache import DecodedImageCache, LabeledImages  # noqa: E402
 from transfer_core.data.images import IMAGE_EXTENSIONS, open_rgb  # noqa: E402
 from transfer_core.data.records import ImageRecord  # noqa: E402
 

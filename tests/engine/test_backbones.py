@@ -8,7 +8,7 @@ from PIL import Image
 
 from transfer_core import Availability, WarmstartError, WeightsSource, eval_transform, get_backbone, list_backbones
 from transfer_core.models.catalogs import _lite_weights_path
-from transfer_core.data.image_cache import cache_side_for, shrink_to_tensor
+from transfer_core.data.decode import cache_side_for, shrink_to_tensor
 
 CATALOG = [spec.name for spec in list_backbones() if spec.source is not WeightsSource.LOCAL]
 

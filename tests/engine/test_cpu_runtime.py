@@ -160,7 +160,8 @@ def test_images_normalised_inside_the_onnx_graph_equal_pytorch(name, pretrained,
     """A dataset under the evaluation transform reaches ONNX Runtime as uint8 crops, normalised in its graph."""
     from transfer_core import load_train_val
     from transfer_core.data.augment import eval_transform
-    from transfer_core.data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+    from transfer_core.data.decode import cache_side_for
+    from transfer_core.data.image_cache import LabeledImages, shared_image_cache
 
     spec = get_backbone(name)
     pre = spec.preprocessing

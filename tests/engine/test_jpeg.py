@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from transfer_core.data.image_cache import read_image_tensor, shrink_to_tensor
+from transfer_core.data.decode import read_image_tensor, shrink_to_tensor
 from transfer_core.data.images import ImageReadError, open_rgb
 from transfer_core.data.jpeg import decode_plain_jpeg
 

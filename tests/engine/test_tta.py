@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import functional as F
 
 from transfer_core import Predictor, RunDir, Trainer, WarmstartError, compare_tta
 from transfer_core.cli import main
-from transfer_core.data.image_cache import cache_side_for, shrink_to_tensor
+from transfer_core.data.decode import cache_side_for, shrink_to_tensor
 from transfer_core.deploy.tta import TTA_VIEWS, tta_changes, tta_probabilities, tta_views, view_probabilities
 from transfer_core.models.registry import Preprocessing
 

@@ -22,7 +22,7 @@ from ..reporting import OnProgress
 from ..features.inference import run_inference
 from ..insight.calibration import confidence_metrics
 from ..insight.evaluate import classification_report, per_image_predictions
-from ..data.image_cache import as_image_tensor, cache_side_for, read_image_tensor
+from ..data.decode import as_image_tensor, cache_side_for, read_image_tensor
 from ..data.images import IMAGE_EXTENSIONS, ImageReadError
 from ..models.metadata import ModelInfo, build_model
 from ..models.transfer import TransferModel

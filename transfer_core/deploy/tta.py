@@ -31,7 +31,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ..data.augment import eval_view
-from ..data.image_cache import LabeledImages, as_image_tensor, cache_side_for, shared_image_cache
+from ..data.decode import as_image_tensor, cache_side_for
+from ..data.image_cache import LabeledImages, shared_image_cache
 from ..errors import WarmstartError
 from ..models.registry import Preprocessing
 from ..reporting import OnProgress, phase

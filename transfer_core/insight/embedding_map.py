@@ -28,7 +28,8 @@ from ..errors import WarmstartError
 from ..randomness import seeded_scope
 from ..features.cache import encode_cached, run_feature_key, run_network_key
 from ..features.inference import run_inference
-from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.decode import cache_side_for
+from ..data.image_cache import LabeledImages, shared_image_cache
 from ..deploy.predict import load_trained_model
 from ..reporting import OnProgress, phase
 from ..runs.store import RunDir

@@ -27,7 +27,8 @@ from ..errors import WarmstartError
 from ..randomness import seeded_scope
 from ..features.cache import encode_cached, feature_key, network_key, shared_feature_cache, weights_id
 from ..features.speed import PassClock, measured_speed, record_speed
-from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.decode import cache_side_for
+from ..data.image_cache import LabeledImages, shared_image_cache
 from ..data.images import ImageReadError
 from ..reporting import OnProgress, phase
 from .evaluate import wilson_interval

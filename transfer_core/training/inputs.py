@@ -20,7 +20,8 @@ from torch.utils.data import Dataset, TensorDataset
 
 from ..config import Strategy, TrainConfig
 from ..data.augment import eval_transform, train_transform
-from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.decode import cache_side_for
+from ..data.image_cache import LabeledImages, shared_image_cache
 from ..data.images import ImageReadError
 from ..data.records import DatasetIndex, SkippedFile
 from ..errors import WarmstartError

@@ -25,7 +25,8 @@ from ..config import TrainConfig
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key
-from ..data.image_cache import LabeledImages, cache_side_for, shared_image_cache
+from ..data.decode import cache_side_for
+from ..data.image_cache import LabeledImages, shared_image_cache
 from ..models.transfer import TransferModel, set_trainable_groups, trainable_groups_at
 from .batches import batch_loader
 from .callbacks import BackboneFreezing, Callback
