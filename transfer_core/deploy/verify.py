@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.images import ImageReadError, open_rgb
+from ..data.images import ImageReadError
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
 from ..features.inference import run_inference
@@ -81,7 +81,7 @@ def _validation_views(run: RunDir, engine: Predictor, limit: int, on_progress: O
     views, targets = [], []
     for done, record in enumerate(records, start=1):
         try:
-            image = open_rgb(record.path)
+            image = engine.read(record.path)  # as the engine's own predictions read it
         except ImageReadError:
             image = None  # an unreadable image is left out of the comparison; it is not an export problem
         if image is not None:

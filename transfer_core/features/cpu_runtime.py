@@ -105,13 +105,8 @@ class OnnxForward:
         def run(i: int) -> None:
             outputs[i] = self._run(torch.stack(parts[i]))  # stacked by the worker that runs it
 
-        self._each(len(parts), run)
+        take_turns(self._pool, self.workers, len(parts), run)  # the caller wakes once, not after every run
         return outputs
-
-    def _each(self, n: int, work: Callable[[int], None]) -> None:
-        """``work(0)`` … ``work(n - 1)`` on the workers, each taking the next position as it finishes
-        (:func:`~transfer_core.parallel.take_turns`: the caller wakes once, not after every run)."""
-        take_turns(self._pool, self.workers, n, work)
 
     def stream(self, read: Callable[[int], torch.Tensor], n: int) -> Iterator[torch.Tensor]:
         """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a chunk at a time.
@@ -131,7 +126,7 @@ class OnnxForward:
             def read_one(k: int) -> None:
                 inputs[k] = read(positions[k])
 
-            self._each(len(positions), read_one)
+            take_turns(self._pool, self.workers, len(positions), read_one)
             yield from self._run_all(inputs)
 
 

@@ -33,13 +33,13 @@ from ..randomness import RunRandomness
 __all__ = ["SMALL_STEP_THREADS", "Loop", "StepOutput", "head_only_threads", "loss_and_accuracy"]
 
 Batch = Any
+PreparedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, loss target, class indices
 SMALL_STEP_THREADS = 1  # ``threads`` for a loop that trains only a head on cached features on a CPU
 
 
 def head_only_threads(device: torch.device) -> int | None:
     """``threads`` for a loop that trains only a new head on cached features (see :class:`Loop`)."""
     return SMALL_STEP_THREADS if device.type == "cpu" else None
-PreparedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # inputs, loss target, class indices
 
 
 @dataclass(frozen=True)
