@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Executor, wait
+from concurrent.futures import Executor
 
 __all__ = ["take_turns"]
 
@@ -22,7 +22,7 @@ PROGRESS_EVERY_S = 0.25
 
 def take_turns(
     pool: Executor | None, workers: int, n: int, work: Callable[[int], None],
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None, every: int | None = None,
 ) -> None:
     """``work(0)`` … ``work(n - 1)``, on ``workers`` threads of ``pool`` (in this thread without one).
 
@@ -31,8 +31,10 @@ def take_turns(
         workers: how many such tasks to start.
         n: how many positions.
         work: what to do for one position (it stores its own result).
-        on_progress: called in this thread with the number of positions done, about every
-            quarter of a second and once at the end.
+        on_progress: called in this thread with the number of positions done: after every
+            ``every`` of them if given, at least every quarter of a second, and once at the end.
+        every: how many positions make a step worth reporting (a pass timed batch by batch needs
+            each report when its batch is done, not a quarter of a second later).
 
     Raises:
         An error ``work`` or ``on_progress`` raised (of ``work``'s, the one in the lowest-numbered
@@ -41,28 +43,37 @@ def take_turns(
     if pool is None or workers <= 1 or n <= 1:
         for i in range(n):
             work(i)
-            if on_progress is not None:
+            if on_progress is not None and (every is None or (i + 1) % every == 0 or i + 1 == n):
                 on_progress(i + 1)
         return
     workers = min(workers, n)
     positions = itertools.count()  # next() on a count is atomic: no two workers take the same position
+    finished = itertools.count(1)  # the same, for the positions done
     done = [0] * workers  # each worker counts its own, so the sum only ever grows
-    failed = threading.Event()
+    stopped = itertools.count(1)  # workers that have stopped
+    failed, all_stopped, progressed = threading.Event(), threading.Event(), threading.Event()
 
     def take(worker: int) -> None:
-        while not failed.is_set() and (i := next(positions)) < n:
-            try:
+        try:
+            while not failed.is_set() and (i := next(positions)) < n:
                 work(i)
-            except BaseException:
-                failed.set()
-                raise
-            done[worker] += 1
+                done[worker] += 1
+                if every is not None and next(finished) % every == 0:
+                    progressed.set()
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            if next(stopped) == workers:
+                all_stopped.set()
+            progressed.set()  # set last: the caller it wakes sees the two above
 
     tasks = [pool.submit(take, k) for k in range(workers)]
     try:
         while True:
-            _, running = wait(tasks, timeout=PROGRESS_EVERY_S if on_progress else None, return_when=FIRST_EXCEPTION)
-            if not running or failed.is_set():
+            progressed.wait(timeout=PROGRESS_EVERY_S if on_progress else None)
+            progressed.clear()
+            if failed.is_set() or all_stopped.is_set():
                 break
             if on_progress is not None:
                 on_progress(sum(done))  # may raise to cancel (a page's rerun, Ctrl-C)
@@ -70,6 +81,6 @@ def take_turns(
         failed.set()  # the workers stop at their next position instead of working through the rest
         raise
     for task in tasks:
-        task.result()  # raises the error that stopped the workers
+        task.result()  # waits for the others to stop, then raises the error that stopped them
     if on_progress is not None:
         on_progress(n)

@@ -70,6 +70,21 @@ def test_streamed_reads_come_back_in_order_each_read_once_and_a_failed_read_stop
         list(fast.stream(unreadable_at_4, len(images)))
 
 
+def test_a_streamed_chunk_reports_progress_while_its_runs_go_not_only_at_its_end():
+    """Regression: with one wake-up per chunk of 256 inputs, a run's "Computing features once (x of n)"
+    came only when a chunk was done, so the Train page could miss the whole phase, and the shoot-out
+    timed batches that had all ended at once."""
+    backbone = get_backbone(TINY).build(pretrained=False)
+    run_inference(backbone, torch.randn(1, 3, 32, 32), module=backbone, frozen_key="tiny|progress")
+    fast = cpu_runtime.OnnxForward(next(iter(cpu_runtime._SESSIONS.values())).path, workers=2, micro_batch=1)
+    images = torch.randn(300, 3, 32, 32)
+    progress: list[int] = []
+    outputs = list(fast.stream(lambda i: images[i], len(images), on_progress=progress.append, every=64))
+    assert sum(len(o) for o in outputs) == 300
+    assert progress == sorted(progress) and progress[-1] == 300
+    assert len([done for done in progress if 0 < done < cpu_runtime.STREAM_CHUNK]) >= 3  # inside the first chunk, as it ran
+
+
 def test_the_workers_single_thread_does_not_become_every_later_threads_default():
     """Regression: torch.set_num_threads(1) in the workers also lowered PyTorch's default for every
     thread started afterwards (the app's script runs and jobs then ran eager PyTorch on one thread)."""

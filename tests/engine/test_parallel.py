@@ -62,3 +62,18 @@ def test_progress_that_raises_cancels_the_rest_of_the_work(monkeypatch):
     with ThreadPoolExecutor(2) as pool, pytest.raises(KeyboardInterrupt):
         take_turns(pool, 2, 400, work, on_progress=cancel)
     assert len(worked) < 50
+
+
+def test_progress_comes_after_every_given_number_of_positions_as_they_are_done():
+    """A pass timed batch by batch (the shoot-out's speed) needs each report when its batch is done."""
+    progress = []
+    with ThreadPoolExecutor(2) as pool:
+        take_turns(pool, 2, 100, lambda i: time.sleep(0.001), on_progress=progress.append, every=10)
+    assert progress[-1] == 100 and progress == sorted(progress)
+    assert len(progress) >= 8  # about one report per ten positions, far more than one a quarter second
+
+
+def test_without_progress_the_caller_still_returns_when_the_workers_stop():
+    for _ in range(200):  # a lost wake-up would hang here
+        with ThreadPoolExecutor(2) as pool:
+            take_turns(pool, 2, 3, lambda i: None)

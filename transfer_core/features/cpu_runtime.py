@@ -97,19 +97,30 @@ class OnnxForward:
             return self._run(x)
         return torch.cat(self._run_all(list(x)))
 
-    def _run_all(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Outputs for ``inputs``, in order: ``micro_batch`` of them per run, ``workers`` runs at a time."""
+    def _run_all(
+        self, inputs: list[torch.Tensor], on_done: Callable[[int], None] | None = None, every: int = 64,
+    ) -> list[torch.Tensor]:
+        """Outputs for ``inputs``, in order: ``micro_batch`` of them per run, ``workers`` runs at a time;
+        ``on_done`` hears how many inputs are done after about every ``every`` of them and at the end."""
         parts = [inputs[start : start + self.micro_batch] for start in range(0, len(inputs), self.micro_batch)]
         outputs: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
 
         def run(i: int) -> None:
             outputs[i] = self._run(torch.stack(parts[i]))  # stacked by the worker that runs it
 
-        take_turns(self._pool, self.workers, len(parts), run)  # the caller wakes once, not after every run
+        runs_done = (lambda k: on_done(min(k * self.micro_batch, len(inputs)))) if on_done is not None else None
+        take_turns(  # the caller wakes for progress only
+            self._pool, self.workers, len(parts), run, on_progress=runs_done, every=max(1, every // self.micro_batch) if on_done else None,
+        )
         return outputs
 
-    def stream(self, read: Callable[[int], torch.Tensor], n: int) -> Iterator[torch.Tensor]:
-        """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a chunk at a time.
+    def stream(
+        self, read: Callable[[int], torch.Tensor], n: int, on_progress: Callable[[int], None] | None = None, every: int = 64,
+    ) -> Iterator[torch.Tensor]:
+        """The outputs for inputs ``read(0)`` … ``read(n - 1)``, in order, a chunk at a time;
+        ``on_progress`` hears how many inputs have been run after about every ``every`` of them, as
+        they are done (a pass timed by its progress, :class:`~transfer_core.features.speed.PassClock`,
+        needs the moments), not when their chunk is.
 
         ``read`` runs in the workers, so it must draw no random numbers (the order of draws would
         depend on thread timing) and must not call this forward itself.
@@ -127,7 +138,7 @@ class OnnxForward:
                 inputs[k] = read(positions[k])
 
             take_turns(self._pool, self.workers, len(positions), read_one)
-            yield from self._run_all(inputs)
+            yield from self._run_all(inputs, (lambda done, before=start: on_progress(before + done)) if on_progress else None, every)
 
 
 def _one_openmp_thread() -> None:

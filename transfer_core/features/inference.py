@@ -161,8 +161,9 @@ def run_inference(
         run = _fastest(forward, module, device, frozen_key, tuple(first.shape), on_runtime, normalise, channels_last)
         # ONNX Runtime's workers read inputs themselves when reading draws no random numbers (a
         # tensor, evaluation crops); augmented views are drawn here, in order, so a seed repeats them.
-        if isinstance(run, OnnxForward) and (isinstance(inputs, torch.Tensor) or normalise is not None):
-            results = run.stream(read_once, len(inputs))
+        streamed = isinstance(run, OnnxForward) and (isinstance(inputs, torch.Tensor) or normalise is not None)
+        if streamed:  # it reports its progress as its workers go: the outputs come a whole chunk at a time
+            results = run.stream(read_once, len(inputs), on_progress=on_batch, every=batch_size)
         else:
             results = (_on(device, run, x) for x in _batches(inputs, read_once, batch_size))
         try:
@@ -173,7 +174,7 @@ def run_inference(
                     return None
                 outputs.append(out)
                 done += len(out)
-                if on_batch is not None and (done - reported >= batch_size or done == len(inputs)):
+                if on_batch is not None and not streamed and (done - reported >= batch_size or done == len(inputs)):
                     on_batch(done)
                     reported = done
         finally:
