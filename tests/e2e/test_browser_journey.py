@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.worker_hooks import PAUSE_SWITCH
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -104,9 +106,16 @@ def start_server(tmp_path):
 
 
 @pytest.fixture
-def server(tmp_path):
+def feature_pause(tmp_path) -> Path:
+    """While this file exists, the server's workers wait after reporting feature progress (tests/worker_hooks.py)."""
+    return tmp_path / "pause-at-features"
+
+
+@pytest.fixture
+def server(tmp_path, feature_pause):
     _require_browser()
-    running = Server(tmp_path / "home", tmp_path / "streamlit.log", WARMSTART_STANDBY_WORKER="1")  # as users get it
+    running = Server(tmp_path / "home", tmp_path / "streamlit.log", WARMSTART_STANDBY_WORKER="1",  # as users get it
+                     **{PAUSE_SWITCH: str(feature_pause)})
     yield running.url
     running.stop()
 
@@ -138,7 +147,7 @@ def _open(page, title: str) -> None:
     page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
 
 
-def test_sample_quick_train_evaluate(server):
+def test_sample_quick_train_evaluate(server, feature_pause):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -166,6 +175,9 @@ def test_sample_quick_train_evaluate(server):
         _shot(page, "4-settings")
 
         _open(page, "Train")
+        # Features of 300 digits can take less than the page's one-second poll: the worker waits
+        # after its first feature progress until the page has shown it.
+        feature_pause.touch()
         page.get_by_role("button", name="Start training").click()
         main(page).get_by_text("Event log").wait_for(timeout=60_000)
         live = main(page).get_by_text("Computing features once")
@@ -173,6 +185,7 @@ def test_sample_quick_train_evaluate(server):
         first = live.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "5-train-live.png"), full_page=True)
+        feature_pause.unlink()
         # The progress text moves while the worker runs (the page polls it every second).
         page.wait_for_function(
             "(first) => !document.body.innerText.includes(first)", arg=first, timeout=120_000
