@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -77,12 +78,20 @@ def test_a_streamed_chunk_reports_progress_while_its_runs_go_not_only_at_its_end
     backbone = get_backbone(TINY).build(pretrained=False)
     run_inference(backbone, torch.randn(1, 3, 32, 32), module=backbone, frozen_key="tiny|progress")
     fast = cpu_runtime.OnnxForward(next(iter(cpu_runtime._SESSIONS.values())).path, workers=2, micro_batch=1)
+    run_one = fast._run
+
+    def run_as_long_as_a_real_network(x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.004)  # the tiny model alone runs a whole chunk before its caller wakes
+        return run_one(x)
+
+    fast._run = run_as_long_as_a_real_network
     images = torch.randn(300, 3, 32, 32)
     progress: list[int] = []
     outputs = list(fast.stream(lambda i: images[i], len(images), on_progress=progress.append, every=64))
     assert sum(len(o) for o in outputs) == 300
     assert progress == sorted(progress) and progress[-1] == 300
-    assert len([done for done in progress if 0 < done < cpu_runtime.STREAM_CHUNK]) >= 3  # inside the first chunk, as it ran
+    # Inside the first chunk, as it ran (a wake-up every 64 inputs, about 130 ms apart; a loaded machine may merge two).
+    assert len([done for done in progress if 0 < done < cpu_runtime.STREAM_CHUNK]) >= 2
 
 
 def test_the_workers_single_thread_does_not_become_every_later_threads_default():

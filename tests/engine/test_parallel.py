@@ -1,4 +1,5 @@
-"""Workers that take turns over positions: each position once, progress that only grows, errors raised."""
+"""Workers that take turns over positions (each position once, progress that only grows, errors raised),
+and the per-thread OpenMP limit."""
 
 import threading
 import time
@@ -7,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from transfer_core import parallel
-from transfer_core.parallel import take_turns
+from transfer_core.parallel import openmp_threads, take_turns
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -77,3 +78,27 @@ def test_without_progress_the_caller_still_returns_when_the_workers_stop():
     for _ in range(200):  # a lost wake-up would hang here
         with ThreadPoolExecutor(2) as pool:
             take_turns(pool, 2, 3, lambda i: None)
+
+
+def test_openmp_threads_limits_the_calling_thread_until_the_with_ends():
+    import torch
+
+    if torch.get_num_threads() < 2:
+        pytest.skip("needs a process with at least two PyTorch threads")
+    before, seen = torch.get_num_threads(), {}
+
+    def limited():
+        with openmp_threads(1):
+            seen["inside"] = torch.get_num_threads()
+            other = threading.Thread(target=lambda: seen.setdefault("another thread", torch.get_num_threads()))
+            other.start()
+            other.join()
+        seen["after"] = torch.get_num_threads()
+
+    for _ in range(2):  # the second time from the libraries looked up the first time
+        seen.clear()
+        thread = threading.Thread(target=limited)
+        thread.start()
+        thread.join()
+        assert seen == {"inside": 1, "another thread": before, "after": before}
+    assert torch.get_num_threads() == before

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
-from ..parallel import take_turns
+from ..parallel import openmp_threads, take_turns
 
 __all__ = ["OnnxForward", "cpu_runtime_enabled", "onnx_forward"]
 
@@ -144,9 +143,8 @@ class OnnxForward:
 def _one_openmp_thread() -> None:
     """Run this thread's PyTorch work (a worker's crops) on one thread: such small operations cost 2.7x
     the CPU time on PyTorch's own threads, which would also compete with the other workers' runs.
-    Limited through OpenMP for this thread alone: ``torch.set_num_threads`` would also lower the
-    default of every thread started afterwards, in the app's server too."""
-    threadpool_limits(1, user_api="openmp")
+    Limited for this thread alone (see :func:`openmp_threads`)."""
+    openmp_threads(1)
 
 
 def _cache_dir() -> Path:

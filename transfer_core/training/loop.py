@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..features.inference import autocast_for, run_inference, to_device
+from ..parallel import openmp_threads
 from .callbacks import Callback, CallbackList
 from .distributed import SINGLE, Distributed, take
 from ..randomness import RunRandomness
@@ -146,8 +146,7 @@ class Loop:
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, epochs: int, start_epoch: int = 0) -> None:
         """Run epochs ``start_epoch`` .. ``epochs - 1`` unless stopped."""
-        # OpenMP's thread count is per thread: the limit holds for this loop alone, not the process.
-        with threadpool_limits(self.threads, user_api="openmp") if self.threads else contextlib.nullcontext():
+        with openmp_threads(self.threads) if self.threads else contextlib.nullcontext():
             self._fit(epochs, start_epoch)
 
     def _fit(self, epochs: int, start_epoch: int) -> None:
