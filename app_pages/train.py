@@ -80,7 +80,7 @@ def _render_charts(progress: RunProgress, key: str) -> None:
 
 def _render_log(progress: RunProgress) -> None:
     with st.expander("Event log", expanded=True):
-        st.code("\n".join(progress.log[-200:]) or "No events yet.", language=None)
+        st.code("\n".join(progress.log[-200:]) or "No events yet.", language=None, wrap_lines=True)
 
 
 def _render(records: list[dict], key: str = "current") -> None:

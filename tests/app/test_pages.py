@@ -151,6 +151,9 @@ def test_train_page_draws_a_finished_run_once(app_with_data, tiny_config, colour
     at = _goto(app_with_data, "train")
     assert [s.value for s in at.subheader if s.value.startswith("Run ")] == [f"Run {display_name(job.run)}"]
     assert len([e for e in at.expander if e.label == "Event log"]) == 2  # the finished run's and the earlier run's
+    # Long lines (what the feature cache did and why) wrap instead of running off the page's edge.
+    logs = [c for c in at.code if "Started:" in c.value]
+    assert len(logs) == 2 and all(c.proto.wrap_lines for c in logs)
     earlier_runs = at.selectbox(key="train_past_run").options
     assert earlier_runs == [display_name(earlier.run)]  # the finished run is not drawn a second time below
 
