@@ -24,7 +24,7 @@ from tests.tiny_backbone import TINY  # noqa: F401  (registers it)
 
 FULL_DISK_SWITCH = "WARMSTART_TEST_FULL_DISK"
 PAUSE_SWITCH = "WARMSTART_TEST_PAUSE_AT_FEATURES"
-PAUSE_LIMIT_S = 120.0  # a test that never lifts the pause fails on its own timeout, not by hanging the worker
+PAUSE_LIMIT_S = 120.0  # in all, per process: a test that never lifts the pause fails on its own timeout, not by hanging the worker
 
 
 def refuse_writes_while(full: Callable[[], bool], setattr_=setattr) -> None:
@@ -43,14 +43,17 @@ def refuse_writes_while(full: Callable[[], bool], setattr_=setattr) -> None:
 
 
 def pause_after_feature_progress_while(held: Callable[[], bool], setattr_=setattr) -> None:
-    """Make a write of a "computing features" progress event wait (up to PAUSE_LIMIT_S) while ``held()``."""
+    """Make a write of a "computing features" progress event wait while ``held()``, for at most
+    PAUSE_LIMIT_S in all (a run writes several such events)."""
     real = RunDir.append_lines
+    deadline: list[float] = []  # set at the first pause
 
     def append_lines(self, lines):
         real(self, lines)
-        if any(_is_feature_progress(line) for line in lines):
-            deadline = time.monotonic() + PAUSE_LIMIT_S
-            while held() and time.monotonic() < deadline:
+        if any(_is_feature_progress(line) for line in lines) and held():
+            if not deadline:
+                deadline.append(time.monotonic() + PAUSE_LIMIT_S)
+            while held() and time.monotonic() < deadline[0]:
                 time.sleep(0.05)
 
     setattr_(RunDir, "append_lines", append_lines)

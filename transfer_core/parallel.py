@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 
+import torch
 from threadpoolctl import ThreadpoolController
 
 __all__ = ["openmp_threads", "take_turns"]
@@ -95,19 +96,25 @@ def take_turns(
 
 
 def openmp_threads(n: int) -> AbstractContextManager:
-    """Limit the calling thread's OpenMP threads (PyTorch's on a CPU) to ``n``, until the ``with`` ends or
-    for good when used as a plain call.
+    """Limit the calling thread's OpenMP threads (PyTorch's on a CPU) to ``n``.
 
     OpenMP's thread count is per thread, so the limit leaves other threads (the app's server) as they
     are, unlike ``torch.set_num_threads``, which also lowers the default of threads started later.
-    The libraries are looked up once per process: threadpoolctl's ``threadpool_limits`` looks them up
-    on every call, 1-4 ms each time, once per run.
+    The libraries are looked up once per process (threadpoolctl's ``threadpool_limits`` looks them up
+    on every call, 1-4 ms each time, once per run), so an OpenMP library loaded after the first call
+    is not limited; PyTorch's is loaded with it.
+
+    Args:
+        n: threads for this thread's OpenMP work.
+
+    Returns:
+        A context manager that puts the earlier count back when its ``with`` ends; called on its own,
+        the limit stays for the rest of the thread's life.
     """
+    torch.get_num_threads()  # PyTorch sets a thread's count at its first call there: make that happen before the limit
     return _controller().limit(limits=n, user_api="openmp")
 
 
 @functools.cache
 def _controller() -> ThreadpoolController:
-    import torch  # noqa: F401  (loads the OpenMP runtime the controller must find)
-
-    return ThreadpoolController()
+    return ThreadpoolController()  # finds PyTorch's OpenMP runtime, loaded with torch above

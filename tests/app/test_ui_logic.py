@@ -11,6 +11,8 @@ from ui.charts import class_counts_figure, confusion_matrix_figure, epoch_curves
 from ui.jobs import JobManager
 from ui.progress import summarize_events
 
+HANG_S = 300  # waits that only catch a hang: with one core busy elsewhere the queue test took 104 s instead of 11
+
 
 def test_job_manager_never_duplicates_and_queues_beyond_the_limit(tmp_path, tiny_config):
     manager = JobManager(RunStore(tmp_path / "runs"), max_concurrent=1)
@@ -23,19 +25,19 @@ def test_job_manager_never_duplicates_and_queues_beyond_the_limit(tmp_path, tiny
     assert (manager.runs_ahead(first), manager.runs_ahead(second), manager.runs_ahead(third)) == (0, 1, 2)
     manager.cancel(third)
     assert third.status == "cancelled" and not third.active
-    deadline = time.monotonic() + 60
-    while not any(e["event"] == "epoch" for e in first.events()) and time.monotonic() < deadline:
+    deadline = time.monotonic() + HANG_S
+    while not any(e["event"] == "epoch" for e in first.events()):
+        assert time.monotonic() < deadline, "the first run never finished an epoch"
         time.sleep(0.05)
     first.stop()
-    first.wait(60)
+    first.wait(HANG_S)
     assert first.status == "stopped" and first.run.status() == "stopped"
-    # The waits only catch a hang: with another process busy on one core, this test took 104 s instead of 11.
-    second.wait(180)  # started by itself once the slot was free
+    second.wait(HANG_S)  # started by itself once the slot was free
     assert second.status == "finished" and manager.latest() is third
     assert third.run.status() == "created"  # never trained
 
     resumed = manager.resume(first.run)
-    resumed.wait(300)
+    resumed.wait(HANG_S)
     assert resumed.status == "finished" and first.run.status() == "finished"
     assert next(e for e in resumed.events() if e["event"] == "started")["start_epoch"] > 0
 

@@ -106,9 +106,12 @@ def start_server(tmp_path):
 
 
 @pytest.fixture
-def feature_pause(tmp_path) -> Path:
-    """While this file exists, the server's workers wait after reporting feature progress (tests/worker_hooks.py)."""
-    return tmp_path / "pause-at-features"
+def feature_pause(tmp_path):
+    """While this file exists, the server's workers wait after reporting feature progress (tests/worker_hooks.py);
+    removed after the test also when it fails, since the workers outlive the server."""
+    path = tmp_path / "pause-at-features"
+    yield path
+    path.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -102,3 +102,22 @@ def test_openmp_threads_limits_the_calling_thread_until_the_with_ends():
         thread.join()
         assert seen == {"inside": 1, "another thread": before, "after": before}
     assert torch.get_num_threads() == before
+    assert parallel._controller.cache_info().misses == 1  # the libraries were looked up once
+
+
+def test_openmp_threads_holds_in_a_new_thread_after_torch_set_num_threads():
+    """PyTorch sets a new thread's count at its first call there, from torch.set_num_threads' value:
+    a limit set before that call would be overwritten."""
+    import torch
+
+    before, seen = torch.get_num_threads(), []
+    torch.set_num_threads(before)
+
+    def limited():
+        with openmp_threads(1):
+            seen.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=limited)
+    thread.start()
+    thread.join()
+    assert seen == [1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from transfer_core import RunDir
 from transfer_core.training.events import CacheProgress, EpochEnded
@@ -18,8 +19,11 @@ def test_a_feature_progress_event_waits_while_the_pause_is_held(tmp_path, monkey
     written = threading.Event()
     writer = threading.Thread(target=lambda: (run.append_event(CacheProgress(what="features", done=64, total=300)), written.set()))
     writer.start()
-    assert not written.wait(0.5), "the write returned while the pause was held"
-    assert '"done": 64' in run.metrics_file.read_text()  # written first, so the page can show it
+    deadline = time.monotonic() + 30
+    while not (run.metrics_file.exists() and '"done": 64' in run.metrics_file.read_text()):  # written first, for the page
+        assert time.monotonic() < deadline, "the event was never written"
+        time.sleep(0.01)
+    assert not written.wait(0.3), "the write returned while the pause was held"
     held.clear()
     assert written.wait(5)
     writer.join()
