@@ -14,7 +14,6 @@ inside a frozen run in 32 ms instead of 38, and ran ONNX Runtime over them 11-13
 
 from __future__ import annotations
 
-import functools
 import itertools
 import threading
 from collections.abc import Callable
@@ -115,6 +114,13 @@ def openmp_threads(n: int) -> AbstractContextManager:
     return _controller().limit(limits=n, user_api="openmp")
 
 
-@functools.cache
+_CONTROLLER: list[ThreadpoolController] = []  # the one per process, made at the first call
+_CONTROLLER_LOCK = threading.Lock()
+
+
 def _controller() -> ThreadpoolController:
-    return ThreadpoolController()  # finds PyTorch's OpenMP runtime, loaded with torch above
+    """The process's controller; the lock keeps threads starting at once from each looking the libraries up."""
+    with _CONTROLLER_LOCK:
+        if not _CONTROLLER:
+            _CONTROLLER.append(ThreadpoolController())  # finds PyTorch's OpenMP runtime, loaded with torch above
+        return _CONTROLLER[0]
