@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager
+from typing import TypeVar
 
 import torch
 from threadpoolctl import ThreadpoolController
@@ -26,34 +27,39 @@ from threadpoolctl import ThreadpoolController
 __all__ = ["openmp_threads", "take_turns"]
 
 PROGRESS_EVERY_S = 0.25
+T = TypeVar("T")
 
 
 def take_turns(
-    pool: Executor | None, workers: int, n: int, work: Callable[[int], None],
+    pool: Executor | None, workers: int, n: int, work: Callable[[int], T],
     on_progress: Callable[[int], None] | None = None, every: int | None = None,
-) -> None:
-    """``work(0)`` … ``work(n - 1)``, on ``workers`` threads of ``pool`` (in this thread without one).
+) -> list[T]:
+    """``[work(0), …, work(n - 1)]``, worked on ``workers`` threads of ``pool`` (in this thread without one).
 
     Args:
         pool: where the workers run; each runs one long task that takes positions until none are left.
         workers: how many such tasks to start.
         n: how many positions.
-        work: what to do for one position (it stores its own result).
+        work: what to do for one position.
         on_progress: called in this thread with the number of positions done: after every
             ``every`` of them if given, at least every quarter of a second, and once at the end.
         every: how many positions make a step worth reporting (a pass timed batch by batch needs
             each report when its batch is done, not a quarter of a second later).
 
+    Returns:
+        What ``work`` returned for each position, in the positions' order.
+
     Raises:
         An error ``work`` or ``on_progress`` raised (of ``work``'s, the one in the lowest-numbered
         worker); the workers stop at their next position.
     """
+    results: list[T] = [None] * n  # type: ignore[list-item]
     if pool is None or workers <= 1 or n <= 1:
         for i in range(n):
-            work(i)
+            results[i] = work(i)
             if on_progress is not None and (every is None or (i + 1) % every == 0 or i + 1 == n):
                 on_progress(i + 1)
-        return
+        return results
     workers = min(workers, n)
     positions = itertools.count()  # next() on a count is atomic: no two workers take the same position
     finished = itertools.count(1)  # the same, for the positions done
@@ -64,7 +70,7 @@ def take_turns(
     def take(worker: int) -> None:
         try:
             while not failed.is_set() and (i := next(positions)) < n:
-                work(i)
+                results[i] = work(i)
                 done[worker] += 1
                 if every is not None and next(finished) % every == 0:
                     progressed.set()
@@ -92,6 +98,7 @@ def take_turns(
         task.result()  # waits for the others to stop, then raises the error that stopped them
     if on_progress is not None:
         on_progress(n)
+    return results
 
 
 def openmp_threads(n: int) -> AbstractContextManager:

@@ -1,5 +1,5 @@
-"""Workers that take turns over positions (each position once, progress that only grows, errors raised),
-and the per-thread OpenMP limit."""
+"""Workers that take turns over positions (each position once, results in order, progress that only
+grows, errors raised), and the per-thread OpenMP limit."""
 
 import threading
 import time
@@ -16,14 +16,16 @@ def test_every_position_is_worked_once_and_progress_ends_at_the_total(workers, m
     monkeypatch.setattr(parallel, "PROGRESS_EVERY_S", 0.01)
     seen, progress, lock = [], [], threading.Lock()
 
-    def work(i: int) -> None:
+    def work(i: int) -> int:
         time.sleep(0.002)
         with lock:
             seen.append(i)
+        return i * i
 
     with ThreadPoolExecutor(workers) as pool:
-        take_turns(pool, workers, 40, work, on_progress=progress.append)
+        results = take_turns(pool, workers, 40, work, on_progress=progress.append)
     assert sorted(seen) == list(range(40))
+    assert results == [i * i for i in range(40)]  # in the positions' order, whichever worker took each
     assert progress[-1] == 40 and progress == sorted(progress)
     assert len(progress) > 1  # reported while working, not only at the end
 

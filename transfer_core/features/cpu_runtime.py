@@ -83,8 +83,11 @@ class OnnxForward:
         self.input_name = self.session.get_inputs()[0].name
         self.input_dtype = torch.uint8 if self.session.get_inputs()[0].type == "tensor(uint8)" else torch.float32
         self.path = path
+        # The workers' own PyTorch work (cropping) runs on one thread each: such small operations cost
+        # 2.7x the CPU time on PyTorch's threads, which would also compete with the other workers' runs.
         self._pool = (
-            ThreadPoolExecutor(self.workers, thread_name_prefix="onnx", initializer=_one_openmp_thread) if self.workers > 1 else None
+            ThreadPoolExecutor(self.workers, thread_name_prefix="onnx", initializer=openmp_threads, initargs=(1,))
+            if self.workers > 1 else None
         )
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,16 +105,11 @@ class OnnxForward:
         """Outputs for ``inputs``, in order: ``micro_batch`` of them per run, ``workers`` runs at a time;
         ``on_done`` hears how many inputs are done after about every ``every`` of them and at the end."""
         parts = [inputs[start : start + self.micro_batch] for start in range(0, len(inputs), self.micro_batch)]
-        outputs: list[torch.Tensor] = [None] * len(parts)  # type: ignore[list-item]
-
-        def run(i: int) -> None:
-            outputs[i] = self._run(torch.stack(parts[i]))  # stacked by the worker that runs it
-
         runs_done = (lambda k: on_done(min(k * self.micro_batch, len(inputs)))) if on_done is not None else None
-        take_turns(  # the caller wakes for progress only
-            self._pool, self.workers, len(parts), run, on_progress=runs_done, every=max(1, every // self.micro_batch) if on_done else None,
+        return take_turns(  # each part stacked by the worker that runs it; the caller wakes for progress only
+            self._pool, self.workers, len(parts), lambda i: self._run(torch.stack(parts[i])),
+            on_progress=runs_done, every=max(1, every // self.micro_batch) if on_done else None,
         )
-        return outputs
 
     def stream(
         self, read: Callable[[int], torch.Tensor], n: int, on_progress: Callable[[int], None] | None = None, every: int = 64,
@@ -131,20 +129,8 @@ class OnnxForward:
         """
         for start in range(0, n, STREAM_CHUNK):
             positions = range(start, min(start + STREAM_CHUNK, n))
-            inputs: list[torch.Tensor] = [None] * len(positions)  # type: ignore[list-item]
-
-            def read_one(k: int) -> None:
-                inputs[k] = read(positions[k])
-
-            take_turns(self._pool, self.workers, len(positions), read_one)
+            inputs = take_turns(self._pool, self.workers, len(positions), lambda k: read(positions[k]))
             yield from self._run_all(inputs, (lambda done, before=start: on_progress(before + done)) if on_progress else None, every)
-
-
-def _one_openmp_thread() -> None:
-    """Run this thread's PyTorch work (a worker's crops) on one thread: such small operations cost 2.7x
-    the CPU time on PyTorch's own threads, which would also compete with the other workers' runs.
-    Limited for this thread alone (see :func:`openmp_threads`)."""
-    openmp_threads(1)
 
 
 def _cache_dir() -> Path:
