@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -59,6 +60,23 @@ def no_standby_workers(monkeypatch):
 def isolated_home(tmp_path_factory, monkeypatch):
     """Tests never write into the repository's ``.warmstart``: each gets its own workspace home."""
     monkeypatch.setenv("WARMSTART_HOME", str(tmp_path_factory.mktemp("warmstart-home")))
+
+
+@pytest.fixture
+def onnx_runs_as_slow_as_a_real_network(monkeypatch) -> list[int]:
+    """Every ONNX Runtime run takes 5 ms more, as a real network's takes: the tiny model alone can end a
+    whole pass before the caller wakes for the progress a test checks. Returns the inputs of each run."""
+    from transfer_core.features import cpu_runtime
+
+    run_one, runs = cpu_runtime.OnnxForward._run, []
+
+    def run(self, x):
+        runs.append(len(x))
+        time.sleep(0.005)
+        return run_one(self, x)
+
+    monkeypatch.setattr(cpu_runtime.OnnxForward, "_run", run)
+    return runs
 
 
 def make_image(color, size=(40, 40), seed=0, noise=25) -> Image.Image:

@@ -15,7 +15,6 @@ import torch.multiprocessing as mp
 from transfer_core import RunDir, TrainConfig, Trainer, WarmstartError, logme
 from transfer_core.cli import main
 from transfer_core.data.splits import load_run_split
-from transfer_core.features import cpu_runtime
 from transfer_core.features.speed import PassClock
 from transfer_core.insight import backbone_choice
 from transfer_core.insight.backbone_choice import (
@@ -72,7 +71,7 @@ def test_cross_validation_refuses_a_class_with_one_training_image(tmp_path):
         backbone_shootout(train, None, [TINY])
 
 
-def test_speed_is_measured_after_the_first_batch_and_remembered_for_cached_features(tmp_path, monkeypatch):
+def test_speed_is_measured_after_the_first_batch_and_remembered_for_cached_features(tmp_path, monkeypatch, onnx_runs_as_slow_as_a_real_network):
     clock = PassClock()
     clock(0, 64)
     assert clock.seconds_per_image() is None  # one batch: warm-up only, nothing measured
@@ -87,17 +86,9 @@ def test_speed_is_measured_after_the_first_batch_and_remembered_for_cached_featu
 
     data = write_dataset(tmp_path / "d", per_class=30)  # 90 training images: two batches of the pass
     train, _ = load_run_split(TrainConfig(data=str(data), val_data=str(data)))
-    run_one, runs = cpu_runtime.OnnxForward._run, []
-
-    def run_as_long_as_a_real_network(self, x):
-        # The tiny model alone can end both batches before the pass's caller wakes for the first: one mark, no speed.
-        runs.append(len(x))
-        time.sleep(0.005)
-        return run_one(self, x)
-
-    monkeypatch.setattr(cpu_runtime.OnnxForward, "_run", run_as_long_as_a_real_network)
+    # (Slowed runs: the tiny model alone can end both batches before the caller wakes for the first: no speed.)
     [first] = backbone_shootout(train, None, [TINY])
-    assert sum(runs) >= 90  # the pass ran through ONNX Runtime, as on a user's CPU
+    assert sum(onnx_runs_as_slow_as_a_real_network) >= 90  # the pass ran through ONNX Runtime, as on a user's CPU
     assert first.seconds_per_image is not None and first.seconds_per_image > 0
     [cached] = backbone_shootout(train, None, [TINY])  # features cached: no pass, the remembered speed
     assert cached.seconds_per_image == first.seconds_per_image
