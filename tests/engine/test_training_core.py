@@ -243,3 +243,37 @@ def test_a_new_head_on_cached_features_trains_on_one_thread_and_fine_tuning_on_a
     trainer.fit()
     assert ThreadsSeen.seen == ({1} if one_thread else {before})
     assert torch.get_num_threads() == before
+
+
+def test_a_frozen_runs_state_reads_its_backbone_once_and_its_head_every_time():
+    """Checkpoints of a frozen run read the model's state after every epoch: the frozen entries come from
+    the first reading (no walk over the backbone's modules), the changing ones as they are now."""
+    from transfer_core.training.callbacks import ModelState
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    constant = frozenset(k for k in model.state_dict() if k.startswith(("0.", "1.")))
+    state = ModelState(model, constant)
+    first = state()
+    assert list(first) == list(model.state_dict())
+    walked = []
+    model[0].register_state_dict_post_hook(lambda *args: walked.append(1))
+    with torch.no_grad():
+        model[2].weight.add_(1.0)
+    again = state()
+    assert not walked, "the frozen part was read again"
+    assert torch.equal(again["2.weight"], model[2].weight) and again["0.weight"] is first["0.weight"]
+    assert list(again) == list(model.state_dict())
+
+
+def test_a_model_whose_own_entries_change_is_read_whole_every_time():
+    """An entry that belongs to no child module cannot be read through a child: the whole state is read."""
+    from transfer_core.training.callbacks import ModelState
+
+    model = torch.nn.Module()
+    model.body = torch.nn.Linear(2, 2)
+    model.scale = torch.nn.Parameter(torch.ones(1))
+    state = ModelState(model, frozenset({"body.weight", "body.bias"}))
+    state()
+    with torch.no_grad():
+        model.scale.mul_(3.0)
+    assert float(state()["scale"]) == 3.0

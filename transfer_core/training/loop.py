@@ -248,11 +248,12 @@ class Loop:
         named = [g for g in groups if str(g.get("name", "")).startswith(self.lr_group)]
         return float((named or groups)[0]["lr"])
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs after the current epoch (see :class:`ResumeCheckpoint`)."""
+    def state_dict(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+        """Everything a resumed run needs after the current epoch (see :class:`ResumeCheckpoint`);
+        ``weights``: the module's state dict, when the caller has a cheaper way to read it."""
         return {
             "epoch": self.epoch,
-            "model": self.module.state_dict(),
+            "model": self.module.state_dict() if weights is None else weights,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "history": self.history,
