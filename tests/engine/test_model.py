@@ -62,3 +62,20 @@ def test_discriminative_learning_rates_and_no_decay_on_norms():
     assert groups["backbone_no_decay"]["weight_decay"] == 0.0
     assert all(p.ndim <= 1 for p in groups["backbone_no_decay"]["params"])
     assert groups["head"]["weight_decay"] == 0.05
+
+
+def test_inference_runs_a_module_in_eval_mode_and_gives_each_layer_its_own_mode_back():
+    """A training model with a frozen (eval-mode) BatchNorm inside: inference sees every layer in eval
+    mode, and afterwards the frozen norm is still in eval mode while the rest trains again."""
+    from transfer_core.features.inference import eval_mode
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Dropout(0.5), nn.Linear(3, 2))
+    model.train()
+    model[1].eval()
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    model.eval()
+    with eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert not any(m.training for m in model.modules())

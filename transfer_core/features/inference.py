@@ -69,17 +69,22 @@ def weights_layout(channels_last: bool, device: torch.device, *, frozen: bool) -
 
 @contextmanager
 def eval_mode(module: nn.Module | None) -> Iterator[None]:
-    """``module`` in eval mode for the block, then back to the mode it had (and its frozen BatchNorms with it)."""
+    """``module`` in eval mode for the block, then back to the mode it had (and its frozen BatchNorms with it).
+
+    Only the modules that were training are switched back, and a module already all in eval mode is
+    not switched at all: a frozen backbone's features come in two sets, and its few hundred modules
+    were walked four times a run to no effect (0.4 ms a walk for Lite0)."""
     if module is None:
         yield
         return
-    modes = {m: m.training for m in module.modules()}
-    module.eval()
+    training = [m for m in module.modules() if m.training]
+    if training:
+        module.eval()
     try:
         yield
     finally:
-        for m, training in modes.items():
-            m.training = training
+        for m in training:
+            m.training = True
 
 
 def _reader(inputs: Dataset | torch.Tensor) -> tuple[Callable[[int], torch.Tensor], Normalise | None]:

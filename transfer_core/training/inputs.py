@@ -26,6 +26,7 @@ from ..data.images import ImageReadError
 from ..data.records import DatasetIndex, SkippedFile
 from ..errors import WarmstartError
 from ..features.cache import encode_cached, run_feature_key, run_network_key, shared_feature_cache
+from ..features.inference import eval_mode
 from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
 from .callbacks import Callback
@@ -207,14 +208,15 @@ class RunInputs:
         encoded = []
         datasets = (val_set, train_set) if cache_train else (val_set,)
         total, offset = sum(len(d) for d in datasets), 0
-        for dataset in datasets:
-            activations = self.encode(model, dataset, start, features_only, (offset, total))
-            offset += len(dataset)
-            if activations is None:  # too large to keep: run the whole network every epoch
-                return EpochInputs(train_set, val_set, on_images, on_images, True)
-            # A teacher's logits of cached inputs are computed once too, and travel with them (see training/distillation.py).
-            taught = [self.teacher.logits_of(dataset)] if self.teacher is not None and dataset is train_set else []
-            encoded.append(TensorDataset(activations, *taught, torch.tensor(dataset.targets)))
+        with eval_mode(model.backbone):  # switched once for both sets instead of once for each
+            for dataset in datasets:
+                activations = self.encode(model, dataset, start, features_only, (offset, total))
+                offset += len(dataset)
+                if activations is None:  # too large to keep: run the whole network every epoch
+                    return EpochInputs(train_set, val_set, on_images, on_images, True)
+                # A teacher's logits of cached inputs are computed once too, and travel with them (see training/distillation.py).
+                taught = [self.teacher.logits_of(dataset)] if self.teacher is not None and dataset is train_set else []
+                encoded.append(TensorDataset(activations, *taught, torch.tensor(dataset.targets)))
         seconds = time.perf_counter() - started
         items = sum(len(e) for e in encoded)
         reused = f" ({self.reused_features:,} reused from an earlier run)" if self.reused_features else ""
