@@ -144,6 +144,13 @@ class LabeledImages(Dataset):
         drop = set(indices)
         return self.subset([i for i in range(len(self.records)) if i not in drop])
 
+    def joined(self, others: Sequence[LabeledImages]) -> LabeledImages:
+        """This dataset's images then each of ``others``', all read with this one's cache and transform."""
+        out = copy.copy(self)
+        out.records = self.records + [r for other in others for r in other.records]
+        out.targets = self.targets + [t for other in others for t in other.targets]
+        return out
+
     def with_transform(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> LabeledImages:
         out = copy.copy(self)
         out.transform = transform

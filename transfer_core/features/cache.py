@@ -33,7 +33,7 @@ from ..workspace import home
 from .inference import run_inference
 
 __all__ = [
-    "FeatureCache", "encode_cached", "feature_key", "network_key", "run_feature_key", "run_network_key",
+    "FeatureCache", "encode_cached", "encode_cached_sets", "feature_key", "network_key", "run_feature_key", "run_network_key",
     "shared_feature_cache", "weights_id",
 ]
 
@@ -226,17 +226,53 @@ def encode_cached(
             the backbone through ONNX Runtime.
         on_runtime: told which runtime computed the features (nothing on a cache hit).
     """
-    cached = _SHARED.get(key)
-    if cached is not None:
-        if on_batch:
-            on_batch(len(cached))
-        return cached
-    forward = backbone if depth is None else (lambda x: backbone.forward_prefix(x, depth))
-    frozen_key = f"{weights}|depth={depth}" if weights else None
-    result = run_inference(
-        forward, dataset, device, module=backbone, batch_size=batch_size, max_bytes=max_bytes, on_batch=on_batch,
-        frozen_key=frozen_key, on_runtime=on_runtime,
+    found = encode_cached_sets(
+        backbone, [dataset], [key], device, join=lambda datasets: datasets[0], depth=depth, batch_size=batch_size,
+        max_bytes=max_bytes, on_batch=on_batch, weights=weights, on_runtime=on_runtime,
     )
-    if result is not None:
-        _SHARED.put(key, result)
-    return result
+    return None if found is None else found[0]
+
+
+def encode_cached_sets(
+    backbone: nn.Module,
+    datasets: Sequence[Dataset],
+    keys: Sequence[str],
+    device: torch.device,
+    join: Callable[[list[Dataset]], Dataset],
+    depth: int | None = None,
+    batch_size: int = 64,
+    max_bytes: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    weights: str | None = None,
+    on_runtime: Callable[[str], None] | None = None,
+) -> list[torch.Tensor] | None:
+    """:func:`encode_cached` for several datasets, each cached under its own key (``keys``, in order).
+
+    The datasets not cached yet run through the network as one pass over ``join(those datasets)``
+    (their items one after the other). On a CPU that keeps the ONNX Runtime workers on one stream
+    of work: with a pass per set both cores sat idle about 5 ms between a frozen run's validation
+    and training images while one set's features were gathered and the next set's pass was set up
+    (flowers-mini, a 0.6 s run). ``on_batch`` hears the images done in all, cached ones first.
+
+    Returns:
+        One tensor per dataset, or None when the outputs would exceed ``max_bytes``.
+    """
+    found: list[torch.Tensor | None] = [_SHARED.get(key) for key in keys]
+    missing = [i for i, tensor in enumerate(found) if tensor is None]
+    reused = sum(len(tensor) for tensor in found if tensor is not None)
+    if on_batch and reused:
+        on_batch(reused)
+    if missing:
+        forward = backbone if depth is None else (lambda x: backbone.forward_prefix(x, depth))
+        frozen_key = f"{weights}|depth={depth}" if weights else None
+        result = run_inference(
+            forward, join([datasets[i] for i in missing]), device, module=backbone, batch_size=batch_size, max_bytes=max_bytes,
+            on_batch=(lambda done: on_batch(reused + done)) if on_batch else None, frozen_key=frozen_key, on_runtime=on_runtime,
+        )
+        if result is None:
+            return None
+        parts = result.split([len(datasets[i]) for i in missing])
+        for i, part in zip(missing, parts):
+            found[i] = part
+            _SHARED.put(keys[i], part)
+    return found  # type: ignore[return-value]

@@ -25,7 +25,7 @@ from ..data.image_cache import LabeledImages, shared_image_cache
 from ..data.images import ImageReadError
 from ..data.records import DatasetIndex, SkippedFile
 from ..errors import WarmstartError
-from ..features.cache import encode_cached, run_feature_key, run_network_key, shared_feature_cache
+from ..features.cache import encode_cached, encode_cached_sets, run_feature_key, run_network_key, shared_feature_cache
 from ..features.inference import eval_mode
 from ..models.registry import BackboneSpec, Preprocessing
 from ..models.transfer import TransferModel, first_trainable_stage, set_trainable_groups, trainable_groups_at
@@ -207,16 +207,14 @@ class RunInputs:
         started = time.perf_counter()
         encoded = []
         datasets = (val_set, train_set) if cache_train else (val_set,)
-        total, offset = sum(len(d) for d in datasets), 0
         with eval_mode(model.backbone):  # switched once for both sets instead of once for each
-            for dataset in datasets:
-                activations = self.encode(model, dataset, start, features_only, (offset, total))
-                offset += len(dataset)
-                if activations is None:  # too large to keep: run the whole network every epoch
-                    return EpochInputs(train_set, val_set, on_images, on_images, True)
-                # A teacher's logits of cached inputs are computed once too, and travel with them (see training/distillation.py).
-                taught = [self.teacher.logits_of(dataset)] if self.teacher is not None and dataset is train_set else []
-                encoded.append(TensorDataset(activations, *taught, torch.tensor(dataset.targets)))
+            activations = self.encode_sets(model, datasets, start, features_only)
+        if activations is None:  # too large to keep: run the whole network every epoch
+            return EpochInputs(train_set, val_set, on_images, on_images, True)
+        for dataset, features in zip(datasets, activations):
+            # A teacher's logits of cached inputs are computed once too, and travel with them (see training/distillation.py).
+            taught = [self.teacher.logits_of(dataset)] if self.teacher is not None and dataset is train_set else []
+            encoded.append(TensorDataset(features, *taught, torch.tensor(dataset.targets)))
         seconds = time.perf_counter() - started
         items = sum(len(e) for e in encoded)
         reused = f" ({self.reused_features:,} reused from an earlier run)" if self.reused_features else ""
@@ -235,6 +233,35 @@ class RunInputs:
             if views is not None:
                 return EpochInputs(views, encoded[0], on_cache, on_cache, False)
         return EpochInputs(train_set, encoded[0], on_images, on_cache, True)
+
+    def encode_sets(self, model: TransferModel, datasets: tuple[LabeledImages, ...], start: int, features_only: bool) -> list[torch.Tensor] | None:
+        """:meth:`encode` for each of ``datasets`` (read alike: the evaluation crop), with the sets not
+        cached yet run as one pass (see :func:`encode_cached_sets`); None when they would not fit in memory.
+
+        In a multi-process run each set is shared out among the ranks and gathered on its own."""
+        total = sum(len(d) for d in datasets)
+        if self.distributed.enabled:
+            encoded, offset = [], 0
+            for dataset in datasets:
+                activations = self.encode(model, dataset, start, features_only, (offset, total))
+                if activations is None:
+                    return None
+                encoded.append(activations)
+                offset += len(dataset)
+            return encoded
+        what = "features" if features_only else "prefix"
+        keys = [self._feature_key("features" if features_only else f"stage-{start}", d) for d in datasets]
+        cache = shared_feature_cache()
+        reused = sum(len(d) for d, key in zip(datasets, keys) if cache.get(key) is not None)
+        result = encode_cached_sets(
+            model.backbone, datasets, keys, self.device, join=lambda sets: sets[0].joined(sets[1:]),
+            depth=None if features_only else start, batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
+            on_batch=lambda done: self.emit(CacheProgress(what=what, done=done, total=total)),
+            weights=run_network_key(self.config, self.spec), on_runtime=self._note_runtime,
+        )
+        if result is not None:
+            self.reused_features += reused
+        return result
 
     def encode(self, model: TransferModel, dataset: LabeledImages, start: int, features_only: bool, progress: tuple[int, int] | None = None) -> torch.Tensor | None:
         """Run the frozen part once over ``dataset`` through the shared feature cache.
