@@ -199,37 +199,3 @@ def test_images_normalised_inside_the_onnx_graph_equal_pytorch(name, pretrained,
     assert (shifted - run_inference(backbone, images.with_transform(other), module=backbone)).abs().max().item() <= 1e-4
     assert (shifted - fast).abs().max().item() > 1e-3
 
-
-def test_sets_not_cached_yet_run_as_one_pass_and_are_each_cached_under_their_own_key(color_dataset, monkeypatch):
-    """A frozen run's validation and training images go through the network in one pass (no pause of the
-    workers between them), and each set is then found under its own key, as a later job looks it up."""
-    from transfer_core import load_train_val
-    from transfer_core.data.augment import eval_transform
-    from transfer_core.data.decode import cache_side_for
-    from transfer_core.data.image_cache import LabeledImages, shared_image_cache
-    from transfer_core.features import cache as feature_cache
-
-    spec = get_backbone(TINY)
-    with seeded_scope(0):
-        backbone = spec.build(pretrained=False).eval()
-    train, _ = load_train_val(color_dataset)
-    classes = {c: i for i, c in enumerate(train.classes)}
-    images = LabeledImages(train.records[:9], classes, shared_image_cache(cache_side_for(spec.preprocessing.input_size)), eval_transform(spec.preprocessing))
-    first, second, third = images.subset(range(0, 3)), images.subset(range(3, 7)), images.subset(range(7, 9))
-    shared = feature_cache.FeatureCache(10**8)
-    monkeypatch.setattr(feature_cache, "_SHARED", shared)
-    shared.put("second", run_inference(backbone, second, module=backbone))  # cached by an earlier job
-    passes, progress = [], []
-    real = feature_cache.run_inference
-    monkeypatch.setattr(feature_cache, "run_inference", lambda forward, inputs, *a, **k: passes.append(len(inputs)) or real(forward, inputs, *a, **k))
-
-    found = feature_cache.encode_cached_sets(
-        backbone, [first, second, third], ["first", "second", "third"], torch.device("cpu"), join=lambda sets: sets[0].joined(sets[1:]),
-        on_batch=progress.append, weights=f"{TINY}|sets",
-    )
-    assert passes == [5]  # the first and third sets, together
-    assert [len(f) for f in found] == [3, 4, 2]
-    for name, subset, features in (("first", first, found[0]), ("third", third, found[2])):
-        assert (features - run_inference(backbone, subset, module=backbone)).abs().max().item() <= 1e-4
-        assert shared.get(name) is features
-    assert progress[0] == 4 and progress[-1] == 9  # the cached set counts as done at once

@@ -145,7 +145,10 @@ class LabeledImages(Dataset):
         return self.subset([i for i in range(len(self.records)) if i not in drop])
 
     def joined(self, others: Sequence[LabeledImages]) -> LabeledImages:
-        """This dataset's images then each of ``others``', all read with this one's cache and transform."""
+        """This dataset's images then each of ``others``', all read with this one's transform (so the
+        others' must do the same to an image) from the decoded-image cache they share."""
+        if any(other.cache is not self.cache for other in others):
+            raise ValueError("Datasets read from different decoded-image caches cannot be joined.")
         out = copy.copy(self)
         out.records = self.records + [r for other in others for r in other.records]
         out.targets = self.targets + [t for other in others for t in other.targets]

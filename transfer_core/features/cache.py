@@ -238,6 +238,7 @@ def encode_cached_sets(
     datasets: Sequence[Dataset],
     keys: Sequence[str],
     device: torch.device,
+    *,
     join: Callable[[list[Dataset]], Dataset],
     depth: int | None = None,
     batch_size: int = 64,
@@ -246,16 +247,25 @@ def encode_cached_sets(
     weights: str | None = None,
     on_runtime: Callable[[str], None] | None = None,
 ) -> list[torch.Tensor] | None:
-    """:func:`encode_cached` for several datasets, each cached under its own key (``keys``, in order).
+    """:func:`encode_cached` for several datasets, each cached under its own key.
 
-    The datasets not cached yet run through the network as one pass over ``join(those datasets)``
-    (their items one after the other). On a CPU that keeps the ONNX Runtime workers on one stream
-    of work: with a pass per set both cores sat idle about 5 ms between a frozen run's validation
-    and training images while one set's features were gathered and the next set's pass was set up
-    (flowers-mini, a 0.6 s run). ``on_batch`` hears the images done in all, cached ones first.
+    The datasets not cached yet run through the network as one pass. On a CPU that keeps the ONNX
+    Runtime workers on one stream of work: with a pass per set both cores sat idle about 5 ms
+    between a frozen run's validation and training images while one set's features were gathered
+    and the next set's pass was set up (flowers-mini, a 0.6 s run). Meant for small outputs (pooled
+    features): when several sets ran together, each set's rows are copied out of the pass's output,
+    so that each cached tensor owns its memory and the cache's byte count stays true.
+
+    Args:
+        datasets: the sets, each of (image, label) items.
+        keys: each set's cache key, in the same order.
+        join: the sets not cached yet, in order → one dataset of their items one after the other.
+        max_bytes: give up (return None) when any one set's output would exceed this.
+        on_batch: hears the images done in all, the cached sets' counted first.
+        depth, batch_size, weights, on_runtime: as for :func:`encode_cached`.
 
     Returns:
-        One tensor per dataset, or None when the outputs would exceed ``max_bytes``.
+        One tensor per dataset, or None when ``max_bytes`` was exceeded (nothing new is cached then).
     """
     found: list[torch.Tensor | None] = [_SHARED.get(key) for key in keys]
     missing = [i for i, tensor in enumerate(found) if tensor is None]
@@ -263,6 +273,10 @@ def encode_cached_sets(
     if on_batch and reused:
         on_batch(reused)
     if missing:
+        sizes = [len(datasets[i]) for i in missing]
+        if max_bytes is not None and max(sizes) > 0:
+            # Every row has the same size, so "each set within max_bytes" is the whole pass within this:
+            max_bytes = max_bytes * sum(sizes) // max(sizes)
         forward = backbone if depth is None else (lambda x: backbone.forward_prefix(x, depth))
         frozen_key = f"{weights}|depth={depth}" if weights else None
         result = run_inference(
@@ -271,8 +285,8 @@ def encode_cached_sets(
         )
         if result is None:
             return None
-        parts = result.split([len(datasets[i]) for i in missing])
+        parts = result.split(sizes) if len(missing) > 1 else (result,)
         for i, part in zip(missing, parts):
-            found[i] = part
-            _SHARED.put(keys[i], part)
-    return found  # type: ignore[return-value]
+            found[i] = part.clone() if len(missing) > 1 else part
+            _SHARED.put(keys[i], found[i])
+    return [tensor for tensor in found if tensor is not None]

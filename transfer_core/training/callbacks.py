@@ -171,7 +171,7 @@ class BackboneFreezing(Callback):
             set_trainable_groups(self.model, self.trainable_groups)
             self._frozen_norms, self._applied = frozen_batch_norms(self.model), self.trainable_groups
         for norm in self._frozen_norms:
-            if norm.training:  # a frozen run's backbone never left eval mode: nothing to walk
+            if norm.training:  # only the loop's train() of the whole model (partial, full) undoes it
                 norm.eval()
 
 
@@ -213,40 +213,39 @@ def snapshot(weights: dict[str, torch.Tensor], constant: frozenset[str] = frozen
 
 
 class ModelState:
-    """``model.state_dict()``, reading the entries named in ``constant`` only the first time.
+    """``model.state_dict()``, with the entries no step changes read once, when it is made.
 
-    Why: a frozen run's two checkpoint callbacks read the state after every epoch of about 5 ms, and
-    walking a backbone's few hundred modules for weights no step changes cost 0.45 ms a read for
-    Lite0. The other entries are read through the child modules that hold them; when an
-    entry belongs to no child, or a child holds constant and changing entries alike, that part (or
-    the whole model) is read every time, as before.
+    Why: in a frozen run's epochs of about 5 ms, the resume checkpoint reads the state after every
+    epoch and the best-model checkpoint after every better one, and walking a backbone's few hundred
+    modules for weights no step changes cost 0.45 ms a read for Lite0. The other entries are read
+    through the child modules that hold them; when an entry belongs to no child, or a child holds
+    unchanging and changing entries alike, that part (or the whole model) is read every time.
+    The trainer makes one for both checkpoints, so the unchanging entries are kept once.
+
+    Args:
+        model: the model being trained.
+        unchanging: key prefixes of the entries no step of this run changes (``"backbone."`` when
+            the backbone is frozen); none by default, and then every read is a whole ``state_dict()``.
     """
 
-    def __init__(self, model: nn.Module, constant: frozenset[str] = frozenset()) -> None:
-        self.model, self.constant = model, constant
-        self._fixed: dict[str, torch.Tensor] | None = None  # the constant entries, in the model's order
-        self._changing: list[tuple[str, nn.Module]] = []  # (key prefix, child) read each time
-        self._order: list[str] = []
+    def __init__(self, model: nn.Module, unchanging: tuple[str, ...] = ()) -> None:
+        self.model = model
+        full = model.state_dict()
+        self.constant = frozenset(k for k in full if unchanging and k.startswith(unchanging))  # see :func:`snapshot`
+        self._fixed = {k: v for k, v in full.items() if k in self.constant}
+        changing = [k for k in full if k not in self.constant]
+        children = {f"{name}.": child for name, child in model.named_children()}
+        self._changing = [(prefix, child) for prefix, child in children.items() if any(k.startswith(prefix) for k in changing)]
+        covered = all(any(k.startswith(prefix) for prefix in children) for k in changing)
+        self._order = list(full) if self.constant and covered else []  # empty: read the whole model every time
 
     def __call__(self) -> dict[str, torch.Tensor]:
-        if self._fixed is None:
-            return self._first_reading()
-        if not self._order:  # this model is read whole every time
+        if not self._order:
             return self.model.state_dict()
         current = dict(self._fixed)
         for prefix, child in self._changing:
             child.state_dict(destination=current, prefix=prefix)
         return {k: current[k] for k in self._order}
-
-    def _first_reading(self) -> dict[str, torch.Tensor]:
-        full = self.model.state_dict()
-        self._fixed = {k: v for k, v in full.items() if k in self.constant}
-        changing = {k for k in full if k not in self.constant}
-        children = {f"{name}.": child for name, child in self.model.named_children()}
-        self._changing = [(prefix, child) for prefix, child in children.items() if any(k.startswith(prefix) for k in changing)]
-        covered = all(any(k.startswith(prefix) for prefix, _ in self._changing) for k in changing)
-        self._order = list(full) if self.constant and covered else []
-        return full
 
 
 class CheckpointTimer:
@@ -284,11 +283,11 @@ class ModelCheckpoint(Callback):
 
     def __init__(
         self, model: torch.nn.Module, held: HeldWrites, file_name: str, emit: Callable[[RunEvent], None], timer: CheckpointTimer,
-        constant: frozenset[str] = frozenset(),
+        weights: ModelState | None = None,
     ) -> None:
         self.model, self.held, self.file_name, self.emit, self.timer = model, held, file_name, emit, timer
-        self.constant = constant  # state-dict keys no step of this run changes (see :func:`snapshot`)
-        self.state = ModelState(model, constant)
+        self.weights = weights or ModelState(model)  # reads the model's state
+        self.constant = self.weights.constant  # state-dict keys no step of this run changes (see :func:`snapshot`)
         self.best: dict[str, float] | None = None
         self.best_state: dict[str, torch.Tensor] | None = None  # None after a resume: the file has it
         self._unwritten = False
@@ -297,7 +296,7 @@ class ModelCheckpoint(Callback):
         candidate = {"epoch": record["epoch"], "val_accuracy": record["val_accuracy"], "val_loss": record["val_loss"]}
         if _better(candidate, self.best):
             self.best = candidate
-            self.best_state = snapshot(self.state(), self.constant)
+            self.best_state = snapshot(self.weights(), self.constant)
             self._unwritten = True
         if self._unwritten and self.timer.due(loop.epoch):
             self._write()
@@ -366,19 +365,19 @@ class ResumeCheckpoint(Callback):
 
     name = "resume_checkpoint"
 
-    def __init__(self, held: HeldWrites, file_name: str, timer: CheckpointTimer, constant: frozenset[str] = frozenset()) -> None:
-        self.held, self.file_name, self.timer, self.constant = held, file_name, timer, constant
+    def __init__(self, held: HeldWrites, file_name: str, timer: CheckpointTimer, weights: ModelState | None = None) -> None:
+        """``weights`` reads the loop's module (its own ``state_dict()`` without one)."""
+        self.held, self.file_name, self.timer, self.weights = held, file_name, timer, weights
+        self.constant = weights.constant if weights is not None else frozenset()
         self._unwritten: dict[str, Any] | None = None  # the last finished epoch's state, not yet on disk
-        self._weights: ModelState | None = None  # reads the loop's module, made at the first epoch's end
 
     def on_validation_end(self, loop: Loop, record: dict[str, float]) -> None:
-        if self._weights is None:
-            self._weights = ModelState(loop.module, self.constant)
+        model = self.weights() if self.weights is not None else None
         if self.timer.due(loop.epoch):
             self._unwritten = None
-            self.held.write(self.file_name, resume_bytes(loop.state_dict(self._weights())))
+            self.held.write(self.file_name, resume_bytes(loop.state_dict(model)))
         else:  # the loop's tensors change in the next epoch: keep a copy of this epoch's end
-            state = loop.state_dict(self._weights())
+            state = loop.state_dict(model)
             weights = snapshot(state.pop("model"), self.constant)
             self._unwritten = {**copy.deepcopy(state), "model": weights}
 

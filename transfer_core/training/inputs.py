@@ -235,12 +235,12 @@ class RunInputs:
         return EpochInputs(train_set, encoded[0], on_images, on_cache, True)
 
     def encode_sets(self, model: TransferModel, datasets: tuple[LabeledImages, ...], start: int, features_only: bool) -> list[torch.Tensor] | None:
-        """:meth:`encode` for each of ``datasets`` (read alike: the evaluation crop), with the sets not
-        cached yet run as one pass (see :func:`encode_cached_sets`); None when they would not fit in memory.
-
-        In a multi-process run each set is shared out among the ranks and gathered on its own."""
+        """:meth:`encode` for each of ``datasets`` (read alike: the evaluation crop); None when they would
+        not fit in memory. Pooled features of the sets not cached yet come from one pass (see
+        :func:`encode_cached_sets`). A frozen prefix's activations, tens of times larger, and each set in a
+        multi-process run (shared out among the ranks and gathered) are computed a set at a time."""
         total = sum(len(d) for d in datasets)
-        if self.distributed.enabled:
+        if self.distributed.enabled or not features_only:
             encoded, offset = [], 0
             for dataset in datasets:
                 activations = self.encode(model, dataset, start, features_only, (offset, total))
@@ -249,14 +249,13 @@ class RunInputs:
                 encoded.append(activations)
                 offset += len(dataset)
             return encoded
-        what = "features" if features_only else "prefix"
-        keys = [self._feature_key("features" if features_only else f"stage-{start}", d) for d in datasets]
+        keys = [self._feature_key("features", d) for d in datasets]
         cache = shared_feature_cache()
         reused = sum(len(d) for d, key in zip(datasets, keys) if cache.get(key) is not None)
         result = encode_cached_sets(
             model.backbone, datasets, keys, self.device, join=lambda sets: sets[0].joined(sets[1:]),
-            depth=None if features_only else start, batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
-            on_batch=lambda done: self.emit(CacheProgress(what=what, done=done, total=total)),
+            batch_size=max(self.config.batch_size, 64), max_bytes=PREFIX_CACHE_BYTES,
+            on_batch=lambda done: self.emit(CacheProgress(what="features", done=done, total=total)),
             weights=run_network_key(self.config, self.spec), on_runtime=self._note_runtime,
         )
         if result is not None:

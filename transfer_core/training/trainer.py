@@ -41,16 +41,8 @@ from ..models.transfer import TransferModel, trainable_groups_at
 from ..runs.store import HeldWrites, RunDir
 from .batches import batch_loader
 from .callbacks import (
-    BackboneFreezing,
-    Callback,
-    CallbackList,
-    CheckpointTimer,
-    EarlyStopping,
-    EventLog,
-    ModelCheckpoint,
-    ProgressEvents,
-    ResumeCheckpoint,
-    SubscriberCallback,
+    BackboneFreezing, Callback, CallbackList, CheckpointTimer, EarlyStopping, EventLog, ModelCheckpoint, ModelState, ProgressEvents,
+    ResumeCheckpoint, SubscriberCallback,
 )
 from .distributed import SINGLE, DiscardedWrites, Distributed, ShardedBatchSampler, SynchronisedForward, distributed_from_env
 from .events import CacheBuilt, RunEvent, RunFailed, RunFinished, RunStarted, RunStopped, StorageFailed, Subscriber
@@ -268,9 +260,9 @@ class Trainer:
             cached=not epoch_inputs.augment_on_the_fly)
         freezing = BackboneFreezing(model, lambda epoch: trainable_groups_at(cfg, epoch, n_groups))
         timer = CheckpointTimer(self.checkpoint_interval_s)
-        # A frozen backbone's weights are the same after every epoch: checkpoints share them, not copy them.
-        constant = frozenset(k for k in model.state_dict() if k.startswith("backbone.")) if cfg.strategy is Strategy.FROZEN else frozenset()
-        self._checkpoint = ModelCheckpoint(model, self.held, self.run.checkpoint_file.name, self.emit, timer, constant)
+        # A frozen backbone's weights are the same after every epoch: both checkpoints read them once and share them.
+        weights = ModelState(model, unchanging=("backbone.",) if cfg.strategy is Strategy.FROZEN else ())
+        self._checkpoint = ModelCheckpoint(model, self.held, self.run.checkpoint_file.name, self.emit, timer, weights)
         self._early_stopping = EarlyStopping(cfg.early_stopping_patience, cfg.epochs)
         internal: list[Callback] = [freezing]
         if cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
@@ -294,7 +286,7 @@ class Trainer:
             val_targets=list(_targets_of(epoch_inputs.val)),
             val_forward=epoch_inputs.val_forward,
             randomness=randomness,
-            callbacks=[*internal, *self.callbacks.callbacks, ResumeCheckpoint(self.held, self.run.resume_file.name, timer, constant)],
+            callbacks=[*internal, *self.callbacks.callbacks, ResumeCheckpoint(self.held, self.run.resume_file.name, timer, weights)],
             stop_event=self._stop,
             steps_per_epoch=steps_per_epoch,
             batch_size=max(cfg.batch_size, 64),
