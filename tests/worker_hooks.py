@@ -39,6 +39,7 @@ def refuse_writes_while(full: Callable[[], bool], setattr_=setattr) -> None:
         return write
 
     setattr_(RunDir, "write_with", refuse(RunDir.write_with))  # every file write, bytes or streamed
+    setattr_(RunDir, "link_file", refuse(RunDir.link_file))  # a frozen run's shared backbone weights
     setattr_(RunDir, "append_lines", refuse(RunDir.append_lines))
 
 

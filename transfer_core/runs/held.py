@@ -23,7 +23,8 @@ class HeldWrites:
     from memory, whatever made it to disk.
     """
 
-    BUNDLE = ("config.json", "model.json", "best.safetensors", "report.json", "predictions.json")
+    SHARED_WEIGHTS_FILE = "backbone.safetensors"  # a frozen run's backbone weights (see :mod:`.shared_weights`)
+    BUNDLE = ("config.json", "model.json", "best.safetensors", SHARED_WEIGHTS_FILE, "report.json", "predictions.json")
 
     def __init__(self, run: RunDir, on_failure: Callable[[OSError], None] | None = None) -> None:
         self.run = run
@@ -54,6 +55,15 @@ class HeldWrites:
         except OSError as exc:
             self.files[name] = as_bytes()
             self._failed(exc)
+
+    def link(self, name: str, source: Path, inode: int) -> bool:
+        """Hard-link ``source`` into the run as ``name`` (see :meth:`RunDir.link_file`); False when that
+        cannot be done, and the caller writes the data itself."""
+        try:
+            self.run.link_file(name, source, inode)
+        except OSError:
+            return False
+        return True
 
     def write_json(self, name: str, value: Any) -> None:
         from .store import json_bytes  # the store imports this module

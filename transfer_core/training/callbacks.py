@@ -29,6 +29,7 @@ from ..runs.store import HeldWrites, resume_bytes, write_checkpoint
 from .events import CheckpointSaved, EpochEnded, RunEvent, StepEnded
 
 if TYPE_CHECKING:
+    from ..runs.shared_weights import SharedWeights
     from .loop import Loop, StepOutput
 
 __all__ = [
@@ -239,6 +240,11 @@ class ModelState:
         covered = all(any(k.startswith(prefix) for prefix in children) for k in changing)
         self._order = list(full) if self.constant and covered else []  # empty: read the whole model every time
 
+    @property
+    def unchanging(self) -> dict[str, torch.Tensor]:
+        """The entries no step changes, as read when this was made."""
+        return dict(self._fixed)
+
     def __call__(self) -> dict[str, torch.Tensor]:
         if not self._order:
             return self.model.state_dict()
@@ -283,11 +289,12 @@ class ModelCheckpoint(Callback):
 
     def __init__(
         self, model: torch.nn.Module, held: HeldWrites, file_name: str, emit: Callable[[RunEvent], None], timer: CheckpointTimer,
-        weights: ModelState | None = None,
+        weights: ModelState | None = None, shared: SharedWeights | None = None,
     ) -> None:
         self.model, self.held, self.file_name, self.emit, self.timer = model, held, file_name, emit, timer
         self.weights = weights or ModelState(model)  # reads the model's state
         self.constant = self.weights.constant  # state-dict keys no step of this run changes (see :func:`snapshot`)
+        self.shared = shared  # unchanging weights the run folder links to instead of writing them
         self.best: dict[str, float] | None = None
         self.best_state: dict[str, torch.Tensor] | None = None  # None after a resume: the file has it
         self._unwritten = False
@@ -320,7 +327,12 @@ class ModelCheckpoint(Callback):
     def _write(self) -> None:
         assert self.best is not None and self.best_state is not None
         self._unwritten = False
-        write_checkpoint(self.held, self.file_name, self.best_state)
+        state = self.best_state
+        if self.shared is not None and not self.shared.link_into(self.held):
+            self.shared = None  # no hard link here: this and later writes hold every weight
+        if self.shared is not None:
+            state = {k: v for k, v in state.items() if k not in self.shared.keys}
+        write_checkpoint(self.held, self.file_name, state, shared=self.shared is not None)
         if self.file_name not in self.held.files:
             self.emit(CheckpointSaved(path=str(self.held.run.path / self.file_name), **self.best))
 

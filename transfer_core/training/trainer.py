@@ -31,6 +31,7 @@ from ..data.image_cache import LabeledImages
 from ..data.records import DatasetIndex, SkippedFile
 from ..data.splits import load_run_split
 from ..errors import WarmstartError
+from ..features.cache import run_network_key
 from ..features.cpu_runtime import cpu_runtime_enabled
 from ..features.inference import cpu_bf16_training, to_device, weights_layout
 from ..insight.calibration import calibrate_run
@@ -38,6 +39,7 @@ from ..insight.evaluate import classification_report, per_image_predictions
 from ..models.metadata import ModelInfo
 from ..models.registry import get_backbone
 from ..models.transfer import TransferModel, trainable_groups_at
+from ..runs.shared_weights import SharedWeights
 from ..runs.store import HeldWrites, RunDir
 from .batches import batch_loader
 from .callbacks import (
@@ -262,7 +264,8 @@ class Trainer:
         timer = CheckpointTimer(self.checkpoint_interval_s)
         # A frozen backbone's weights are the same after every epoch: both checkpoints read them once and share them.
         weights = ModelState(model, unchanging=("backbone.",) if cfg.strategy is Strategy.FROZEN else ())
-        self._checkpoint = ModelCheckpoint(model, self.held, self.run.checkpoint_file.name, self.emit, timer, weights)
+        shared = SharedWeights(run_network_key(cfg, self._inputs.spec), weights.unchanging) if weights.constant and ranks.is_main else None
+        self._checkpoint = ModelCheckpoint(model, self.held, self.run.checkpoint_file.name, self.emit, timer, weights, shared)
         self._early_stopping = EarlyStopping(cfg.early_stopping_patience, cfg.epochs)
         internal: list[Callback] = [freezing]
         if cfg.head_warmup_epochs and trainable_groups_at(cfg, 0, n_groups) > 0:
