@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from transfer_core.insight.evaluate import (
     _macro_f1,
@@ -23,6 +23,34 @@ def test_report_matches_hand_counts():
     wrong = [r for r in rows if not r["correct"]]
     assert [r["path"] for r in wrong] == ["c"] and wrong[0]["predicted"] == "cat"
     assert abs(wrong[0]["loss"] + np.log(0.4)) < 1e-9
+
+
+def test_report_metrics_agree_with_scikit_learn_also_for_classes_never_seen_or_never_predicted():
+    rng = np.random.default_rng(1)
+    classes = ["a", "b", "c", "d", "e"]
+    for n in (1, 7, 40):
+        for _ in range(10):
+            t, p = rng.integers(0, 4, n), rng.integers(0, 3, n)  # "e" never occurs, "d" is never predicted
+            report = classification_report(t.tolist(), np.eye(5)[p], classes)
+            labels = list(range(5))
+            precision, recall, f1, support = precision_recall_fscore_support(t, p, labels=labels, zero_division=0)
+            assert report["val_accuracy"] == pytest.approx(accuracy_score(t, p), abs=1e-12)
+            assert report["macro_f1"] == pytest.approx(f1_score(t, p, labels=labels, average="macro", zero_division=0), abs=1e-12)
+            assert report["confusion_matrix"] == confusion_matrix(t, p, labels=labels).tolist()
+            for i, row in enumerate(report["per_class"]):
+                assert (row["precision"], row["recall"], row["f1"]) == pytest.approx((precision[i], recall[i], f1[i]), abs=1e-12)
+                assert row["support"] == support[i] and type(row["support"]) is int
+
+
+def test_report_refuses_inputs_that_do_not_fit_its_classes():
+    probs = np.eye(3)[[0, 1, 2]]
+    with pytest.raises(ValueError, match="3 images and 2 rows"):
+        classification_report([0, 1, 2], probs[:2], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="4 columns for 3 classes"):
+        classification_report([0, 1, 2], np.eye(4)[[0, 1, 3]], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="class index 3, outside the 3 classes"):
+        classification_report([0, 1, 3], probs, ["a", "b", "c"])
+    assert classification_report([], np.zeros((0, 2)), ["a", "b"])["val_accuracy"] == 0.0
 
 
 def test_fast_macro_f1_agrees_with_scikit_learn():
