@@ -139,12 +139,12 @@ def test_a_checkpoint_the_disk_refuses_is_held_in_memory_even_when_safetensors_r
     checkpoint written straight to disk crashed the run instead of being held for a retry or download."""
     from safetensors import SafetensorError
 
-    from transfer_core.runs import store
+    from transfer_core.runs import checkpoint_files
 
     def full_disk(tensors, filename, metadata=None):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(store, "save_file", full_disk)
+    monkeypatch.setattr(checkpoint_files, "save_file", full_disk)
     trainer = Trainer(tiny_config.replace(epochs=2), RunDir(tmp_path / "run"))
     assert trainer.fit().status == "finished"
     assert "best.safetensors" in trainer.held.pending and trainer.held.error.strerror == "No space left on device"
@@ -264,6 +264,34 @@ def test_a_frozen_runs_state_reads_its_backbone_once_and_its_head_every_time():
     assert torch.equal(read["2.weight"], model[2].weight)
     assert read["0.weight"].data_ptr() == model[0].weight.data_ptr()  # the weights themselves, not a copy
     assert list(read) == list(model.state_dict())
+
+
+def test_restoring_a_saved_state_puts_back_the_changing_entries_without_walking_the_unchanging_part():
+    """The best epoch's weights go back through the children that hold changing entries; the frozen
+    part is neither walked nor written, and a model read whole is restored whole."""
+    from transfer_core.training.model_state import ModelState, snapshot
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    state = ModelState(model, unchanging=("0.", "1."))
+    best = snapshot(state(), state.constant)
+    walked = []
+    model[0].register_load_state_dict_pre_hook(lambda *args: walked.append(1))
+    with torch.no_grad():
+        model[2].weight.add_(1.0)
+        model[2].bias.zero_()
+    state.restore(best)
+    assert torch.equal(model[2].weight, best["2.weight"]) and torch.equal(model[2].bias, best["2.bias"])
+    assert not walked, "the unchanging part was loaded again"
+
+    whole = ModelState(model)  # nothing unchanging: every entry is restored
+    saved = snapshot(whole())
+    with torch.no_grad():
+        model[0].weight.mul_(2.0)
+        model[1].running_mean.add_(1.0)
+    whole.restore(saved)
+    assert torch.equal(model[0].weight, saved["0.weight"]) and torch.equal(model[1].running_mean, saved["1.running_mean"])
+    with pytest.raises(RuntimeError, match="Missing key"):  # a state that does not fit is refused
+        whole.restore({k: v for k, v in saved.items() if k != "2.bias"})
 
 
 def test_a_model_whose_own_entries_change_is_read_whole_every_time():
