@@ -79,3 +79,23 @@ def test_inference_runs_a_module_in_eval_mode_and_gives_each_layer_its_own_mode_
     with eval_mode(model):
         assert not any(m.training for m in model.modules())
     assert not any(m.training for m in model.modules())
+
+
+def test_head_dropout_keeps_each_value_with_probability_one_minus_p_and_scales_it_like_nn_dropout():
+    from transfer_core.models.transfer import HeadDropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 500, requires_grad=True)
+    dropout = HeadDropout(0.3).train()
+    y = dropout(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    y.sum().backward()  # the gradient flows through the kept values only, scaled alike
+    assert torch.equal(x.grad, kept.float() / 0.7)
+    assert torch.equal(dropout.eval()(x), x)
+    assert torch.equal(HeadDropout(0.0).train()(x), x)
+    assert not HeadDropout(1.0).train()(x).any()
+    assert abs(nn.Dropout(0.3).train()(x).ne(0).float().mean().item() - 0.7) < 0.005  # what it stands in for
+    half = dropout.train()(torch.ones(400, 500, dtype=torch.bfloat16))  # fine-tuning under bf16 autocast
+    assert half.dtype == torch.bfloat16 and abs(half.ne(0).float().mean().item() - 0.7) < 0.005

@@ -18,6 +18,7 @@ from .registry import get_backbone
 from ..config import Strategy, TrainConfig
 
 __all__ = [
+    "HeadDropout",
     "ParameterCounts",
     "StrategyParameters",
     "TransferModel",
@@ -30,13 +31,30 @@ __all__ = [
 ]
 
 
+class HeadDropout(nn.Dropout):
+    """``nn.Dropout`` that draws its CPU training mask by comparing uniform numbers with ``p``.
+
+    Why: on a CPU PyTorch draws dropout's mask element by element (``bernoulli_``); a vectorised
+    ``rand`` and a comparison give the same keep probability in half the time. A frozen run's step
+    on cached features is little more than dropout and one linear layer: forward and backward over
+    32 Lite0 features took 260 µs with ``nn.Dropout`` and 150 µs this way on a 2-core CPU. Other
+    devices, evaluation, ``inplace`` and ``p`` of 0 or 1 go through ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.device.type != "cpu" or self.inplace or not 0.0 < self.p < 1.0:
+            return super().forward(x)
+        keep = torch.rand(x.shape, device=x.device) >= self.p  # drawn in float32 whatever x's dtype (bf16 has 8 bits)
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))  # one scaled mask: forward and backward one product each
+
+
 class TransferModel(nn.Module):
     """Backbone features → dropout → linear classifier for the new classes."""
 
     def __init__(self, backbone: Backbone, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.num_features, num_classes))
+        self.head = nn.Sequential(HeadDropout(dropout), nn.Linear(backbone.num_features, num_classes))
 
     def forward(self, x: torch.Tensor, start_stage: int = 0) -> torch.Tensor:
         return self.head(self.backbone(x, start=start_stage))
