@@ -108,13 +108,13 @@ def test_the_converted_copy_of_the_bundled_weights_holds_the_wheels_weights_and_
 def test_a_weights_cache_that_cannot_be_written_still_builds_the_model(monkeypatch, tmp_path):
     from safetensors import SafetensorError
 
-    from transfer_core.runs import store
+    from transfer_core.runs import checkpoint_files
 
     def refuse(tensors, filename, metadata=None):
         raise SafetensorError("Error while serializing: I/O error: Read-only file system (os error 30)")
 
     monkeypatch.setenv("WARMSTART_HOME", str(tmp_path))
-    monkeypatch.setattr(store, "save_file", refuse)
+    monkeypatch.setattr(checkpoint_files, "save_file", refuse)
     assert len(get_backbone("efficientnet_lite0").build().state_dict()) > 100
     assert not any((tmp_path / "cache" / "weights").iterdir())
 

@@ -122,7 +122,8 @@ def _converted_copy(path: Path) -> Path:
 
 def _keep_copy(weights: dict[str, torch.Tensor], copy: Path) -> None:
     """Write the converted copy atomically; a cache that cannot be written only means the pickle next time."""
-    from ..runs.store import atomic_write, save_tensors_file  # the store imports the training package
+    from ..runs.checkpoint_files import save_tensors_file  # the runs package imports the training package
+    from ..runs.store import atomic_write
 
     tensors = {k: v.contiguous() for k, v in weights.items()}
     with contextlib.suppress(OSError):  # a full or read-only disk

@@ -28,7 +28,8 @@ from safetensors.torch import load_file
 
 from ..workspace import home
 from .held import HeldWrites
-from .store import SHARED_WEIGHTS_FILE, atomic_write, save_tensors_file
+from .checkpoint_files import checkpoint_tensors, save_tensors_file
+from .store import SHARED_WEIGHTS_FILE, atomic_write
 
 __all__ = ["SHARED_WEIGHTS_FILE", "SharedWeights", "shared_folder"]
 
@@ -76,15 +77,12 @@ class SharedWeights:
             _CHECKED[self.path] = (stat.st_ino, stat.st_mtime_ns)
             return stat.st_ino
 
-    def _cpu_tensors(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to("cpu").contiguous() for k, v in self.tensors.items()}
-
     def _same_as(self, path: Path) -> bool:
         try:
             found = load_file(path)
         except (OSError, SafetensorError):  # damaged: replaced like a differing copy
             return False
-        mine = self._cpu_tensors()
+        mine = checkpoint_tensors(self.tensors)
         return found.keys() == mine.keys() and all(torch.equal(found[k], v) for k, v in mine.items())
 
     def _write(self) -> os.stat_result:
@@ -93,7 +91,7 @@ class SharedWeights:
         written: list[os.stat_result] = []
 
         def write(tmp: Path) -> None:
-            save_tensors_file(self._cpu_tensors(), tmp)
+            save_tensors_file(checkpoint_tensors(self.tensors), tmp)
             written.append(tmp.stat())
 
         atomic_write(self.path, write)

@@ -22,6 +22,7 @@ the target, so readers see either the old or the new file, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -32,23 +33,23 @@ import socket
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors import safe_open
-from safetensors.torch import load_file, save, save_file
+from safetensors.torch import load_file
 
 from ..config import TrainConfig
 from ..errors import WarmstartError
 from ..training.events import Event, RunEvent
+from .event_lines import EventLines
 from .held import HeldWrites  # re-exported: callers import it from the store
 
 SHARED_WEIGHTS_FILE = HeldWrites.SHARED_WEIGHTS_FILE
 
-__all__ = ["SHARED_WEIGHTS_FILE", "HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "safe_torch_load", "save_tensors_file", "write_checkpoint"]
+__all__ = ["SHARED_WEIGHTS_FILE", "HeldWrites", "RunDir", "RunStore", "atomic_write", "atomic_write_json", "safe_torch_load"]
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -89,6 +90,7 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._kept_lines: EventLines | None = None  # see metrics_kept_open
 
     @property
     def name(self) -> str:
@@ -117,16 +119,30 @@ class RunDir:
         self.append_lines([json.dumps(event.to_dict(), ensure_ascii=False)])
 
     def append_lines(self, lines: list[str]) -> None:
-        """Append JSON lines to ``metrics.jsonl``, first closing a line torn by a killed writer."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with self.metrics_file.open("a+b") as handle:
-            handle.seek(0, os.SEEK_END)
-            torn = False
-            if handle.tell() > 0:
-                handle.seek(-1, os.SEEK_END)
-                torn = handle.read(1) != b"\n"
-            handle.write((("\n" if torn else "") + "".join(line + "\n" for line in lines)).encode("utf-8"))
-            handle.flush()
+        """Append JSON lines to ``metrics.jsonl``, first closing a line torn by a killed writer
+        (see :mod:`.event_lines`); within :meth:`metrics_kept_open`, to the file kept open."""
+        if self._kept_lines is not None:
+            self._kept_lines.append(lines)
+            return
+        once = EventLines(self.metrics_file)
+        try:
+            once.append(lines)
+        finally:
+            once.close()
+
+    @contextlib.contextmanager
+    def metrics_kept_open(self) -> Iterator[None]:
+        """Within the block this object keeps ``metrics.jsonl`` open between lines (a training run);
+        a block inside another uses the outer one's file."""
+        if self._kept_lines is not None:
+            yield
+            return
+        self._kept_lines = EventLines(self.metrics_file)
+        try:
+            yield
+        finally:
+            self._kept_lines.close()
+            self._kept_lines = None
 
     __call__ = append_event
 
@@ -279,38 +295,6 @@ class RunDir:
             raise WarmstartError(f"'{path}' does not exist; is '{self.path}' a Warmstart run folder?") from None
         except json.JSONDecodeError as exc:
             raise WarmstartError(f"'{path}' is not valid JSON ({exc}).") from None
-
-
-def write_checkpoint(held: HeldWrites, name: str, state_dict: dict[str, torch.Tensor], shared: bool = False) -> None:
-    """A state dict into the run folder as safetensors, written straight from the tensors: making the
-    whole file's bytes first took longer than writing them (16 vs 7 ms for Lite0's 14 MB). The bytes
-    are made only if the disk refuses the file and it has to be held in memory. ``shared``: the rest
-    of the weights are in the folder's ``backbone.safetensors`` (noted in the file)."""
-    tensors = _checkpoint_tensors(state_dict)
-    metadata = {"shared": SHARED_WEIGHTS_FILE} if shared else None
-    held.write_with(name, lambda tmp: save_tensors_file(tensors, tmp, metadata), lambda: save(tensors, metadata))
-
-
-def save_tensors_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
-    """safetensors' ``save_file``, with its write failures (a full disk, a vanished folder) raised as the
-    OSError they are, so callers handle them like any other refused write (a checkpoint is held in memory)."""
-    try:
-        save_file(tensors, str(path), metadata)
-    except SafetensorError as exc:
-        code = re.search(r"os error (\d+)", str(exc))
-        number = int(code.group(1)) if code else errno.EIO
-        raise OSError(number, os.strerror(number)) from exc
-
-
-def _checkpoint_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The state dict as safetensors takes it: detached, on the CPU, contiguous."""
-    return {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-
-
-def resume_bytes(state: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
 
 
 class RunStore:

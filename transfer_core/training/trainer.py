@@ -156,14 +156,15 @@ class Trainer:
     # ---------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainResult:
         """Train to completion (or until stopped); raises WarmstartError on bad input."""
-        try:
-            return self._fit(resume)
-        except WarmstartError as exc:
-            self.emit(RunFailed(message=str(exc)))
-            raise
-        except Exception as exc:
-            self.emit(RunFailed(message=f"{type(exc).__name__}: {exc}"))
-            raise
+        with self.run.metrics_kept_open():  # a line per step: see runs/event_lines.py
+            try:
+                return self._fit(resume)
+            except WarmstartError as exc:
+                self.emit(RunFailed(message=str(exc)))
+                raise
+            except Exception as exc:
+                self.emit(RunFailed(message=f"{type(exc).__name__}: {exc}"))
+                raise
 
     def _open_run_folder(self) -> None:
         """Create (or reopen) the run folder, clearing what a killed process left half-written."""
