@@ -18,6 +18,8 @@ def test_folder_scan_skips_and_reports(tmp_path):
     (root / "red" / "broken.jpg").write_bytes(b"not really a jpeg")
     make_image((1, 2, 3)).save(root / "blue" / "UPPER.JPEG", format="JPEG")
     (root / "empty_class").mkdir()
+    (root / "green" / "deeper" / "deepest").mkdir(parents=True)
+    (root / "green" / "deeper" / "deepest" / "notes.md").write_text("in a sub-folder of a class")
     index = load_dataset(root)
     assert index.classes == ["blue", "green", "red"]
     assert index.counts() == {"blue": 5, "green": 4, "red": 4}
@@ -25,6 +27,7 @@ def test_folder_scan_skips_and_reports(tmp_path):
     assert "not an image type" in reasons["red/notes.txt"]
     assert "not a readable image" in reasons["red/broken.jpg"]
     assert "no usable images" in reasons["empty_class/"]
+    assert "not an image type" in reasons["green/deeper/deepest/notes.md"]  # named from the dataset's folder
     assert not any("hidden" in p or "MACOSX" in p for p in reasons)
 
 

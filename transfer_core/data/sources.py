@@ -126,10 +126,10 @@ def scan_folder(root: str | Path, on_progress: OnProgress | None = None) -> Data
         start = len(files)
         for dirpath, dirnames, filenames in os.walk(entry):
             dirnames[:] = sorted(d for d in dirnames if not is_ignored_name(d))
+            shown = os.path.relpath(dirpath, root).replace(os.sep, "/")  # once per folder: relpath is slow
             for name in sorted(filenames):
-                if not is_ignored_name(name):
-                    path = os.path.join(dirpath, name)  # strings: Path objects cost seconds at 50,000 files
-                    files.append((path, os.path.relpath(path, root).replace(os.sep, "/")))
+                if not is_ignored_name(name):  # strings: Path objects cost seconds at 50,000 files
+                    files.append((os.path.join(dirpath, name), f"{shown}/{name}"))
         plan.append(_ClassFiles(entry.name.strip(), entry.name, start, len(files)))
     reasons = unusable_reasons(files, root, on_progress)
     records: list[ImageRecord] = []
