@@ -57,6 +57,19 @@ def _give(labels_file: Path, path: str, label: str) -> None:
     _change(labels_file, lambda labels: labels.set(path, label))
 
 
+def _give_next(labels_file: Path, batch: tuple[str, ...], label: str) -> None:
+    """on_click of a class or skip button: ``label`` goes to the batch's first image without one *now*.
+
+    A key pressed while the page still redraws after the previous label runs the callback with the
+    arguments of the run before, so the arguments name the batch, never the image shown: naming the image
+    would overwrite the label just given."""
+    def label_next(labels: PoolLabels) -> None:
+        pending = next((p for p in batch if p not in labels.labels), None)
+        if pending is not None:
+            labels.set(pending, label)
+    _change(labels_file, label_next)
+
+
 def _undo(labels_file: Path) -> None:
     _change(labels_file, lambda labels: labels.undo())
 
@@ -81,7 +94,7 @@ def render(batch: Suggestion, labels: PoolLabels, classes: list[str], labels_fil
     done = len(batch.paths) - len(pending)
     st.progress(done / len(batch.paths), text=f"{done} of {len(batch.paths)} images of this batch labelled")
     if pending:
-        _next_image(pending[0], classes, labels_file, len(batch.paths) - len(pending) + 1, len(batch.paths))
+        _next_image(pending[0], tuple(batch.paths), classes, labels_file, len(batch.paths) - len(pending) + 1)
     else:
         st.success("This batch is labelled. Retrain below, or suggest the next batch.")
     if labels.history:
@@ -89,12 +102,12 @@ def render(batch: Suggestion, labels: PoolLabels, classes: list[str], labels_fil
     _grid(batch.paths, labels, classes, labels_file, pending[0] if pending else None)
 
 
-def _next_image(path: str, classes: list[str], labels_file: Path, number: int, total: int) -> None:
+def _next_image(path: str, batch: tuple[str, ...], classes: list[str], labels_file: Path, number: int) -> None:
     """The next unlabelled image, large, with one button per class (keys 1–9) and skip (S)."""
     picture, choices = st.columns([2, 3])
     thumb = thumbnail(path, 420)
     if thumb is not None:
-        picture.image(thumb, caption=f"Image {number} of {total}: {short_file_name(Path(path).name, 40)}", width="stretch")
+        picture.image(thumb, caption=f"Image {number} of {len(batch)}: {short_file_name(Path(path).name, 40)}", width="stretch")
     else:
         picture.warning(f"{Path(path).name} cannot be read any more; skip it.")
     with choices:
@@ -103,9 +116,9 @@ def _next_image(path: str, classes: list[str], labels_file: Path, number: int, t
         st.caption("Click a class, or press the key shown before it. S skips an image that belongs to no class.")
         for i, (name, key) in enumerate(zip(classes, keys)):
             st.button(f"{key} · {name}" if key and key != name else name, key=f"pool_give_{i}", shortcut=key, width="stretch",
-                      on_click=_give, args=(labels_file, path, name))
+                      on_click=_give_next, args=(labels_file, batch, name))
         st.button("S · Skip: not any class", key="pool_skip", shortcut="S", width="stretch",
-                  on_click=_give, args=(labels_file, path, POOL_SKIP))
+                  on_click=_give_next, args=(labels_file, batch, POOL_SKIP))
 
 
 def _grid(paths: list[str], labels: PoolLabels, classes: list[str], labels_file: Path, next_path: str | None) -> None:

@@ -155,3 +155,28 @@ def test_class_keys_are_the_class_names_for_digits_and_numbers_otherwise():
     assert labelling.class_keys(["cat", "dog"]) == ["1", "2"]
     assert labelling.class_keys(["r", "x"]) == ["1", "2"]  # R is Streamlit's own key
     assert labelling.class_keys([f"c{i}" for i in range(11)])[-2:] == [None, None]
+
+
+def test_a_key_pressed_before_the_page_caught_up_labels_the_next_image(app_with_data, colour_project):
+    """A key pressed while the page is still redrawing after the previous label runs the button's callback
+    as the *previous* run registered it. Labelling then must go to the next unlabelled image of the batch,
+    never overwrite the image just labelled (seen in a browser: 7 then S quickly gave image 2 "skip")."""
+    colours = list(COLORS.values())
+    at = _goto(app_with_data, "data")
+    uploader = next(u for u in at.file_uploader if u.key.startswith("pool_upload"))
+    uploader.set_value([(f"p{i}.png", _png(colours[i % 3], 800 + i), "image/png") for i in range(4)]).run()
+    _button(at, "add_pool").click().run()
+    _button(at, "pool_suggest").click().run()
+    batch = json.loads((colour_project.path / "pool-suggestion.json").read_text())["paths"]
+    first_class = sorted(COLORS)[0]
+    labels_file = pool_labels_path_for(_labels_folder(colour_project))
+    # The first image's label lands (the earlier key press) while this page still shows it as the next one.
+    labels = PoolLabels.load(labels_file)
+    labels.set(batch[0], first_class)
+    labels.save(labels_file)
+
+    _button(at, "pool_skip").click().run()
+    _no_exception(at)
+    after = _labels(colour_project).labels
+    assert after == {batch[0]: first_class, batch[1]: POOL_SKIP}
+    assert any(p.text == "2 of 4 images of this batch labelled" for p in at.get("progress"))
