@@ -124,9 +124,12 @@ def server(tmp_path, feature_pause):
 
 
 def _settle(page) -> None:
-    """Wait until Streamlit has finished the current script run and images have loaded."""
+    """Wait until Streamlit has finished the current script run and images have loaded.
+
+    The app root's script state says so at once; the status widget appears only after a delay."""
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]') && "
+        "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning' && "
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]') && "
         "!document.querySelector('[data-testid=\"stSkeleton\"]') && "
         "Array.from(document.images).every(img => img.complete)",
         timeout=60_000,
