@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -64,10 +65,14 @@ def _give_next(labels_file: Path, batch: tuple[str, ...], label: str) -> None:
     arguments of the run before, so the arguments name the batch, never the image shown: naming the image
     would overwrite the label just given."""
     def label_next(labels: PoolLabels) -> None:
-        pending = next((p for p in batch if p not in labels.labels), None)
-        if pending is not None:
-            labels.set(pending, label)
+        if pending := _unlabelled(batch, labels):
+            labels.set(pending[0], label)
     _change(labels_file, label_next)
+
+
+def _unlabelled(paths: Sequence[str], labels: PoolLabels) -> list[str]:
+    """The images of ``paths`` without a label (or skip), in order: the first is the one shown and labelled next."""
+    return [p for p in paths if p not in labels.labels]
 
 
 def _undo(labels_file: Path) -> None:
@@ -90,7 +95,7 @@ def render(batch: Suggestion, labels: PoolLabels, classes: list[str], labels_fil
     if not batch.paths:
         st.info("Every proposed image has left the pool; suggest a new batch.")
         return
-    pending = [p for p in batch.paths if p not in labels.labels]
+    pending = _unlabelled(batch.paths, labels)
     done = len(batch.paths) - len(pending)
     st.progress(done / len(batch.paths), text=f"{done} of {len(batch.paths)} images of this batch labelled")
     if pending:
